@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` starts gedrag, `make test` runs every check.
+# Both install what they need first (a virtualenv in .venv, pinned by requirements/constraints.txt).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
+export DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=true UNSTRUCTURED_DISABLE_NOTICE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: install run test lint format services clean
+
+$(STAMP):
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# torch first, from the local CPU wheel: a resolver left alone pulls the CUDA build (GBs).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev]'
+	# unstructured's PDF path imports it; its own dependencies would pull torchvision (CUDA).
+	$(BIN)/pip install -q --no-deps unstructured-inference==1.6.14
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/gedrag up
+
+services:
+	bash infra/dev/services.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install services lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,134 @@
+"""Domain types shared by every tier: what a tenant, document, version and job are.
+
+These are plain frozen dataclasses returned by the catalog; the HTTP schemas in ``serving`` are
+built from them. States are ``StrEnum`` so they serialise as their value everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class DocumentStatus(StrEnum):
+    """Lifecycle of a document, derived from its current version and pending deletion."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    DELETING = "deleting"
+
+
+class JobKind(StrEnum):
+    INGEST = "ingest"
+    DELETE = "delete"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as listed: never the key itself, only its display prefix."""
+
+    id: str
+    tenant_id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: str
+    tenant_id: str
+    name: str
+    description: str
+    created_at: datetime
+    document_count: int = 0
+
+
+@dataclass(frozen=True)
+class Version:
+    id: str
+    document_id: str
+    number: int
+    sha256: str
+    size_bytes: int
+    media_type: str
+    filename: str
+    status: DocumentStatus
+    chunk_count: int | None
+    entity_count: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    tenant_id: str
+    collection: str
+    title: str
+    status: DocumentStatus
+    current_version: int
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    versions: list[Version] = field(default_factory=list)
+
+    @property
+    def current(self) -> Version | None:
+        return next((v for v in self.versions if v.number == self.current_version), None)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tenant_id: str
+    kind: JobKind
+    document_id: str
+    version_id: str | None
+    state: JobState
+    stage: str
+    progress: float
+    error: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """Listing filters; every field narrows, ``None`` means any."""
+
+    collection: str | None = None
+    tag: str | None = None
+    status: DocumentStatus | None = None
+    metadata: dict[str, Any] | None = None
+    title_contains: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Document]
+    next_cursor: str | None

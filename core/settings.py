@@ -1,0 +1,164 @@
+"""The one settings class of gedrag.
+
+Every value comes from here: environment variables with the ``GEDRAG_`` prefix, nested per
+subsystem with ``__`` (``GEDRAG_CATALOG__URL=postgresql+psycopg://...``). Defaults are the embedded
+ones, so a bare checkout runs with no server: SQLite catalog, in-process Celery broker, local
+Qdrant folder, graph tables in the catalog database, all under ``data_dir``. ``os.environ`` is read
+here and nowhere else; build ``Settings(...)`` directly in tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+MB = 1024 * 1024
+
+
+class CatalogSettings(BaseModel):
+    """Relational catalog (tenants, keys, collections, documents, versions, jobs)."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means SQLite at <data_dir>/catalog.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement.")
+
+
+class BrokerSettings(BaseModel):
+    """Celery broker. ``memory://`` runs a worker inside the API process (embedded mode)."""
+
+    url: str = Field(
+        default="memory://",
+        description="memory:// (embedded worker in-process) or redis://host:6379/0",
+    )
+    result_backend: str | None = Field(
+        default=None,
+        description="Celery result backend for chords; unset means the broker URL "
+        "(cache+memory:// in embedded mode). Job state itself lives in the catalog.",
+    )
+    queue: str = Field(default="gedrag", description="Celery queue the workers consume.")
+    embedded_concurrency: int = Field(
+        default=2, ge=1, description="Threads of the in-process worker (embedded mode only)."
+    )
+    max_retries: int = Field(
+        default=6, ge=0, description="Retries of a job step on transient store errors."
+    )
+    retry_backoff_max_s: int = Field(
+        default=120, ge=1, description="Ceiling of the exponential retry delay, seconds."
+    )
+
+
+class ClientSettings(BaseModel):
+    """How the CLI reaches a running gedrag API (`gedrag ingest`, `gedrag docs`)."""
+
+    url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the API.")
+    api_key: SecretStr | None = Field(default=None, description="API key sent by the CLI.")
+
+
+class ApiSettings(BaseModel):
+    """HTTP gateway."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = Field(
+        default=100 * MB, gt=0, description="Largest accepted upload; larger answers 413."
+    )
+    page_size_max: int = Field(default=200, gt=0, description="Largest page of a listing.")
+
+
+class ParsingSettings(BaseModel):
+    """Bounds on what one document may expand to; beyond them its job fails with the cause."""
+
+    max_pages: int = Field(default=2000, gt=0, description="Pages (text: 3000 chars/page).")
+    max_chars: int = Field(default=20_000_000, gt=0, description="Characters of parsed text.")
+
+
+class ChunkingSettings(BaseModel):
+    """Structure-aware chunking, measured in tokens of the embedding model."""
+
+    max_tokens: int = Field(default=256, ge=16, description="Largest chunk, in model tokens.")
+    overlap_tokens: int = Field(default=32, ge=0, description="Overlap when a section is split.")
+    min_section_tokens: int = Field(
+        default=64, ge=0, description="Sections smaller than this merge with the next one."
+    )
+
+
+class EmbeddingSettings(BaseModel):
+    """Dense embedding model (sentence-transformers)."""
+
+    model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model name or local path; the default loads offline from a PyPI package.",
+    )
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:1 ...")
+    batch_size: int = Field(default=64, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of gedrag's configuration, read once from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GEDRAG_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    env: Literal["dev", "prod"] = Field(
+        default="dev", description="prod refuses unsafe defaults (embedded broker, placeholders)."
+    )
+    data_dir: Path = Field(
+        default=Path("./var"), description="Where embedded stores and original files live."
+    )
+    default_tenant: str = Field(
+        default="default", description="Tenant created by `gedrag up` on first start."
+    )
+    catalog: CatalogSettings = CatalogSettings()
+    broker: BrokerSettings = BrokerSettings()
+    api: ApiSettings = ApiSettings()
+    client: ClientSettings = ClientSettings()
+    parsing: ParsingSettings = ParsingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "prod" and self.broker.url.startswith("memory://"):
+            raise ConfigurationError(
+                "GEDRAG_ENV=prod needs a real broker: set GEDRAG_BROKER__URL=redis://..."
+            )
+        return self
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog URL, defaulting to SQLite inside ``data_dir``."""
+        if self.catalog.url:
+            return self.catalog.url
+        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        """Root of the content-addressed original files."""
+        return self.data_dir / "blobs"
+
+    @property
+    def result_backend(self) -> str:
+        if self.broker.result_backend:
+            return self.broker.result_backend
+        return "cache+memory://" if self.embedded_broker else self.broker.url
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the worker must run inside the API process."""
+        return self.broker.url.startswith("memory://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,77 @@
+"""The one Celery app of gedrag and the embedded worker.
+
+Production: a Redis broker by URL and separate ``gedrag worker`` processes. Embedded (the
+default): the ``memory://`` broker, whose queues live in this process, and a real Celery worker on
+threads inside the ``gedrag up`` process, so a new user needs no Redis. Job state lives in the
+catalog, never in a result backend; the backend only serves chords.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+from core.settings import Settings
+from ingestion.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class GedragCelery(Celery):  # type: ignore[misc]
+    """A Celery app that carries the settings and, lazily, the runtime its tasks act on."""
+
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+        super().__init__(
+            "gedrag",
+            broker=settings.broker.url,
+            backend=settings.result_backend,
+            set_as_current=False,
+        )
+        self.settings = settings
+        self._runtime = runtime
+        self._runtime_lock = threading.Lock()
+        self.conf.update(
+            task_default_queue=settings.broker.queue,
+            task_serializer="json",
+            accept_content=["json"],
+            # Tasks are idempotent, so acknowledge after the work: a killed worker's task is
+            # delivered again instead of lost.
+            task_acks_late=True,
+            task_reject_on_worker_lost=True,
+            # Model-holding workers take one task at a time; others stay queued for peers.
+            worker_prefetch_multiplier=1,
+            worker_redirect_stdouts=False,
+            worker_hijack_root_logger=False,
+            broker_connection_retry_on_startup=True,
+            task_ignore_result=True,
+        )
+        from ingestion import tasks  # tasks import this module's types
+
+        tasks.register(self)
+
+    @property
+    def runtime(self) -> Runtime:
+        with self._runtime_lock:
+            if self._runtime is None:
+                self._runtime = Runtime.build(self.settings)
+            return self._runtime
+
+
+def start_embedded_worker(app: GedragCelery) -> Any:
+    """Run a Celery worker on threads in this process; returns the worker (``.stop()``)."""
+    worker = app.Worker(
+        pool="threads",
+        concurrency=app.settings.broker.embedded_concurrency,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel="WARNING",
+        quiet=True,
+    )
+    thread = threading.Thread(target=worker.start, name="gedrag-worker", daemon=True)
+    thread.start()
+    log.info("embedded worker started", extra={"queue": app.settings.broker.queue})
+    return worker

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.settings import Settings
+from serving.app import create_app
+
+
+@dataclass
+class Api:
+    """A running app (with its embedded worker) and one API key per tenant."""
+
+    client: TestClient
+    settings: Settings
+    keys: dict[str, str]
+
+    def h(self, tenant: str = "acme") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[tenant]}"}
+
+    def upload(self, name: str, data: bytes, tenant: str = "acme", **form: Any) -> Any:
+        return self.client.post(
+            "/v1/documents", headers=self.h(tenant), files={"file": (name, data)}, data=form
+        )
+
+    def wait(self, job_id: str, tenant: str = "acme", timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job: dict[str, Any] = self.client.get(
+                f"/v1/jobs/{job_id}", headers=self.h(tenant)
+            ).json()
+            if job["state"] in ("succeeded", "failed"):
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table and original files on disk: what a rejected request must not change."""
+        rt = self.client.app.state.runtime  # type: ignore[attr-defined]
+        import sqlalchemy as sa
+
+        with rt.catalog.engine.connect() as conn:
+            rows = {
+                t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("documents", "document_versions", "jobs", "document_tags")
+            }
+        rows["blobs"] = len(rt.blobs.all())
+        return rows
+
+
+@pytest.fixture
+def make_api(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Api]]:
+    clients: list[TestClient] = []
+
+    def make(catalog_url: str | None = None, **overrides: Any) -> Api:
+        settings = make_settings(catalog_url, **overrides)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
+        keys = {}
+        for tenant in ("acme", "globex"):
+            catalog.create_tenant(tenant)
+            keys[tenant], _ = catalog.create_api_key(tenant)
+        return Api(client, settings, keys)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Api], catalog_url: str) -> Api:
+    return make_api(catalog_url)

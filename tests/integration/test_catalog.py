@@ -1,0 +1,201 @@
+"""The catalog's behaviour, on SQLite and on the real PostgreSQL server (one suite, both engines)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from core import ids
+from core.domain import DocumentFilter, DocumentStatus, JobKind, JobState
+from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from stores.catalog import Catalog, NewVersion
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Catalog:
+    cat = Catalog(catalog_url)
+    cat.migrate()
+    yield cat
+    cat.dispose()
+
+
+def version(content: str, name: str = "a.txt") -> NewVersion:
+    return NewVersion(
+        sha256=ids.sha256_hex(content.encode()),
+        size_bytes=len(content),
+        media_type="text/plain",
+        filename=name,
+    )
+
+
+def new_doc(cat: Catalog, tenant: str, content: str, **kw: object):  # type: ignore[no-untyped-def]
+    args: dict[str, object] = {"title": content[:20], "tags": [], "metadata": {}}
+    args.update(kw)
+    collection = str(args.pop("collection", "default"))
+    return cat.create_document(tenant, collection, version=version(content), **args)  # type: ignore[arg-type]
+
+
+def test_migrations_are_idempotent(catalog: Catalog) -> None:
+    catalog.migrate()
+    with catalog.engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {"tenants", "api_keys", "documents", "document_versions", "jobs"} <= tables
+
+
+def test_tenants_and_keys(catalog: Catalog) -> None:
+    tenant = catalog.create_tenant("acme")
+    assert tenant.id == ids.tenant_id("acme")
+    with pytest.raises(Conflict):
+        catalog.create_tenant("acme")
+    key, info = catalog.create_api_key("acme", "ci")
+    assert catalog.authenticate(key).name == "acme"
+    assert info.prefix == key[:12]
+    with catalog.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT key_hash FROM api_keys")).scalars().all()
+    assert key not in stored and ids.hash_api_key(key) in stored
+    catalog.revoke_api_key(info.id)
+    with pytest.raises(Unauthorized):
+        catalog.authenticate(key)
+    with pytest.raises(Unauthorized):
+        catalog.authenticate("gdr_forged")
+    with pytest.raises(NotFound):
+        catalog.create_api_key("nobody")
+
+
+def test_document_lifecycle(catalog: Catalog) -> None:
+    t = catalog.create_tenant("acme").id
+    doc, job = new_doc(catalog, t, "first", tags=["b", "a"], metadata={"dept": "hr"})
+    assert doc.id == ids.document_id(t, ids.collection_id(t, "default"), version("first").sha256)
+    assert (doc.status, doc.current_version, doc.tags) == (DocumentStatus.QUEUED, 1, ["a", "b"])
+    assert (job.kind, job.state, job.version_id) == (
+        JobKind.INGEST,
+        JobState.QUEUED,
+        doc.versions[0].id,
+    )
+
+    assert catalog.find_by_content(t, "default", version("first").sha256) == doc
+    assert catalog.find_by_content(t, "other", version("first").sha256) is None
+
+    catalog.set_version_status(job.version_id or "", DocumentStatus.READY, chunk_count=3)
+    doc2, _ = catalog.add_version(t, doc.id, version("second"))
+    assert doc2.current_version == 2 and doc2.status == DocumentStatus.QUEUED
+    assert [v.number for v in doc2.versions] == [1, 2]
+    assert catalog.get_version(t, doc.id, 1).chunk_count == 3
+    assert catalog.get_version(t, doc.id).sha256 == version("second").sha256
+    # a finishing *old* version does not change the document's status
+    catalog.set_version_status(doc2.versions[0].id, DocumentStatus.FAILED)
+    assert catalog.get_document(t, doc.id).status == DocumentStatus.QUEUED
+
+    updated = catalog.update_document(t, doc.id, tags=["z"], metadata={"k": [1, 2]})
+    assert updated.tags == ["z"] and updated.metadata == {"k": [1, 2]}
+
+    del_job = catalog.request_delete(t, doc.id)
+    assert catalog.request_delete(t, doc.id).id == del_job.id  # asking twice: same job
+    assert catalog.get_document(t, doc.id).status == DocumentStatus.DELETING
+    with pytest.raises(Conflict):
+        catalog.add_version(t, doc.id, version("third"))
+    assert catalog.exclusive_blobs(doc.id) == sorted(
+        [(t, version("first").sha256), (t, version("second").sha256)], key=lambda x: x[1]
+    )
+    catalog.purge_document(doc.id)
+    with pytest.raises(NotFound):
+        catalog.get_document(t, doc.id)
+    assert catalog.load_job(del_job.id).document_id == doc.id  # jobs outlive documents
+
+
+def test_shared_content_is_not_exclusive(catalog: Catalog) -> None:
+    t = catalog.create_tenant("acme").id
+    a, _ = new_doc(catalog, t, "same", collection="c1")
+    b, _ = new_doc(catalog, t, "same", collection="c2")
+    assert a.id != b.id
+    assert catalog.exclusive_blobs(a.id) == []
+
+
+def test_tenants_never_see_each_other(catalog: Catalog) -> None:
+    t1 = catalog.create_tenant("one").id
+    t2 = catalog.create_tenant("two").id
+    doc, job = new_doc(catalog, t1, "secret")
+    for call in (
+        lambda: catalog.get_document(t2, doc.id),
+        lambda: catalog.update_document(t2, doc.id, tags=["x"]),
+        lambda: catalog.request_delete(t2, doc.id),
+        lambda: catalog.add_version(t2, doc.id, version("v2")),
+        lambda: catalog.get_job(t2, job.id),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert catalog.list_documents(t2, DocumentFilter(), cursor=None, limit=10).items == []
+    assert catalog.find_by_content(t2, "default", version("secret").sha256) is None
+
+
+def test_listing_filters_and_cursor_pages(catalog: Catalog) -> None:
+    t = catalog.create_tenant("acme").id
+    made = []
+    for i in range(7):
+        doc, _ = new_doc(
+            catalog,
+            t,
+            f"doc {i}",
+            title=f"Rapport 100% n°{i}" if i % 2 else f"Note_{i}",
+            tags=["even"] if i % 2 == 0 else ["odd"],
+            metadata={"i": i, "dept": "hr" if i < 3 else "it"},
+            collection="c1" if i < 5 else "c2",
+        )
+        made.append(doc.id)
+    seen, cursor = [], None
+    while True:
+        page = catalog.list_documents(t, DocumentFilter(), cursor=cursor, limit=3)
+        seen += [d.id for d in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(made))
+
+    def ids_for(**kw: object) -> set[str]:
+        page = catalog.list_documents(t, DocumentFilter(**kw), cursor=None, limit=100)  # type: ignore[arg-type]
+        return {d.id for d in page.items}
+
+    assert ids_for(collection="c2") == set(made[5:])
+    assert ids_for(tag="odd") == {made[1], made[3], made[5]}
+    assert ids_for(metadata={"dept": "hr"}) == set(made[:3])
+    assert ids_for(metadata={"dept": "hr", "i": 1}) == {made[1]}
+    assert ids_for(metadata={"i": "1"}) == set()  # JSON types matter: "1" is not 1
+    assert ids_for(title_contains="rapport") == {made[1], made[3], made[5]}
+    assert ids_for(title_contains="100%") == {made[1], made[3], made[5]}
+    assert ids_for(title_contains="_") == {made[0], made[2], made[4], made[6]}
+    assert ids_for(status=DocumentStatus.READY) == set()
+    with pytest.raises(InvalidInput) as err:
+        catalog.list_documents(t, DocumentFilter(), cursor="not-a-cursor!", limit=3)
+    assert err.value.field == "cursor"
+
+
+def test_collections(catalog: Catalog) -> None:
+    t = catalog.create_tenant("acme").id
+    catalog.create_collection(t, "contracts", "signed contracts")
+    with pytest.raises(Conflict):
+        catalog.create_collection(t, "contracts")
+    new_doc(catalog, t, "x", collection="contracts")
+    new_doc(catalog, t, "y", collection="auto-created")
+    listed = {c.name: c.document_count for c in catalog.list_collections(t)}
+    assert listed == {"auto-created": 1, "contracts": 1}
+    with pytest.raises(Conflict, match="still holds 1"):
+        catalog.delete_collection(t, "contracts")
+    catalog.create_collection(t, "empty")
+    catalog.delete_collection(t, "empty")
+    with pytest.raises(NotFound):
+        catalog.delete_collection(t, "empty")
+    with pytest.raises(InvalidInput):
+        catalog.create_collection(t, "  ")
+
+
+def test_jobs(catalog: Catalog) -> None:
+    t = catalog.create_tenant("acme").id
+    _, job = new_doc(catalog, t, "x")
+    assert [j.id for j in catalog.unfinished_jobs()] == [job.id]
+    running = catalog.update_job(job.id, state=JobState.RUNNING, progress=1.7, new_attempt=True)
+    assert (running.state, running.progress, running.attempts) == (JobState.RUNNING, 1.0, 1)
+    catalog.update_job(job.id, state=JobState.FAILED, error="no extractable text")
+    assert catalog.get_job(t, job.id).error == "no extractable text"
+    assert catalog.unfinished_jobs() == []
