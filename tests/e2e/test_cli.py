@@ -1,0 +1,134 @@
+"""The CLI as a user runs it: `gedrag up` in its own process, then curl-like calls and
+`gedrag ingest` / `gedrag docs list` against it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import FIXTURES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+GEDRAG = str(Path(sys.executable).with_name("gedrag"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GEDRAG_DATA_DIR": str(tmp_path / "var"),
+        "GEDRAG_API__PORT": str(port),
+        "GEDRAG_CLIENT__URL": f"http://127.0.0.1:{port}",
+        "COLUMNS": "200",
+    }
+    env.pop("GEDRAG_CATALOG__URL", None)
+    env.pop("GEDRAG_BROKER__URL", None)
+    log = (tmp_path / "up.log").open("w+")
+    proc = subprocess.Popen([GEDRAG, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        key = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = (tmp_path / "up.log").read_text()
+            found = re.search(r"gdr_[A-Za-z0-9_-]{40,}", text)
+            key = found.group(0) if found else None
+            if key and "Application startup complete" in text:
+                break
+            time.sleep(0.3)
+        assert key, (tmp_path / "up.log").read_text()
+        yield f"http://127.0.0.1:{port}", key, {**env, "GEDRAG_CLIENT__API_KEY": key}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_up_prints_a_key_and_serves_the_api(platform: tuple[str, str, dict[str, str]]) -> None:
+    url, key, env = platform
+    auth = {"Authorization": f"Bearer {key}"}
+    pdf = (FIXTURES / "unstructured_fake-memo.pdf").read_bytes()
+    with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+        up = c.post(
+            "/v1/documents", files={"file": ("memo.pdf", pdf)}, data={"collection": "memos"}
+        )
+        assert up.status_code == 202, up.text
+        body = up.json()
+        for _ in range(300):
+            job = c.get(f"/v1/jobs/{body['job_id']}").json()
+            if job["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert job["state"] == "succeeded", job
+        assert c.get(f"/v1/documents/{body['document_id']}/content").content == pdf
+
+    folder = FIXTURES
+    run = subprocess.run(
+        [
+            GEDRAG,
+            "ingest",
+            str(folder / "docling_mixed.md"),
+            str(folder / "unstructured_fake.docx"),
+            "--collection",
+            "cli",
+            "--tag",
+            "fixture",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 of 2 file(s) ingested into 'cli'" in run.stdout
+    listed = subprocess.run(
+        [GEDRAG, "docs", "list", "--collection", "cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "docling_mixed" in listed.stdout and "unstructured_fake" in listed.stdout
+
+    missing = subprocess.run(
+        [GEDRAG, "ingest", "/no/such/file"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_admin_commands(tmp_path: Path) -> None:
+    env = {**os.environ, "GEDRAG_DATA_DIR": str(tmp_path / "var"), "COLUMNS": "200"}
+
+    def gedrag(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([GEDRAG, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    created = gedrag("tenants", "create", "acme")
+    assert created.returncode == 0 and re.search(r"gdr_\S+", created.stdout)
+    assert gedrag("tenants", "create", "acme").returncode == 1
+    assert "acme" in gedrag("tenants", "list").stdout
+    key = gedrag("keys", "create", "acme", "--name", "ci")
+    key_id = re.search(r"key (\S+) for", key.stdout)
+    assert key_id
+    assert gedrag("keys", "revoke", key_id.group(1)).returncode == 0
+    listing = gedrag("keys", "list", "acme").stdout
+    assert "ci" in listing and "initial" in listing
+    assert gedrag("keys", "list", "nobody").returncode == 1
+    no_redis = gedrag("worker")
+    assert no_redis.returncode == 1 and "only serves `gedrag up`" in no_redis.stderr
