@@ -84,7 +84,8 @@ class ParsingSettings(BaseModel):
 class ChunkingSettings(BaseModel):
     """Structure-aware chunking, measured in tokens of the embedding model."""
 
-    max_tokens: int = Field(default=256, ge=16, description="Largest chunk, in model tokens.")
+    # 254: MiniLM reads 256 tokens including its 2 special tokens; a longer chunk loses its end.
+    max_tokens: int = Field(default=254, ge=16, description="Largest chunk, in model tokens.")
     overlap_tokens: int = Field(default=32, ge=0, description="Overlap when a section is split.")
     min_section_tokens: int = Field(
         default=64, ge=0, description="Sections smaller than this merge with the next one."

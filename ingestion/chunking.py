@@ -230,7 +230,10 @@ class _Chunker:
                 group = [*previous, *group]
             units.append((_common_path(group), group))
         for path, group in units:
-            yield path, self._merged_pieces(path, group)
+            pieces = self._merged_pieces(path, group)
+            if not pieces and path:  # a lone heading with nothing under it: keep its words
+                path, pieces = path[:-1], [self._title_piece(path[-1:], None)]
+            yield path, pieces
 
     def _fits(self, group: list[_Section]) -> bool:
         path = _common_path(group)
@@ -247,13 +250,16 @@ class _Chunker:
         for section in group:
             titles = section.path[len(path) :]
             if titles:
-                line = _PATH_SEPARATOR.join(titles)
-                if line not in self._title_lines:
-                    self._title_lines[line] = self.count(line)
                 page = section.pieces[0].page if section.pieces else None
-                pieces.append(_Piece(line, self._title_lines[line], page, "\n", overlap=False))
+                pieces.append(self._title_piece(titles, page))
             pieces.extend(section.pieces)
         return pieces
+
+    def _title_piece(self, titles: tuple[str, ...], page: int | None) -> _Piece:
+        line = _PATH_SEPARATOR.join(titles)
+        if line not in self._title_lines:
+            self._title_lines[line] = self.count(line)
+        return _Piece(line, self._title_lines[line], page, "\n", overlap=False)
 
     def pack(self, pieces: list[_Piece], budget: int) -> Iterator[list[_Piece]]:
         """Greedy packing of whole pieces up to ``budget``; each chunk after the first starts
@@ -262,7 +268,7 @@ class _Chunker:
         used = 0
         fresh = False  # whether `current` holds more than overlap from the previous chunk
         for piece in pieces:
-            if current and used + piece.tokens > budget and fresh:
+            if fresh and used + piece.tokens > budget:
                 yield current
                 current = self._overlap(current)
                 used = sum(p.tokens for p in current)

@@ -36,9 +36,10 @@ from core.errors import IngestionError, UnsupportedMediaType
 from core.media import CSV, DOCX, EML, HTML, MARKDOWN, ODT, PDF, PPTX, SUPPORTED, TEXT, XLSX
 
 # Telemetry and download switches must be in the environment before unstructured (and the
-# huggingface libraries it pulls in) is first imported: it reads them at import time and would
-# otherwise call home and run `nvidia-smi`. This is the one place outside core.settings that
-# touches os.environ, and only with setdefault so an operator's explicit value wins.
+# huggingface libraries it pulls in) is first imported: unset, unstructured runs `nvidia-smi` and
+# sends a usage ping at import and on every partition call, and prints a notice. This is the one
+# place outside core.settings that touches os.environ, and only with setdefault so an
+# operator's explicit value wins.
 for _name, _value in (
     ("DO_NOT_TRACK", "1"),
     ("SCARF_NO_ANALYTICS", "true"),
@@ -244,8 +245,9 @@ def _check_archive(data: bytes, mime: str, limits: ParseLimits) -> None:
             infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise IngestionError(f"corrupt or unreadable {label}: not a valid zip archive") from exc
-    # Python's zipfile never inflates an entry past its declared size (a mismatch is a CRC
-    # error), so the declared sizes bound what python-docx/pptx/openpyxl will allocate.
+    # python-docx/pptx/openpyxl read through Python's zipfile, which never inflates an entry
+    # past its declared size, so these sizes bound what they allocate. pandoc (ODT) unzips
+    # with its own library, which this check does not bind if the directory lies.
     expanded = sum(info.file_size for info in infos)
     ratio = expanded / len(data)
     if expanded > limits.max_archive_bytes or (
@@ -362,7 +364,7 @@ def _partition(data: bytes, mime: str, *, encoding: str | None = None) -> list[_
 
 @lru_cache(maxsize=1)
 def _unstructured_partition() -> Callable[..., list[Any]]:
-    """Import unstructured on first use (~2 s, ~300 MB), offline-safe.
+    """Import unstructured on first use (~3 s and ~500 MB with its PDF stack), offline-safe.
 
     Imported lazily so that processes which only chunk or embed (and import :class:`Element`)
     do not pay for it.

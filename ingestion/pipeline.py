@@ -12,7 +12,7 @@ import contextlib
 import logging
 
 from core.domain import DocumentStatus, JobState
-from core.errors import IngestionError, NotFound
+from core.errors import IngestionError, NotFound, UnsupportedMediaType
 from ingestion.indexing import Progress
 from ingestion.runtime import Runtime
 
@@ -57,7 +57,7 @@ def ingest_version(rt: Runtime, job_id: str) -> None:
     data = rt.blobs.read(job.tenant_id, version.sha256)
     try:
         chunks = rt.indexer.prepare(data, version, progress=_progress(rt, job_id))
-    except IngestionError as exc:
+    except (IngestionError, UnsupportedMediaType) as exc:
         fail_job(rt, job_id, exc.detail)
         return
     rt.catalog.set_version_status(version.id, DocumentStatus.READY, chunk_count=len(chunks))

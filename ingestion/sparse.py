@@ -106,7 +106,7 @@ class SparseEncoder:
         self._local = threading.local()
         self._ids: dict[str, dict[str, int | None]] = {"en": {}, "fr": {}, "und": {}}
 
-    def config(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """What determines the vectors, for the release config (name, version, params)."""
         return {
             "name": SPARSE_ENCODER_NAME,
