@@ -83,6 +83,23 @@ class Version:
 
 
 @dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk as the catalog records it (the reference the other stores are checked against)."""
+
+    id: str
+    tenant_id: str
+    document_id: str
+    version_id: str
+    ordinal: int
+    text: str
+    section_path: tuple[str, ...]
+    page_start: int | None
+    page_end: int | None
+    language: str
+    token_count: int
+
+
+@dataclass(frozen=True)
 class Document:
     id: str
     tenant_id: str
@@ -95,6 +112,7 @@ class Document:
     created_at: datetime
     updated_at: datetime
     versions: list[Version] = field(default_factory=list)
+    active_version: int | None = None
 
     @property
     def current(self) -> Version | None:

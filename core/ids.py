@@ -7,6 +7,7 @@ a version by its document and number. Re-running any step with the same input wr
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import uuid
 
@@ -33,6 +34,19 @@ def document_id(tenant: str, collection: str, first_sha256: str) -> str:
 
 def version_id(document: str, number: int) -> str:
     return stable_uuid("version", document, str(number))
+
+
+def chunk_id(document: str, content_sha256: str, chunker_fingerprint: str, ordinal: int) -> str:
+    """Same document content chunked by the same chunker config gives the same chunk ids.
+
+    The embedding model is not part of it: re-embedding overwrites the same points."""
+    return stable_uuid("chunk", document, content_sha256, chunker_fingerprint, str(ordinal))
+
+
+def fingerprint(config: dict[str, object]) -> str:
+    """A short stable hash of a component's configuration (canonical JSON)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -103,6 +103,35 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
 
 
+class QdrantSettings(BaseModel):
+    """Vector store: a local folder by default, a Qdrant server when ``url`` is set."""
+
+    url: str | None = Field(default=None, description="e.g. http://qdrant:6333; unset = local.")
+    api_key: SecretStr | None = Field(default=None, description="Qdrant server API key.")
+    path: Path | None = Field(default=None, description="Local folder; unset = <data_dir>/qdrant.")
+    collection_prefix: str = Field(
+        default="gedrag", description="Collections are <prefix>_<embedding model>."
+    )
+    timeout_s: int = Field(default=10, ge=1, description="Server request timeout.")
+
+
+class GraphSettings(BaseModel):
+    """Which graph store holds documents, chunks and entities."""
+
+    backend: Literal["relational", "neo4j"] = Field(
+        default="relational",
+        description="relational: tables in the catalog database; neo4j: GEDRAG_NEO4J__*.",
+    )
+
+
+class Neo4jSettings(BaseModel):
+    uri: str | None = Field(default=None, description="e.g. bolt://neo4j:7687")
+    user: str = "neo4j"
+    password: SecretStr | None = None
+    database: str = "neo4j"
+    timeout_s: float = Field(default=10, gt=0)
+
+
 class Settings(BaseSettings):
     """All of gedrag's configuration, read once from the environment."""
 
@@ -126,12 +155,19 @@ class Settings(BaseSettings):
     parsing: ParsingSettings = ParsingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    graph: GraphSettings = GraphSettings()
+    neo4j: Neo4jSettings = Neo4jSettings()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "prod" and self.broker.url.startswith("memory://"):
             raise ConfigurationError(
                 "GEDRAG_ENV=prod needs a real broker: set GEDRAG_BROKER__URL=redis://..."
+            )
+        if self.graph.backend == "neo4j" and not (self.neo4j.uri and self.neo4j.password):
+            raise ConfigurationError(
+                "GEDRAG_GRAPH__BACKEND=neo4j needs GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD"
             )
         return self
 
@@ -141,6 +177,10 @@ class Settings(BaseSettings):
         if self.catalog.url:
             return self.catalog.url
         return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.qdrant.path or self.data_dir / "qdrant"
 
     @property
     def blob_dir(self) -> Path:

@@ -8,6 +8,7 @@ which loads in milliseconds, while the model itself loads (~7 s) only on the fir
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from functools import cached_property
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from core.errors import ConfigurationError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_ENCODE_LOCK = threading.Lock()
 
 
 class Embedder(Protocol):
@@ -49,6 +51,17 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4)
+def _load_model(path: str, device: str) -> Any:
+    """One copy of a model per process, however many embedders name it (~90 MB, ~7 s)."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot load embedding model {path!r}: {exc}") from exc
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers on CPU (or a GPU when ``device`` names one)."""
 
@@ -57,7 +70,6 @@ class SentenceTransformerEmbedder:
         self.path = resolve_model_path(model)
         self.device = device
         self.batch_size = batch_size
-        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -78,25 +90,25 @@ class SentenceTransformerEmbedder:
         tok.no_truncation()
         return tok
 
-    @cached_property
+    @property
     def _model(self) -> Any:
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            return SentenceTransformer(self.path, device=self.device)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+        return _load_model(self.path, self.device)
 
     @property
     def dim(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        model = self._model
+        # sentence-transformers 6 renamed the method; keep working with 3.x-5.x too.
+        getter = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        return int(getter())
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # One encode at a time: torch already uses every core, and the model is shared.
-        with self._lock:
+        with _ENCODE_LOCK:
             vectors = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,

@@ -1,23 +1,39 @@
-"""The document-processing steps of ingestion, configured once from settings."""
+"""The document-processing steps of ingestion, configured once from settings.
+
+Pure transformations: bytes → chunk records → vector points / version graph. The pipeline
+moves their results between the stores.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import Any
 
-from core.domain import Version
+from core import ids
+from core.domain import ChunkRecord, Document, Version
 from core.settings import Settings
-from ingestion.chunking import ChunkDraft, ChunkerConfig, chunk
+from ingestion.chunking import ChunkerConfig, chunk
 from ingestion.embedding import Embedder, SentenceTransformerEmbedder
+from ingestion.entities import EntityExtractor, RuleBasedEntityExtractor
 from ingestion.parsing import ParseLimits, parse
+from ingestion.sparse import SparseEncoder
+from stores.graph import GraphChunk, GraphEntity, VersionGraph
+from stores.vectors import VectorPoint
 
 Progress = Callable[[str, float], None]
+EMBED_BATCH = 64
 
 
 class Indexer:
-    """Parse → chunk (→ embed and write, in the store tasks), with the settings' parameters."""
+    """Parse → chunk → (embed + sparse) and (entities), with the settings' parameters."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        extractor: EntityExtractor | None = None,
+    ) -> None:
         self.settings = settings
         self._embedder = embedder
         self.limits = ParseLimits(
@@ -28,6 +44,9 @@ class Indexer:
             overlap_tokens=settings.chunking.overlap_tokens,
             min_section_tokens=settings.chunking.min_section_tokens,
         )
+        self.sparse = SparseEncoder()
+        self.extractor = extractor or RuleBasedEntityExtractor()
+        self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -36,10 +55,102 @@ class Indexer:
         e = self.settings.embedding
         return SentenceTransformerEmbedder(e.model, device=e.device, batch_size=e.batch_size)
 
-    def prepare(self, data: bytes, version: Version, progress: Progress) -> list[ChunkDraft]:
+    def to_dict(self) -> dict[str, Any]:
+        """The ingestion half of a pipeline release."""
+        return {
+            "chunker": self.chunker.to_dict(),
+            "embedder": {"model": self.embedder.model_id},
+            "sparse": self.sparse.to_dict(),
+            "entities": self.extractor.to_dict(),
+        }
+
+    def prepare(
+        self, data: bytes, version: Version, tenant_id: str, progress: Progress
+    ) -> list[ChunkRecord]:
         """Parse and chunk one version; :class:`IngestionError` when the document is bad."""
         elements = parse(
             data, media_type=version.media_type, filename=version.filename, limits=self.limits
         )
         progress("chunking", 0.3)
-        return chunk(elements, config=self.chunker, count_tokens=self.embedder.count_tokens)
+        drafts = chunk(elements, config=self.chunker, count_tokens=self.embedder.count_tokens)
+        return [
+            ChunkRecord(
+                id=ids.chunk_id(
+                    version.document_id, version.sha256, self.chunker_fingerprint, d.ordinal
+                ),
+                tenant_id=tenant_id,
+                document_id=version.document_id,
+                version_id=version.id,
+                ordinal=d.ordinal,
+                text=d.text,
+                section_path=d.section_path,
+                page_start=d.page_start,
+                page_end=d.page_end,
+                language=d.language,
+                token_count=d.token_count,
+            )
+            for d in drafts
+        ]
+
+    def vector_points(
+        self, chunks: Sequence[ChunkRecord], doc: Document, version: Version, progress: Progress
+    ) -> list[VectorPoint]:
+        """Dense and sparse vectors with the payload that retrieval filters and cites."""
+        points: list[VectorPoint] = []
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            dense = self.embedder.embed([c.text for c in batch])
+            for c, vector in zip(batch, dense, strict=True):
+                sparse = self.sparse.encode_document(c.text, c.language)
+                points.append(
+                    VectorPoint(
+                        id=c.id,
+                        dense=vector,
+                        sparse_indices=sparse.indices,
+                        sparse_values=sparse.values,
+                        payload=self.payload(c, doc, version),
+                    )
+                )
+            progress("embedding", 0.4 + 0.5 * min(1.0, (start + len(batch)) / len(chunks)))
+        return points
+
+    def payload(self, c: ChunkRecord, doc: Document, version: Version) -> dict[str, Any]:
+        return {
+            "tenant_id": c.tenant_id,
+            "collection": doc.collection,
+            "document_id": c.document_id,
+            "version_id": c.version_id,
+            "version": version.number,
+            "chunk_id": c.id,
+            "ordinal": c.ordinal,
+            "title": doc.title,
+            "tags": doc.tags,
+            "metadata": doc.metadata,
+            "section_path": list(c.section_path),
+            "page_start": c.page_start,
+            "page_end": c.page_end,
+            "language": c.language,
+            "model_id": self.embedder.model_id,
+            "text": c.text,
+        }
+
+    def version_graph(
+        self, chunks: Sequence[ChunkRecord], doc: Document, version: Version
+    ) -> VersionGraph:
+        entities: dict[str, GraphEntity] = {}
+        graph_chunks: list[GraphChunk] = []
+        for c in chunks:
+            found = self.extractor.extract(c.text, c.language)
+            for e in found:
+                entities.setdefault(e.key, GraphEntity(key=e.key, name=e.name, kind=e.kind))
+            graph_chunks.append(
+                GraphChunk(id=c.id, ordinal=c.ordinal, entity_keys=tuple(e.key for e in found))
+            )
+        return VersionGraph(
+            tenant_id=doc.tenant_id,
+            document_id=doc.id,
+            version_id=version.id,
+            title=doc.title,
+            chunks=graph_chunks,
+            entities=list(entities.values()),
+        )

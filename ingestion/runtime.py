@@ -1,35 +1,59 @@
-"""The objects a worker or the API needs, built once per process from the settings."""
+"""The objects a worker or the API needs, built once per process from the settings.
+
+The catalog opens at once (migrations run on start); the vector and graph stores open on first
+use, so a process that never touches them (the API of a Redis deployment uploading files)
+does not lock a local Qdrant folder that a worker process needs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 
 from core.settings import Settings
 from ingestion.indexing import Indexer
+from stores import factory
 from stores.blobs import BlobStore
 from stores.catalog import Catalog
+from stores.graph import GraphStore
+from stores.vectors import QdrantVectorStore
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    catalog: Catalog
-    blobs: BlobStore
-    indexer: Indexer
+    def __init__(self, settings: Settings, catalog: Catalog, indexer: Indexer | None = None):
+        self.settings = settings
+        self.catalog = catalog
+        self.blobs = BlobStore(settings.blob_dir)
+        self.indexer = indexer or Indexer(settings)
+        self._lock = threading.Lock()
+        self._vectors: QdrantVectorStore | None = None
+        self._graph: GraphStore | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
-        """Open every store named by the settings; migrations run here, on start."""
+        """Open the catalog named by the settings; migrations run here, on start."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(settings.catalog_url, echo=settings.catalog.echo)
         if migrate:
             catalog.migrate()
-        return cls(
-            settings=settings,
-            catalog=catalog,
-            blobs=BlobStore(settings.blob_dir),
-            indexer=Indexer(settings),
-        )
+        return cls(settings, catalog)
+
+    # Locked, not cached_property: two worker threads must never open the local Qdrant folder
+    # twice (the second client would fail on its lock).
+    @property
+    def vectors(self) -> QdrantVectorStore:
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = factory.vector_store(self.settings, self.indexer.embedder.model_id)
+            return self._vectors
+
+    @property
+    def graph(self) -> GraphStore:
+        with self._lock:
+            if self._graph is None:
+                self._graph = factory.graph_store(self.settings, self.catalog)
+            return self._graph
 
     def close(self) -> None:
+        if self._vectors is not None:
+            self._vectors.close()
         self.catalog.dispose()

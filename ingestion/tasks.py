@@ -1,12 +1,21 @@
-"""Celery tasks: thin wrappers that take ids, call the pipeline, and retry transient errors."""
+"""Celery tasks: thin wrappers that take ids, call the pipeline, and retry transient errors.
+
+An ingestion runs as ``prepare → chord([vectors, graph]) → finalize``: the two store writes run
+in parallel, on different workers when there are several. Job state lives in the catalog; the
+result backend only counts the chord's header.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from core.errors import TransientError
+from celery import chord
+
+from core.errors import GedragError, TransientError
 from ingestion import pipeline
+from ingestion.runtime import Runtime
 
 if TYPE_CHECKING:
     from ingestion.celery_app import GedragCelery
@@ -14,36 +23,86 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INGEST = "gedrag.ingest_version"
+INDEX_VECTORS = "gedrag.index_vectors"
+INDEX_GRAPH = "gedrag.index_graph"
+FINALIZE = "gedrag.finalize_version"
 DELETE = "gedrag.delete_document"
+SYNC = "gedrag.sync_document"
+
+Step = Callable[[Runtime, str], Any]
 
 
 def register(app: GedragCelery) -> None:
     """Attach gedrag's tasks to ``app`` (one Celery app per settings, so tests can have many)."""
     broker = app.settings.broker
 
-    def run(task: Any, step: Any, job_id: str) -> None:
+    def run(task: Any, step: Step, job_id: str, what: str) -> Any:
+        """Run a step; retry transient errors with backoff, then fail the job naming ``what``.
+
+        Never raises out of a chord header: a failed job still reaches ``finalize``, which
+        removes the partial writes.
+        """
         runtime = app.runtime
         try:
-            step(runtime, job_id)
+            return step(runtime, job_id)
         except TransientError as exc:
             if task.request.retries >= broker.max_retries:
-                pipeline.fail_job(
-                    runtime,
-                    job_id,
-                    f"gave up after {task.request.retries + 1} attempts: {exc.detail}",
-                )
-                return
+                attempts = task.request.retries + 1
+                pipeline.fail_job(runtime, job_id, f"{what}: {exc.detail} ({attempts} attempts)")
+                return None
             delay = min(2**task.request.retries, broker.retry_backoff_max_s)
             log.warning("transient failure, retrying", extra={"job_id": job_id, "delay_s": delay})
-            pipeline.note_retry(runtime, job_id, exc.detail)
+            pipeline.note_retry(runtime, job_id, f"{what}: {exc.detail}")
             raise task.retry(exc=exc, countdown=delay) from exc
+        except GedragError as exc:
+            pipeline.fail_job(runtime, job_id, f"{what}: {exc.detail}")
+        except Exception as exc:
+            log.exception("step crashed", extra={"job_id": job_id, "step": what})
+            pipeline.fail_job(
+                runtime, job_id, f"{what}: internal error {type(exc).__name__}: {exc}"
+            )
+        return None
 
     # shared=False: Celery's default adds every task to every app in the process, which would
     # bind one app's task name to another app's runtime (tests run several apps side by side).
-    @app.task(name=INGEST, bind=True, max_retries=None, shared=False)  # type: ignore[untyped-decorator]
-    def ingest_version(self: Any, *, job_id: str) -> None:
-        run(self, pipeline.ingest_version, job_id)
+    options: dict[str, Any] = {"bind": True, "max_retries": None, "shared": False}
 
-    @app.task(name=DELETE, bind=True, max_retries=None, shared=False)  # type: ignore[untyped-decorator]
+    @app.task(name=INGEST, **options)  # type: ignore[untyped-decorator]
+    def ingest_version(self: Any, *, job_id: str) -> None:
+        if run(self, pipeline.prepare_version, job_id, "parsing"):
+            kwargs = {"job_id": job_id}
+            chord(
+                [
+                    app.signature(INDEX_VECTORS, kwargs=kwargs),
+                    app.signature(INDEX_GRAPH, kwargs=kwargs),
+                ],
+                app=app,
+            )(app.signature(FINALIZE, kwargs=kwargs))
+
+    # The chord's header must store results: the backend counts them to fire finalize.
+    @app.task(name=INDEX_VECTORS, ignore_result=False, **options)  # type: ignore[untyped-decorator]
+    def index_vectors(self: Any, *, job_id: str) -> None:
+        run(self, pipeline.index_vectors, job_id, "vector store (Qdrant)")
+
+    @app.task(name=INDEX_GRAPH, ignore_result=False, **options)  # type: ignore[untyped-decorator]
+    def index_graph(self: Any, *, job_id: str) -> None:
+        run(self, pipeline.index_graph, job_id, "graph store")
+
+    @app.task(name=FINALIZE, **options)  # type: ignore[untyped-decorator]
+    def finalize_version(self: Any, *_results: Any, job_id: str) -> None:
+        run(self, pipeline.finalize_version, job_id, "activation")
+
+    @app.task(name=DELETE, **options)  # type: ignore[untyped-decorator]
     def delete_document(self: Any, *, job_id: str) -> None:
-        run(self, pipeline.delete_document, job_id)
+        run(self, pipeline.delete_document, job_id, "deletion")
+
+    @app.task(
+        name=SYNC,
+        bind=True,
+        shared=False,
+        autoretry_for=(TransientError,),
+        retry_backoff=True,
+        max_retries=broker.max_retries,
+    )  # type: ignore[untyped-decorator]
+    def sync_document(self: Any, *, tenant_id: str, document_id: str) -> None:
+        pipeline.sync_document(app.runtime, tenant_id, document_id)

@@ -155,10 +155,10 @@ def get_document(rt: RT, tenant: Caller, document_id: str) -> DocumentPublic:
 
 @router.patch("/documents/{document_id}", tags=["documents"])
 def update_document(
-    rt: RT, tenant: Caller, document_id: str, body: DocumentUpdate
+    svc: Svc, tenant: Caller, document_id: str, body: DocumentUpdate
 ) -> DocumentPublic:
-    doc = rt.catalog.update_document(
-        tenant.id,
+    doc = svc.update(
+        tenant,
         document_id,
         title=body.title,
         tags=None if body.tags is None else parse_tags(body.tags),

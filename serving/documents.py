@@ -76,6 +76,22 @@ class DocumentService:
         self._enqueue(tasks.INGEST, job)
         return _accepted(doc, f, job)
 
+    def update(
+        self,
+        tenant: Tenant,
+        document_id: str,
+        *,
+        title: str | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+    ) -> Document:
+        """Change title/tags/metadata in the catalog, then in the vector payloads (a task)."""
+        doc = self.rt.catalog.update_document(
+            tenant.id, document_id, title=title, tags=tags, metadata=metadata
+        )
+        self._send(tasks.SYNC, tenant_id=tenant.id, document_id=document_id)
+        return doc
+
     def delete(self, tenant: Tenant, document_id: str) -> Job:
         job = self.rt.catalog.request_delete(tenant.id, document_id)
         self._enqueue(tasks.DELETE, job)
@@ -90,8 +106,11 @@ class DocumentService:
         return len(jobs)
 
     def _enqueue(self, task: str, job: Job) -> None:
+        self._send(task, job_id=job.id)
+
+    def _send(self, task: str, **kwargs: str) -> None:
         try:
-            self.celery.send_task(task, kwargs={"job_id": job.id})
+            self.celery.send_task(task, kwargs=kwargs)
         except KombuOperationalError as exc:
             raise StoreUnavailable(f"job queue unavailable: {exc}") from exc
 

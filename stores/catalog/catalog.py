@@ -23,7 +23,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, event, exists, func, or_, select, text
+from sqlalchemy import and_, create_engine, delete, event, exists, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import ids
 from core.domain import (
     ApiKeyInfo,
+    ChunkRecord,
     Collection,
     Document,
     DocumentFilter,
@@ -45,6 +46,7 @@ from core.domain import (
 from core.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, Unauthorized
 from stores.catalog.models import (
     ApiKeyRow,
+    ChunkRow,
     CollectionRow,
     DocumentRow,
     JobRow,
@@ -549,6 +551,90 @@ class Catalog:
                 raise NotFound(f"no version with id {version_id!r}")
             return _version(row)
 
+    # -- chunks and activation ---------------------------------------------------------------
+
+    def replace_chunks(self, version_id: str, chunks: list[ChunkRecord]) -> None:
+        """The version's chunks become exactly ``chunks`` (idempotent: same ids, same rows)."""
+        with self.session() as s:
+            s.execute(delete(ChunkRow).where(ChunkRow.version_id == version_id))
+            s.add_all(
+                ChunkRow(
+                    id=c.id,
+                    tenant_id=c.tenant_id,
+                    document_id=c.document_id,
+                    version_id=version_id,
+                    ordinal=c.ordinal,
+                    text=c.text,
+                    section_path=list(c.section_path),
+                    page_start=c.page_start,
+                    page_end=c.page_end,
+                    language=c.language,
+                    token_count=c.token_count,
+                )
+                for c in chunks
+            )
+
+    def version_chunks(self, version_id: str) -> list[ChunkRecord]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(ChunkRow).where(ChunkRow.version_id == version_id).order_by(ChunkRow.ordinal)
+            )
+            return [_chunk(r) for r in rows]
+
+    def chunks_by_id(self, tenant_id: str, chunk_ids: list[str]) -> dict[str, ChunkRecord]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(ChunkRow).where(ChunkRow.tenant_id == tenant_id, ChunkRow.id.in_(chunk_ids))
+            )
+            return {r.id: _chunk(r) for r in rows}
+
+    def drop_chunks(self, version_id: str) -> None:
+        with self.session() as s:
+            s.execute(delete(ChunkRow).where(ChunkRow.version_id == version_id))
+
+    def set_entity_count(self, version_id: str, entity_count: int) -> None:
+        with self.session() as s:
+            row = s.get(VersionRow, version_id)
+            if row is not None:
+                row.entity_count = entity_count
+
+    def activate_version(self, version_id: str, *, chunk_count: int) -> Document | None:
+        """Mark the version ready and, unless a newer version is already active, make it the
+        one readers see: a single transaction, so readers switch from the old to the new
+        version at once. Returns the document afterwards (``None`` if it was deleted)."""
+        with self.session() as s:
+            vrow = s.get(VersionRow, version_id)
+            if vrow is None:
+                return None
+            doc = s.get(DocumentRow, vrow.document_id)
+            if doc is None:
+                return None
+            vrow.status = DocumentStatus.READY
+            vrow.chunk_count = chunk_count
+            if doc.active_version is None or doc.active_version < vrow.number:
+                doc.active_version = vrow.number
+            if doc.current_version == vrow.number and doc.status != DocumentStatus.DELETING:
+                doc.status = DocumentStatus.READY
+            doc.updated_at = utcnow()
+            s.flush()
+            s.refresh(doc)
+            return _document(doc)
+
+    def active_versions(self, tenant_id: str, document_ids: list[str]) -> dict[str, str]:
+        """``document_id → version_id`` of the active version of each live document."""
+        with self.session() as s:
+            rows = s.execute(
+                select(DocumentRow.id, VersionRow.id)
+                .join(VersionRow, VersionRow.document_id == DocumentRow.id)
+                .where(
+                    DocumentRow.tenant_id == tenant_id,
+                    DocumentRow.id.in_(document_ids),
+                    DocumentRow.status != DocumentStatus.DELETING,
+                    VersionRow.number == DocumentRow.active_version,
+                )
+            )
+            return {d: v for d, v in rows}
+
     # -- jobs -------------------------------------------------------------------------------
 
     def get_job(self, tenant_id: str, job_id: str) -> Job:
@@ -731,6 +817,23 @@ def _document(r: DocumentRow) -> Document:
         created_at=r.created_at,
         updated_at=r.updated_at,
         versions=[_version(v) for v in r.versions],
+        active_version=r.active_version,
+    )
+
+
+def _chunk(r: ChunkRow) -> ChunkRecord:
+    return ChunkRecord(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        document_id=r.document_id,
+        version_id=r.version_id,
+        ordinal=r.ordinal,
+        text=r.text,
+        section_path=tuple(r.section_path),
+        page_start=r.page_start,
+        page_end=r.page_end,
+        language=r.language,
+        token_count=r.token_count,
     )
 
 

@@ -95,6 +95,8 @@ class DocumentRow(Base):
     title: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(16))
     current_version: Mapped[int] = mapped_column(Integer)
+    # The version readers see: switched in one transaction once every store holds it.
+    active_version: Mapped[int | None] = mapped_column(Integer, default=None)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -166,3 +168,76 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChunkRow(Base):
+    """A chunk as the chunker made it: the record that vector and graph stores are checked
+    against (counts, ids), and the text that citations quote."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_version", "version_id", "ordinal"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, index=True)
+    document_id: Mapped[str] = mapped_column(ID, index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("document_versions.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    section_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    page_start: Mapped[int | None] = mapped_column(default=None)
+    page_end: Mapped[int | None] = mapped_column(default=None)
+    language: Mapped[str] = mapped_column(String(8))
+    token_count: Mapped[int] = mapped_column(Integer)
+
+
+# -- embedded graph store (stores.graph.relational) -------------------------------------------
+
+
+class GraphChunkRow(Base):
+    __tablename__ = "graph_chunks"
+    __table_args__ = (Index("ix_graph_chunks_doc", "tenant_id", "document_id", "version_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    document_id: Mapped[str] = mapped_column(ID)
+    version_id: Mapped[str] = mapped_column(ID)
+    ordinal: Mapped[int] = mapped_column(Integer)
+
+
+class GraphDocumentRow(Base):
+    __tablename__ = "graph_documents"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, index=True)
+    title: Mapped[str] = mapped_column(String(300))
+
+
+class GraphEntityRow(Base):
+    __tablename__ = "graph_entities"
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+
+
+class GraphMentionRow(Base):
+    __tablename__ = "graph_mentions"
+    __table_args__ = (Index("ix_graph_mentions_entity", "tenant_id", "entity_key"),)
+
+    chunk_id: Mapped[str] = mapped_column(
+        ForeignKey("graph_chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+
+
+class GraphRelationRow(Base):
+    """Derived co-mention counts, ``source_key < target_key``."""
+
+    __tablename__ = "graph_relations"
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    target_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    weight: Mapped[int] = mapped_column(Integer)

@@ -27,7 +27,7 @@ def env_names(model: type[BaseModel], prefix: str = "GEDRAG_") -> set[str]:
 
 
 def test_every_setting_is_documented_and_every_documented_variable_exists() -> None:
-    documented = set(re.findall(r"`(GEDRAG_[A-Z_]+)`", README.read_text()))
+    documented = set(re.findall(r"`(GEDRAG_[A-Z0-9_]+)`", README.read_text()))
     documented -= {"GEDRAG_TEST_REQUIRE_SERVICES"}
     assert env_names(Settings) - documented == set()
     assert documented - env_names(Settings) == set()

@@ -1,0 +1,79 @@
+"""The knowledge graph behind a small Protocol: two real implementations side by side.
+
+Model: Document –HAS_CHUNK→ Chunk –MENTIONS→ Entity, Entity –RELATED{weight}→ Entity, with the
+tenant on every node. RELATED is derived, never written directly: its weight is the number of
+chunks that mention both entities, recomputed for the entities a write or delete touches, so
+deleting a version lowers the weights it contributed. Entities nothing mentions any more are
+removed with their relations, so nothing is orphaned.
+
+* :class:`~stores.graph.relational.RelationalGraphStore`: tables in the catalog database
+  (SQLite or PostgreSQL), the embedded default.
+* :class:`~stores.graph.neo4j.Neo4jGraphStore`: Cypher through the official driver, ``MERGE``
+  on constrained keys, batched ``UNWIND``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class GraphEntity:
+    key: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class GraphChunk:
+    id: str
+    ordinal: int
+    entity_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionGraph:
+    """Everything one document version contributes to the graph."""
+
+    tenant_id: str
+    document_id: str
+    version_id: str
+    title: str
+    chunks: Sequence[GraphChunk]
+    entities: Sequence[GraphEntity] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class GraphCounts:
+    chunks: int
+    mentions: int
+
+
+class GraphStore(Protocol):
+    """A tenant-partitioned graph of documents, chunks and entities.
+
+    ``upsert_version`` replaces whatever the version had (idempotent: running it twice leaves one
+    copy). ``delete_version`` / ``delete_document`` remove chunks and mentions, then entities
+    left unmentioned; deleting what is absent is a no-op. Reads never cross tenants.
+    Unreachable engines raise :class:`core.errors.StoreUnavailable` (retryable).
+    """
+
+    def setup(self) -> None: ...
+
+    def upsert_version(self, graph: VersionGraph) -> None: ...
+
+    def delete_version(self, tenant_id: str, document_id: str, version_id: str) -> None: ...
+
+    def delete_document(self, tenant_id: str, document_id: str) -> None: ...
+
+    def counts(
+        self, tenant_id: str, document_id: str, version_id: str | None = None
+    ) -> GraphCounts: ...
+
+    def entity_keys(self, tenant_id: str) -> set[str]: ...
+
+    def relations(self, tenant_id: str) -> dict[tuple[str, str], int]: ...
+
+    def chunk_ids(self, tenant_id: str, document_id: str) -> set[str]: ...

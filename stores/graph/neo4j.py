@@ -1,0 +1,235 @@
+"""The production graph store: Neo4j through the official driver.
+
+Every write is a ``MERGE`` on a uniquely constrained key inside one transaction, batched with
+``UNWIND``. Entities are keyed by ``uid = tenant_id + ":" + key`` so one single-property
+uniqueness constraint (available in Neo4j Community) keeps tenants apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+
+from core.errors import StoreUnavailable
+from stores.graph import GraphCounts, VersionGraph
+
+BATCH = 1000
+
+CONSTRAINTS = (
+    "CREATE CONSTRAINT gedrag_document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
+    "CREATE CONSTRAINT gedrag_chunk_id IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
+    "CREATE CONSTRAINT gedrag_entity_uid IF NOT EXISTS FOR (e:Entity) REQUIRE e.uid IS UNIQUE",
+    "CREATE INDEX gedrag_chunk_doc IF NOT EXISTS FOR (c:Chunk) ON (c.tenant_id, c.document_id)",
+    "CREATE INDEX gedrag_entity_tenant IF NOT EXISTS FOR (e:Entity) ON (e.tenant_id)",
+)
+
+# Detach the selected chunks and return the entity uids they mentioned.
+_REMOVE_CHUNKS = """
+MATCH (c:Chunk {tenant_id: $tenant})
+WHERE c.document_id = $document AND ($version IS NULL OR c.version_id = $version)
+OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+WITH collect(DISTINCT c) AS chunks, collect(DISTINCT e.uid) AS uids
+FOREACH (c IN chunks | DETACH DELETE c)
+RETURN uids
+"""
+
+_UPSERT_CHUNKS = """
+MERGE (d:Document {id: $document})
+SET d.tenant_id = $tenant, d.title = $title
+WITH d
+UNWIND $chunks AS row
+MERGE (c:Chunk {id: row.id})
+SET c.tenant_id = $tenant, c.document_id = $document, c.version_id = $version,
+    c.ordinal = row.ordinal
+MERGE (d)-[:HAS_CHUNK]->(c)
+"""
+
+_UPSERT_ENTITIES = """
+UNWIND $entities AS row
+MERGE (e:Entity {uid: row.uid})
+ON CREATE SET e.tenant_id = $tenant, e.key = row.key, e.name = row.name, e.kind = row.kind
+"""
+
+_MENTIONS = """
+UNWIND $mentions AS row
+MATCH (c:Chunk {id: row.chunk})
+MATCH (e:Entity {uid: row.uid})
+MERGE (c)-[:MENTIONS]->(e)
+"""
+
+# Weight of a pair = chunks mentioning both; recomputed for the touched entities only, in two
+# statements (drop, then rebuild) so no row of one statement sees another's half-done writes.
+_DROP_RELATIONS = """
+UNWIND $uids AS uid
+MATCH (:Entity {uid: uid})-[r:RELATED]-()
+DELETE r
+"""
+
+_REBUILD_RELATIONS = """
+UNWIND $uids AS uid
+MATCH (a:Entity {uid: uid})<-[:MENTIONS]-(c:Chunk)-[:MENTIONS]->(b:Entity)
+WITH CASE WHEN a.key < b.key THEN a ELSE b END AS x,
+     CASE WHEN a.key < b.key THEN b ELSE a END AS y, c
+WITH x, y, count(DISTINCT c) AS weight
+MERGE (x)-[r:RELATED]->(y)
+SET r.weight = weight
+"""
+
+_DROP_ORPHANS = """
+UNWIND $uids AS uid
+MATCH (e:Entity {uid: uid})
+WHERE NOT (e)<-[:MENTIONS]-()
+DETACH DELETE e
+"""
+
+
+class Neo4jGraphStore:
+    def __init__(
+        self, uri: str, *, user: str, password: str, database: str = "neo4j", timeout_s: float = 10
+    ) -> None:
+        self.database = database
+        self.driver: Driver = GraphDatabase.driver(
+            uri, auth=(user, password), connection_timeout=timeout_s
+        )
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (ServiceUnavailable, SessionExpired, TransientError, OSError) as exc:
+            raise StoreUnavailable(f"Neo4j unavailable during {what}: {exc}") from exc
+
+    def _write(self, what: str, work: Any, **params: Any) -> Any:
+        with self._guard(what), self.driver.session(database=self.database) as s:
+            return s.execute_write(work, **params)
+
+    def _read(self, what: str, query: str, **params: Any) -> list[dict[str, Any]]:
+        with self._guard(what), self.driver.session(database=self.database) as s:
+            return [r.data() for r in s.run(query, **params)]
+
+    def setup(self) -> None:
+        with self._guard("setup"), self.driver.session(database=self.database) as s:
+            for statement in CONSTRAINTS:
+                s.run(statement).consume()
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def upsert_version(self, graph: VersionGraph) -> None:
+        t = graph.tenant_id
+        entities = {e.key: e for e in graph.entities}
+        chunks = [{"id": c.id, "ordinal": c.ordinal} for c in graph.chunks]
+        ents = [
+            {"uid": f"{t}:{e.key}", "key": e.key, "name": e.name, "kind": e.kind}
+            for e in entities.values()
+        ]
+        mentions = [
+            {"chunk": c.id, "uid": f"{t}:{k}"}
+            for c in graph.chunks
+            for k in sorted(set(c.entity_keys))
+            if k in entities
+        ]
+
+        def work(tx: ManagedTransaction) -> None:
+            touched = set(
+                tx.run(
+                    _REMOVE_CHUNKS, tenant=t, document=graph.document_id, version=graph.version_id
+                ).single(strict=True)["uids"]
+            )
+            for i in range(0, max(len(chunks), 1), BATCH):
+                tx.run(
+                    _UPSERT_CHUNKS,
+                    tenant=t,
+                    document=graph.document_id,
+                    version=graph.version_id,
+                    title=graph.title,
+                    chunks=chunks[i : i + BATCH],
+                ).consume()
+            for i in range(0, len(ents), BATCH):
+                tx.run(_UPSERT_ENTITIES, tenant=t, entities=ents[i : i + BATCH]).consume()
+            for i in range(0, len(mentions), BATCH):
+                tx.run(_MENTIONS, mentions=mentions[i : i + BATCH]).consume()
+            touched |= {m["uid"] for m in mentions}
+            _refresh(tx, sorted(touched))
+
+        self._write("upsert", work)
+
+    def delete_version(self, tenant_id: str, document_id: str, version_id: str) -> None:
+        self._delete(tenant_id, document_id, version_id)
+
+    def delete_document(self, tenant_id: str, document_id: str) -> None:
+        self._delete(tenant_id, document_id, None)
+
+    def _delete(self, tenant_id: str, document_id: str, version_id: str | None) -> None:
+        def work(tx: ManagedTransaction) -> None:
+            uids = tx.run(
+                _REMOVE_CHUNKS, tenant=tenant_id, document=document_id, version=version_id
+            ).single(strict=True)["uids"]
+            if version_id is None:
+                tx.run(
+                    "MATCH (d:Document {id: $document, tenant_id: $tenant}) DETACH DELETE d",
+                    document=document_id,
+                    tenant=tenant_id,
+                ).consume()
+            _refresh(tx, sorted(uids))
+
+        self._write("delete", work)
+
+    def counts(
+        self, tenant_id: str, document_id: str, version_id: str | None = None
+    ) -> GraphCounts:
+        rows = self._read(
+            "counts",
+            """
+            MATCH (c:Chunk {tenant_id: $tenant, document_id: $document})
+            WHERE $version IS NULL OR c.version_id = $version
+            OPTIONAL MATCH (c)-[m:MENTIONS]->()
+            RETURN count(DISTINCT c) AS chunks, count(m) AS mentions
+            """,
+            tenant=tenant_id,
+            document=document_id,
+            version=version_id,
+        )
+        return GraphCounts(chunks=rows[0]["chunks"], mentions=rows[0]["mentions"])
+
+    def entity_keys(self, tenant_id: str) -> set[str]:
+        rows = self._read(
+            "entities",
+            "MATCH (e:Entity {tenant_id: $tenant}) RETURN e.key AS key",
+            tenant=tenant_id,
+        )
+        return {r["key"] for r in rows}
+
+    def relations(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        rows = self._read(
+            "relations",
+            """
+            MATCH (a:Entity {tenant_id: $tenant})-[r:RELATED]->(b:Entity)
+            RETURN a.key AS a, b.key AS b, r.weight AS w
+            """,
+            tenant=tenant_id,
+        )
+        return {(r["a"], r["b"]): r["w"] for r in rows}
+
+    def chunk_ids(self, tenant_id: str, document_id: str) -> set[str]:
+        rows = self._read(
+            "chunk ids",
+            "MATCH (c:Chunk {tenant_id: $tenant, document_id: $document}) RETURN c.id AS id",
+            tenant=tenant_id,
+            document=document_id,
+        )
+        return {r["id"] for r in rows}
+
+
+def _refresh(tx: ManagedTransaction, uids: list[str]) -> None:
+    for i in range(0, len(uids), BATCH):
+        batch = uids[i : i + BATCH]
+        tx.run(_DROP_RELATIONS, uids=batch).consume()
+    for i in range(0, len(uids), BATCH):
+        batch = uids[i : i + BATCH]
+        tx.run(_REBUILD_RELATIONS, uids=batch).consume()
+        tx.run(_DROP_ORPHANS, uids=batch).consume()

@@ -1,0 +1,225 @@
+"""The embedded graph store: graph tables in the catalog database (SQLite or PostgreSQL).
+
+Writes of one version happen in one transaction. On PostgreSQL, a per-tenant advisory lock
+serialises the relation recomputation of concurrent writers (two workers touching the same
+entity pair would otherwise race on its row); SQLite already serialises writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy import insert as insert_stmt
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from stores.catalog import Catalog
+from stores.catalog.models import (
+    GraphChunkRow,
+    GraphDocumentRow,
+    GraphEntityRow,
+    GraphMentionRow,
+    GraphRelationRow,
+)
+from stores.graph import GraphCounts, VersionGraph
+
+T = TypeVar("T")
+# Bound parameters per statement stay under SQLite's limit (32,766) with room to spare.
+BATCH = 500
+
+
+class RelationalGraphStore:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def setup(self) -> None:
+        """The tables come with the catalog's migrations."""
+        self.catalog.migrate()
+
+    def upsert_version(self, graph: VersionGraph) -> None:
+        t = graph.tenant_id
+        with self.catalog.session() as s:
+            self._lock_tenant(s, t)
+            touched = self._remove_chunks(s, t, GraphChunkRow.version_id == graph.version_id)
+            doc = s.get(GraphDocumentRow, graph.document_id)
+            if doc is None:
+                s.add(GraphDocumentRow(id=graph.document_id, tenant_id=t, title=graph.title))
+            else:
+                doc.title = graph.title
+            s.flush()
+            for batch in _batches(graph.chunks):
+                s.add_all(
+                    GraphChunkRow(
+                        id=c.id,
+                        tenant_id=t,
+                        document_id=graph.document_id,
+                        version_id=graph.version_id,
+                        ordinal=c.ordinal,
+                    )
+                    for c in batch
+                )
+            s.flush()
+            known = {e.key: e for e in graph.entities}
+            insert = pg_insert if not self.catalog.is_sqlite else sqlite_insert
+            for entities in _batches(known.values()):
+                s.execute(
+                    insert(GraphEntityRow)
+                    .values(
+                        [
+                            {"tenant_id": t, "key": e.key, "name": e.name, "kind": e.kind}
+                            for e in entities
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                )
+            mentions = [
+                {"chunk_id": c.id, "entity_key": k, "tenant_id": t}
+                for c in graph.chunks
+                for k in sorted(set(c.entity_keys))
+                if k in known
+            ]
+            for rows in _batches(mentions):
+                s.execute(insert_stmt(GraphMentionRow), rows)
+            touched |= {m["entity_key"] for m in mentions}
+            self._refresh(s, t, touched)
+
+    def delete_version(self, tenant_id: str, document_id: str, version_id: str) -> None:
+        with self.catalog.session() as s:
+            self._lock_tenant(s, tenant_id)
+            touched = self._remove_chunks(
+                s,
+                tenant_id,
+                (GraphChunkRow.document_id == document_id)
+                & (GraphChunkRow.version_id == version_id),
+            )
+            self._refresh(s, tenant_id, touched)
+
+    def delete_document(self, tenant_id: str, document_id: str) -> None:
+        with self.catalog.session() as s:
+            self._lock_tenant(s, tenant_id)
+            touched = self._remove_chunks(s, tenant_id, GraphChunkRow.document_id == document_id)
+            s.execute(
+                delete(GraphDocumentRow).where(
+                    GraphDocumentRow.tenant_id == tenant_id, GraphDocumentRow.id == document_id
+                )
+            )
+            self._refresh(s, tenant_id, touched)
+
+    def counts(
+        self, tenant_id: str, document_id: str, version_id: str | None = None
+    ) -> GraphCounts:
+        cond = (GraphChunkRow.tenant_id == tenant_id) & (GraphChunkRow.document_id == document_id)
+        if version_id is not None:
+            cond &= GraphChunkRow.version_id == version_id
+        with self.catalog.session() as s:
+            chunks = s.scalar(select(func.count()).select_from(GraphChunkRow).where(cond))
+            mentions = s.scalar(
+                select(func.count())
+                .select_from(GraphMentionRow)
+                .join(GraphChunkRow, GraphChunkRow.id == GraphMentionRow.chunk_id)
+                .where(cond)
+            )
+        return GraphCounts(chunks=chunks or 0, mentions=mentions or 0)
+
+    def entity_keys(self, tenant_id: str) -> set[str]:
+        with self.catalog.session() as s:
+            return set(
+                s.scalars(select(GraphEntityRow.key).where(GraphEntityRow.tenant_id == tenant_id))
+            )
+
+    def relations(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        with self.catalog.session() as s:
+            rows = s.execute(
+                select(
+                    GraphRelationRow.source_key,
+                    GraphRelationRow.target_key,
+                    GraphRelationRow.weight,
+                ).where(GraphRelationRow.tenant_id == tenant_id)
+            )
+            return {(a, b): w for a, b, w in rows}
+
+    def chunk_ids(self, tenant_id: str, document_id: str) -> set[str]:
+        with self.catalog.session() as s:
+            return set(
+                s.scalars(
+                    select(GraphChunkRow.id).where(
+                        GraphChunkRow.tenant_id == tenant_id,
+                        GraphChunkRow.document_id == document_id,
+                    )
+                )
+            )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _lock_tenant(self, s: Session, tenant_id: str) -> None:
+        if not self.catalog.is_sqlite:
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": tenant_id})
+
+    @staticmethod
+    def _remove_chunks(s: Session, tenant_id: str, where: object) -> set[str]:
+        """Delete matching chunks (mentions cascade); return the entity keys they mentioned."""
+        chunk_ids = list(
+            s.scalars(select(GraphChunkRow.id).where(GraphChunkRow.tenant_id == tenant_id, where))  # type: ignore[arg-type]
+        )
+        touched: set[str] = set()
+        for batch in _batches(chunk_ids):
+            touched |= set(
+                s.scalars(
+                    select(GraphMentionRow.entity_key).where(GraphMentionRow.chunk_id.in_(batch))
+                )
+            )
+            # Explicit: SQLite enforces ON DELETE CASCADE only with foreign_keys=ON.
+            s.execute(delete(GraphMentionRow).where(GraphMentionRow.chunk_id.in_(batch)))
+            s.execute(delete(GraphChunkRow).where(GraphChunkRow.id.in_(batch)))
+        return touched
+
+    @staticmethod
+    def _refresh(s: Session, tenant_id: str, touched: set[str]) -> None:
+        """Recompute RELATED weights of the touched entities and drop unmentioned ones."""
+        s.flush()
+        m1, m2 = aliased(GraphMentionRow), aliased(GraphMentionRow)
+        for batch in _batches(sorted(touched)):
+            s.execute(
+                delete(GraphRelationRow).where(
+                    GraphRelationRow.tenant_id == tenant_id,
+                    GraphRelationRow.source_key.in_(batch) | GraphRelationRow.target_key.in_(batch),
+                )
+            )
+        s.flush()
+        pairs: dict[tuple[str, str], int] = {}
+        for batch in _batches(sorted(touched)):
+            rows = s.execute(
+                select(m1.entity_key, m2.entity_key, func.count())
+                .join(m2, (m1.chunk_id == m2.chunk_id) & (m1.entity_key < m2.entity_key))
+                .where(
+                    m1.tenant_id == tenant_id,
+                    m1.entity_key.in_(batch) | m2.entity_key.in_(batch),
+                )
+                .group_by(m1.entity_key, m2.entity_key)
+            )
+            pairs.update({(a, b): int(n) for a, b, n in rows})
+        rows_out = [
+            {"tenant_id": tenant_id, "source_key": a, "target_key": b, "weight": w}
+            for (a, b), w in pairs.items()
+        ]
+        for out in _batches(rows_out):
+            s.execute(insert_stmt(GraphRelationRow), out)
+        for batch in _batches(sorted(touched)):
+            mentioned = select(GraphMentionRow.entity_key).where(
+                GraphMentionRow.tenant_id == tenant_id, GraphMentionRow.entity_key.in_(batch)
+            )
+            s.execute(
+                delete(GraphEntityRow).where(
+                    GraphEntityRow.tenant_id == tenant_id,
+                    GraphEntityRow.key.in_(batch),
+                    GraphEntityRow.key.not_in(mentioned),
+                )
+            )
+
+
+def _batches(items: Iterable[T], size: int = BATCH) -> list[list[T]]:
+    seq = list(items)
+    return [seq[i : i + size] for i in range(0, len(seq), size)]

@@ -1,0 +1,252 @@
+"""Vector storage behind a small Protocol; Qdrant is the implementation, local or server.
+
+qdrant-client offers one facade over both modes: a folder on disk (``path=``, the embedded
+default; one process per folder) or a server (``url=``, production). The same calls, and the
+same conformance suite, serve both. One collection per embedding model (the model is part of the
+name, not of the point id), with a named dense vector and a sparse vector whose IDF Qdrant
+applies at query time. Point ids are the chunk ids (uuid5), so every write is an upsert.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from core.errors import ConfigurationError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DENSE = "dense"
+SPARSE = "sparse"
+# Payload fields filtered on: tenant first (Qdrant co-locates a tenant's points with is_tenant).
+KEYWORD_FIELDS = ("collection", "document_id", "version_id", "tags")
+
+
+@dataclass(frozen=True)
+class VectorPoint:
+    """One chunk as stored: ids and filterable fields in ``payload`` (``tenant_id``,
+    ``document_id``, ``version_id``, ``collection``, ``tags`` ...)."""
+
+    id: str
+    dense: list[float]
+    sparse_indices: list[int]
+    sparse_values: list[float]
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """Chunks' dense and sparse vectors with their payload, partitioned by tenant.
+
+    ``upsert`` overwrites points with the same id (idempotent). ``delete`` removes the points of
+    a document, or of one of its versions, and is a no-op when none exist. Every read and delete
+    is filtered by ``tenant_id`` inside the store. Unreachable stores raise
+    :class:`StoreUnavailable` (retryable).
+    """
+
+    def ensure_collection(self, dim: int) -> None: ...
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None: ...
+
+    def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None: ...
+
+    def count(self, tenant_id: str, document_id: str, version_id: str | None = None) -> int: ...
+
+    def set_payload(self, tenant_id: str, document_id: str, payload: dict[str, Any]) -> None: ...
+
+    def point_ids(self, tenant_id: str, document_id: str) -> set[str]: ...
+
+
+def collection_name(prefix: str, model_id: str) -> str:
+    """``gedrag_all_minilm_l6_v2``: one collection per embedding model."""
+    slug = re.sub(r"[^a-z0-9]+", "_", model_id.lower().rsplit("/", 1)[-1]).strip("_")
+    return f"{prefix}_{slug}"
+
+
+class QdrantVectorStore:
+    """Qdrant through qdrant-client: ``url`` for a server, else a local ``path``."""
+
+    def __init__(
+        self,
+        collection: str,
+        *,
+        url: str | None = None,
+        path: Path | None = None,
+        api_key: str | None = None,
+        timeout_s: int = 10,
+    ) -> None:
+        self.collection = collection
+        self.local = url is None
+        self._lock = threading.Lock()
+        try:
+            if url is not None:
+                self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
+            elif path is not None:
+                path.mkdir(parents=True, exist_ok=True)
+                self.client = QdrantClient(path=str(path))
+            else:
+                self.client = QdrantClient(location=":memory:")
+        except RuntimeError as exc:  # local folder locked by another process
+            raise ConfigurationError(
+                f"the local Qdrant folder {path} is used by another gedrag process; "
+                "local mode allows one process per folder: run workers inside `gedrag up`, "
+                "or set GEDRAG_QDRANT__URL to a Qdrant server"
+            ) from exc
+        self._ready = False
+
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        try:
+            if self.local:
+                # The local client is not thread-safe; the embedded worker runs threads.
+                with self._lock:
+                    yield
+            else:
+                yield
+        except (ResponseHandlingException, ConnectionError, TimeoutError) as exc:
+            raise StoreUnavailable(f"Qdrant unavailable during {what}: {exc}") from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code is not None and exc.status_code >= 500:
+                raise StoreUnavailable(f"Qdrant error during {what}: {exc}") from exc
+            raise
+
+    def ensure_collection(self, dim: int) -> None:
+        if self._ready:
+            return
+        with self._call("create collection"):
+            if not self.client.collection_exists(self.collection):
+                self.client.create_collection(
+                    self.collection,
+                    vectors_config={
+                        DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                    },
+                    sparse_vectors_config={
+                        SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
+                )
+                if not self.local:  # local mode has no payload indexes (it scans)
+                    self._create_indexes()
+            else:
+                info = self.client.get_collection(self.collection)
+                vectors = info.config.params.vectors
+                size = vectors[DENSE].size if isinstance(vectors, dict) else None
+                if size != dim:
+                    raise ConfigurationError(
+                        f"Qdrant collection {self.collection!r} holds {size}-d vectors, "
+                        f"the embedding model makes {dim}-d ones"
+                    )
+        self._ready = True
+
+    def _create_indexes(self) -> None:
+        self.client.create_payload_index(
+            self.collection,
+            "tenant_id",
+            models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
+        )
+        for name in KEYWORD_FIELDS:
+            self.client.create_payload_index(
+                self.collection, name, models.PayloadSchemaType.KEYWORD
+            )
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        if not points:
+            return
+        structs = [
+            models.PointStruct(
+                id=p.id,
+                vector={
+                    DENSE: p.dense,
+                    SPARSE: models.SparseVector(indices=p.sparse_indices, values=p.sparse_values),
+                },
+                payload=p.payload,
+            )
+            for p in points
+        ]
+        with self._call("upsert"):
+            self.client.upsert(self.collection, points=structs, wait=True)
+
+    def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None:
+        if not self._exists():
+            return
+        with self._call("delete"):
+            self.client.delete(
+                self.collection,
+                points_selector=models.FilterSelector(
+                    filter=_filter(tenant_id, document_id, version_id)
+                ),
+                wait=True,
+            )
+
+    def count(self, tenant_id: str, document_id: str, version_id: str | None = None) -> int:
+        if not self._exists():
+            return 0
+        with self._call("count"):
+            result = self.client.count(
+                self.collection,
+                count_filter=_filter(tenant_id, document_id, version_id),
+                exact=True,
+            )
+        return int(result.count)
+
+    def set_payload(self, tenant_id: str, document_id: str, payload: dict[str, Any]) -> None:
+        if not self._exists():
+            return
+        with self._call("set payload"):
+            self.client.set_payload(
+                self.collection, payload=payload, points=_filter(tenant_id, document_id), wait=True
+            )
+
+    def point_ids(self, tenant_id: str, document_id: str) -> set[str]:
+        if not self._exists():
+            return set()
+        ids: set[str] = set()
+        offset: Any = None
+        with self._call("scroll"):
+            while True:
+                points, offset = self.client.scroll(
+                    self.collection,
+                    scroll_filter=_filter(tenant_id, document_id),
+                    limit=1000,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=False,
+                )
+                ids.update(str(p.id) for p in points)
+                if offset is None:
+                    return ids
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _exists(self) -> bool:
+        if self._ready:
+            return True
+        with self._call("collection lookup"):
+            return bool(self.client.collection_exists(self.collection))
+
+
+def _filter(tenant_id: str, document_id: str, version_id: str | None = None) -> models.Filter:
+    must: list[models.Condition] = [
+        models.FieldCondition(key="tenant_id", match=models.MatchValue(value=tenant_id)),
+        models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id)),
+    ]
+    if version_id is not None:
+        must.append(
+            models.FieldCondition(key="version_id", match=models.MatchValue(value=version_id))
+        )
+    return models.Filter(must=must)

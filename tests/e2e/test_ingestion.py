@@ -1,0 +1,240 @@
+"""Ingestion guarantees, end to end: HTTP upload, the real embedded worker, the real stores
+(catalog, local Qdrant, graph tables), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import pikepdf
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from core.domain import JobState
+from ingestion import pipeline
+from ingestion.runtime import Runtime
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import Api
+
+pytestmark = pytest.mark.e2e
+
+CONTRACT = b"""# Contrat de maintenance
+
+## Parties
+
+Le contrat CTR-2024-0042 lie ACME Industries et la Caisse d'Allocations Familiales de Lyon.
+
+## Montant
+
+Le montant annuel est de 12 500,00 EUR, payable le 3 mars 2025.
+
+## Contact
+
+Marie Dupont (marie.dupont@acme.fr) suit le dossier pour ACME Industries.
+"""
+
+CONTRACT_V2 = CONTRACT.replace(b"Marie Dupont", b"Paul Martin").replace(
+    b"marie.dupont@acme.fr", b"paul.martin@acme.fr"
+)
+
+GRAPH_TABLES = (
+    "graph_chunks",
+    "graph_mentions",
+    "graph_entities",
+    "graph_relations",
+    "graph_documents",
+)
+
+
+def census(api: Api, tenant: str = "acme") -> dict[str, Any]:
+    """Everything every store holds for the tenant."""
+    rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    t = rt.catalog.authenticate(api.keys[tenant]).id
+    with rt.catalog.engine.connect() as conn:
+        rows = {
+            table: conn.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t"), {"t": t}
+            ).scalar_one()
+            for table in (
+                "documents",
+                "chunks",
+                "graph_chunks",
+                "graph_mentions",
+                "graph_entities",
+                "graph_relations",
+            )
+        }
+        chunk_ids = set(
+            conn.execute(sa.text("SELECT id FROM chunks WHERE tenant_id = :t"), {"t": t}).scalars()
+        )
+    points: set[str] = set()
+    if rt.vectors.client.collection_exists(rt.vectors.collection):
+        from qdrant_client import models
+
+        flt = models.Filter(
+            must=[models.FieldCondition(key="tenant_id", match=models.MatchValue(value=t))]
+        )
+        found, _ = rt.vectors.client.scroll(rt.vectors.collection, scroll_filter=flt, limit=10_000)
+        points = {str(p.id) for p in found}
+    blobs = {sha for tenant_id, sha in rt.blobs.all() if tenant_id == t}
+    return {**rows, "chunk_ids": chunk_ids, "points": points, "blobs": blobs}
+
+
+def test_a_document_reaches_every_store(api: Api) -> None:
+    up = api.upload("contrat.md", CONTRACT).json()
+    job = api.wait(up["job_id"])
+    assert job["state"] == "succeeded", job
+    doc = api.client.get(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
+    version = doc["versions"][0]
+    c = census(api)
+    assert version["chunk_count"] == len(c["chunk_ids"]) == c["graph_chunks"] >= 1
+    assert c["points"] == c["chunk_ids"]  # one vector point per catalog chunk, same ids
+    assert version["entity_count"] == c["graph_entities"] >= 4
+    rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    keys = rt.graph.entity_keys(rt.catalog.authenticate(api.keys["acme"]).id)
+    assert {"ref:ctr-2024-0042", "email:marie.dupont@acme.fr", "acme industries"} <= keys
+    assert any(k.startswith("amount:EUR:12500") for k in keys)
+
+
+def test_every_step_run_twice_changes_nothing(api: Api) -> None:
+    up = api.upload("contrat.md", CONTRACT).json()
+    assert api.wait(up["job_id"])["state"] == "succeeded"
+    before = census(api)
+    rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    job_id = up["job_id"]
+    rt.catalog.update_job(job_id, state=JobState.RUNNING)  # as if redelivered mid-way
+    for step in (
+        pipeline.prepare_version,
+        pipeline.index_vectors,
+        pipeline.index_graph,
+        pipeline.index_vectors,
+        pipeline.index_graph,
+        pipeline.finalize_version,
+        pipeline.finalize_version,
+    ):
+        step(rt, job_id)
+    assert census(api) == before
+    assert rt.catalog.load_job(job_id).state == JobState.SUCCEEDED
+
+
+def test_new_version_replaces_the_old_in_every_store(api: Api) -> None:
+    up = api.upload("contrat.md", CONTRACT).json()
+    api.wait(up["job_id"])
+    v1 = census(api)
+    v2 = api.client.post(
+        f"/v1/documents/{up['document_id']}/versions",
+        headers=api.h(),
+        files={"file": ("contrat.md", CONTRACT_V2)},
+    ).json()
+    assert api.wait(v2["job_id"])["state"] == "succeeded"
+    after = census(api)
+    assert after["chunk_ids"].isdisjoint(v1["chunk_ids"])  # new content, new chunk ids
+    assert after["points"] == after["chunk_ids"]
+    assert after["graph_chunks"] == len(after["chunk_ids"])
+    rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    keys = rt.graph.entity_keys(rt.catalog.authenticate(api.keys["acme"]).id)
+    assert "email:paul.martin@acme.fr" in keys and "email:marie.dupont@acme.fr" not in keys
+    doc = api.client.get(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
+    assert doc["current_version"] == 2 and doc["status"] == "ready"
+    assert len(after["blobs"]) == 2  # every version stays downloadable
+
+
+def test_delete_leaves_nothing_anywhere(api: Api) -> None:
+    a = api.upload("contrat.md", CONTRACT).json()
+    b = api.upload("memo.pdf", (FIXTURES / "unstructured_fake-memo.pdf").read_bytes()).json()
+    for up in (a, b):
+        assert api.wait(up["job_id"])["state"] == "succeeded"
+    v2 = api.client.post(
+        f"/v1/documents/{a['document_id']}/versions",
+        headers=api.h(),
+        files={"file": ("contrat.md", CONTRACT_V2)},
+    ).json()
+    api.wait(v2["job_id"])
+    for up in (a, b):
+        job = api.client.delete(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
+        assert api.wait(job["id"])["state"] == "succeeded"
+    c = census(api)
+    assert c == {
+        "documents": 0,
+        "chunks": 0,
+        "graph_chunks": 0,
+        "graph_mentions": 0,
+        "graph_entities": 0,
+        "graph_relations": 0,
+        "chunk_ids": set(),
+        "points": set(),
+        "blobs": set(),
+    }
+
+
+def encrypted_pdf() -> bytes:
+    out = io.BytesIO()
+    with pikepdf.open(FIXTURES / "unstructured_fake-memo.pdf") as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(user="secret", owner="owner"))
+    return out.getvalue()
+
+
+def image_pdf() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), "white").save(out, "PDF")
+    return out.getvalue()
+
+
+def zip_bomb_docx() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", b"\0" * 300_000_000)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "cause"),
+    [
+        ("secret.pdf", encrypted_pdf, "encrypted"),
+        ("scan.pdf", image_pdf, "no extractable text; OCR not enabled"),
+        ("bomb.docx", zip_bomb_docx, "zip bomb"),
+        ("huge.txt", lambda: b"line of text\n" * 2_400_000, "max_pages"),
+        ("report.docx", lambda: b"%PDF-1.7\n" + b"\x00garbage" * 100, "PDF"),  # wrong extension
+    ],
+)
+def test_bad_files_fail_with_their_cause_and_store_nothing(
+    make_api: Callable[..., Api], name: str, make: Callable[[], bytes], cause: str
+) -> None:
+    api = make_api(None, api={"max_upload_bytes": 200_000_000})
+    before = census(api)
+    up = api.upload(name, make())
+    assert up.status_code == 202, up.text
+    job = api.wait(up.json()["job_id"])
+    assert job["state"] == "failed" and cause in job["error"], job
+    after = census(api)
+    assert (after["chunk_ids"], after["points"], after["graph_chunks"]) == (set(), set(), 0)
+    assert after["documents"] == before["documents"] + 1  # kept, failed, with its original
+    doc = api.client.get(f"/v1/documents/{up.json()['document_id']}", headers=api.h()).json()
+    assert doc["status"] == "failed"
+
+
+def test_a_failing_store_is_retried_then_named(make_api: Callable[..., Api]) -> None:
+    """The graph store is a real Neo4j driver pointed at a closed port: every attempt fails."""
+    api = make_api(
+        None,
+        graph={"backend": "neo4j"},
+        neo4j={"uri": "bolt://127.0.0.1:9", "password": "x", "timeout_s": 0.5},
+        broker={"queue": "failing-store", "max_retries": 2, "retry_backoff_max_s": 1},
+    )
+    up = api.upload("contrat.md", CONTRACT).json()
+    job = api.wait(up["job_id"])
+    assert job["state"] == "failed"
+    assert job["error"].startswith("graph store: Neo4j unavailable"), job["error"]
+    assert "3 attempts" in job["error"]
+    # The vectors written in parallel are removed by the finalize step, right after.
+    deadline = time.monotonic() + 60
+    while census(api)["points"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert census(api)["points"] == set()
+    doc = api.client.get(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
+    assert doc["status"] == "failed"

@@ -1,0 +1,131 @@
+"""GraphStore conformance: the same behaviour from every implementation.
+
+Runs against the relational store on SQLite and on the PostgreSQL server, and against Neo4j when
+GEDRAG_NEO4J__URI (with GEDRAG_NEO4J__PASSWORD) points to a server; otherwise the Neo4j case
+skips and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from stores.catalog import Catalog
+from stores.graph import GraphChunk, GraphEntity, GraphStore, VersionGraph
+from stores.graph.neo4j import Neo4jGraphStore
+from stores.graph.relational import RelationalGraphStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["relational-sqlite", "relational-postgresql", "neo4j"])
+def graph(request: pytest.FixtureRequest, tmp_path) -> Iterator[GraphStore]:  # type: ignore[no-untyped-def]
+    if request.param == "neo4j":
+        uri = os.environ.get("GEDRAG_NEO4J__URI")
+        if not uri:
+            pytest.skip("Neo4j conformance runs when GEDRAG_NEO4J__URI points to a server")
+        store = Neo4jGraphStore(
+            uri,
+            user=os.environ.get("GEDRAG_NEO4J__USER", "neo4j"),
+            password=os.environ.get("GEDRAG_NEO4J__PASSWORD", ""),
+        )
+        store.setup()
+        yield store
+        store.close()
+        return
+    url = (
+        f"sqlite:///{tmp_path / 'g.db'}"
+        if request.param.endswith("sqlite")
+        else request.getfixturevalue("postgres_url")
+    )
+    catalog = Catalog(url)
+    store_r = RelationalGraphStore(catalog)
+    store_r.setup()
+    yield store_r
+    catalog.dispose()
+
+
+@pytest.fixture
+def tenant() -> str:
+    # Unique per test: the Neo4j server may be shared and is not wiped between tests.
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+E = {k: GraphEntity(key=k, name=k.upper(), kind="org") for k in ("acme", "faa", "lyon", "paris")}
+
+
+def version(tenant: str, doc: str, ver: str, chunks: dict[str, tuple[str, ...]]) -> VersionGraph:
+    used = {k for keys in chunks.values() for k in keys}
+    return VersionGraph(
+        tenant_id=tenant,
+        document_id=f"{tenant}-{doc}",
+        version_id=f"{tenant}-{doc}-{ver}",
+        title=doc,
+        chunks=[
+            GraphChunk(id=f"{tenant}-{doc}-{ver}-{cid}", ordinal=i, entity_keys=keys)
+            for i, (cid, keys) in enumerate(chunks.items())
+        ],
+        entities=[E[k] for k in sorted(used)],
+    )
+
+
+def test_upsert_is_idempotent_and_counts(graph: GraphStore, tenant: str) -> None:
+    v1 = version(tenant, "d1", "v1", {"c1": ("acme", "faa"), "c2": ("acme", "lyon"), "c3": ()})
+    graph.upsert_version(v1)
+    graph.upsert_version(v1)
+    counts = graph.counts(tenant, v1.document_id)
+    assert (counts.chunks, counts.mentions) == (3, 4)
+    assert graph.entity_keys(tenant) == {"acme", "faa", "lyon"}
+    assert graph.relations(tenant) == {("acme", "faa"): 1, ("acme", "lyon"): 1}
+    assert graph.chunk_ids(tenant, v1.document_id) == {c.id for c in v1.chunks}
+
+
+def test_relation_weights_follow_documents(graph: GraphStore, tenant: str) -> None:
+    graph.upsert_version(version(tenant, "d1", "v1", {"c1": ("acme", "faa")}))
+    graph.upsert_version(
+        version(tenant, "d2", "v1", {"c1": ("acme", "faa"), "c2": ("faa", "acme")})
+    )
+    assert graph.relations(tenant) == {("acme", "faa"): 3}
+    graph.delete_document(tenant, f"{tenant}-d2")
+    assert graph.relations(tenant) == {("acme", "faa"): 1}
+    assert graph.counts(tenant, f"{tenant}-d2").chunks == 0
+
+
+def test_new_version_replaces_old_and_orphans_go(graph: GraphStore, tenant: str) -> None:
+    v1 = version(tenant, "d1", "v1", {"c1": ("acme", "paris")})
+    v2 = version(tenant, "d1", "v2", {"c1": ("acme", "lyon")})
+    graph.upsert_version(v1)
+    graph.upsert_version(v2)
+    assert graph.counts(tenant, v1.document_id, v2.version_id).chunks == 1
+    assert graph.counts(tenant, v1.document_id).chunks == 2  # both until v1 is dropped
+    graph.delete_version(tenant, v1.document_id, v1.version_id)
+    assert graph.counts(tenant, v1.document_id).chunks == 1
+    assert graph.entity_keys(tenant) == {"acme", "lyon"}  # "paris" had no other mention
+    assert graph.relations(tenant) == {("acme", "lyon"): 1}
+    graph.delete_document(tenant, v1.document_id)
+    assert graph.entity_keys(tenant) == set()
+    assert graph.relations(tenant) == {}
+    graph.delete_document(tenant, v1.document_id)  # absent: no-op
+
+
+def test_tenants_are_separate(graph: GraphStore, tenant: str) -> None:
+    other = f"{tenant}-other"
+    graph.upsert_version(version(tenant, "d1", "v1", {"c1": ("acme", "faa")}))
+    graph.upsert_version(version(other, "d1", "v1", {"c1": ("acme",)}))
+    assert graph.relations(other) == {}
+    graph.delete_document(other, f"{other}-d1")
+    assert graph.entity_keys(tenant) == {"acme", "faa"}
+    assert graph.entity_keys(other) == set()
+    assert graph.counts(other, f"{tenant}-d1").chunks == 0  # another tenant's document is invisible
+
+
+def test_large_version_in_batches(graph: GraphStore, tenant: str) -> None:
+    chunks = {f"c{i}": (("acme", "faa") if i % 2 else ("lyon",)) for i in range(1200)}
+    v = version(tenant, "big", "v1", chunks)
+    graph.upsert_version(v)
+    counts = graph.counts(tenant, v.document_id)
+    assert (counts.chunks, counts.mentions) == (1200, 1800)
+    assert graph.relations(tenant) == {("acme", "faa"): 600}
