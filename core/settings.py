@@ -45,6 +45,12 @@ class BrokerSettings(BaseModel):
         "(cache+memory:// in embedded mode). Job state itself lives in the catalog.",
     )
     queue: str = Field(default="gedrag", description="Celery queue the workers consume.")
+    visibility_timeout_s: int = Field(
+        default=3600,
+        ge=1,
+        description="Redis: a task unacknowledged this long (its worker died) is delivered "
+        "again. Keep it above the longest task.",
+    )
     embedded_concurrency: int = Field(
         default=2, ge=1, description="Threads of the in-process worker (embedded mode only)."
     )
@@ -103,6 +109,22 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
 
 
+class LLMSettings(BaseModel):
+    """An OpenAI-compatible chat endpoint (vLLM in production)."""
+
+    url: str | None = Field(default=None, description="Base URL, e.g. http://vllm:8000/v1.")
+    model: str | None = Field(default=None, description="Model name served at that URL.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer token, if required.")
+    timeout_s: float = Field(default=30, gt=0, description="Request timeout.")
+
+
+class EntitySettings(BaseModel):
+    extractor: Literal["rules", "llm"] = Field(
+        default="rules",
+        description="rules: offline FR/EN patterns; llm: names from GEDRAG_LLM__*, values by rules",
+    )
+
+
 class QdrantSettings(BaseModel):
     """Vector store: a local folder by default, a Qdrant server when ``url`` is set."""
 
@@ -156,6 +178,8 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     qdrant: QdrantSettings = QdrantSettings()
+    entities: EntitySettings = EntitySettings()
+    llm: LLMSettings = LLMSettings()
     graph: GraphSettings = GraphSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
 
@@ -168,6 +192,10 @@ class Settings(BaseSettings):
         if self.graph.backend == "neo4j" and not (self.neo4j.uri and self.neo4j.password):
             raise ConfigurationError(
                 "GEDRAG_GRAPH__BACKEND=neo4j needs GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD"
+            )
+        if self.entities.extractor == "llm" and not (self.llm.url and self.llm.model):
+            raise ConfigurationError(
+                "GEDRAG_ENTITIES__EXTRACTOR=llm needs GEDRAG_LLM__URL and GEDRAG_LLM__MODEL"
             )
         return self
 

@@ -47,6 +47,10 @@ class GedragCelery(Celery):  # type: ignore[misc]
             worker_hijack_root_logger=False,
             broker_connection_retry_on_startup=True,
             task_ignore_result=True,
+            broker_transport_options={"visibility_timeout": settings.broker.visibility_timeout_s},
+            result_backend_transport_options={
+                "visibility_timeout": settings.broker.visibility_timeout_s
+            },
         )
         from ingestion import tasks  # tasks import this module's types
 

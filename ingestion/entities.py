@@ -15,12 +15,10 @@ canonical form (``date:2024-03-03``, ``amount:EUR:1234.56``, ``ref:inv-2024-0042
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from itertools import combinations
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ingestion.sparse import strip_accents
@@ -60,19 +58,6 @@ class EntityExtractor(Protocol):
     def extract(self, text: str, language: str) -> list[Entity]: ...
 
     def to_dict(self) -> dict[str, Any]: ...
-
-
-def relations(entities_per_chunk: Iterable[Sequence[Entity]]) -> list[tuple[str, str, int]]:
-    """Co-occurrence edges: ``(key_a, key_b, weight)`` with ``key_a < key_b`` and ``weight`` the
-    number of chunks mentioning both; sorted by weight, then keys. Edges are undirected and
-    unique, so writing them with MERGE is idempotent."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for entities in entities_per_chunk:
-        keys = sorted({entity.key for entity in entities})
-        counts.update(combinations(keys, 2))
-    return sorted(
-        ((a, b, weight) for (a, b), weight in counts.items()), key=lambda e: (-e[2], e[0], e[1])
-    )
 
 
 def normalise_key(name: str) -> str:

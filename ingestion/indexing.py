@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, assert_never
 
 from core import ids
 from core.domain import ChunkRecord, Document, Version
@@ -16,6 +16,7 @@ from core.settings import Settings
 from ingestion.chunking import ChunkerConfig, chunk
 from ingestion.embedding import Embedder, SentenceTransformerEmbedder
 from ingestion.entities import EntityExtractor, RuleBasedEntityExtractor
+from ingestion.llm_entities import LLMEntityExtractor
 from ingestion.parsing import ParseLimits, parse
 from ingestion.sparse import SparseEncoder
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
@@ -23,6 +24,25 @@ from stores.vectors import VectorPoint
 
 Progress = Callable[[str, float], None]
 EMBED_BATCH = 64
+
+
+def make_extractor(settings: Settings) -> EntityExtractor:
+    kind = settings.entities.extractor
+    match kind:
+        case "rules":
+            return RuleBasedEntityExtractor()
+        case "llm":
+            llm = settings.llm
+            assert llm.url is not None  # checked by Settings
+            assert llm.model is not None
+            return LLMEntityExtractor(
+                llm.url,
+                llm.model,
+                api_key=llm.api_key.get_secret_value() if llm.api_key else None,
+                timeout_s=llm.timeout_s,
+            )
+        case _:
+            assert_never(kind)
 
 
 class Indexer:
@@ -45,7 +65,7 @@ class Indexer:
             min_section_tokens=settings.chunking.min_section_tokens,
         )
         self.sparse = SparseEncoder()
-        self.extractor = extractor or RuleBasedEntityExtractor()
+        self.extractor = extractor or make_extractor(settings)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
 
     @cached_property

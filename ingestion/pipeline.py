@@ -18,7 +18,7 @@ import contextlib
 import logging
 
 from core.domain import Document, DocumentStatus, Job, JobState, Version
-from core.errors import IngestionError, NotFound, UnsupportedMediaType
+from core.errors import IngestionError, NotFound, StoreUnavailable, UnsupportedMediaType
 from ingestion.indexing import Progress
 from ingestion.runtime import Runtime
 
@@ -121,9 +121,9 @@ def finalize_version(rt: Runtime, job_id: str) -> None:
         # A store step failed: the version never became active; remove its partial writes.
         _drop_version(rt, job.tenant_id, version)
         return
-    doc = rt.catalog.activate_version(
-        version.id, chunk_count=len(rt.catalog.version_chunks(version.id))
-    )
+    chunk_count = len(rt.catalog.version_chunks(version.id))
+    _check_complete(rt, job.tenant_id, version, chunk_count)
+    doc = rt.catalog.activate_version(version.id, chunk_count=chunk_count)
     if doc is None:
         return
     for old in doc.versions:
@@ -133,6 +133,17 @@ def finalize_version(rt: Runtime, job_id: str) -> None:
         _drop_version(rt, job.tenant_id, version)
     rt.catalog.update_job(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0, error="")
     log.info("version active", extra={"job_id": job_id, "version": version.number})
+
+
+def _check_complete(rt: Runtime, tenant_id: str, version: Version, chunk_count: int) -> None:
+    """Both stores hold every chunk, or a retry comes later: a redelivered header task can make
+    the chord fire before its sibling finished, and readers must never see half a version."""
+    vectors = rt.vectors.count(tenant_id, version.document_id, version.id)
+    graph = rt.graph.counts(tenant_id, version.document_id, version.id).chunks
+    if vectors != chunk_count or graph != chunk_count:
+        raise StoreUnavailable(
+            f"stores incomplete ({vectors} vectors, {graph} graph chunks, {chunk_count} chunks)"
+        )
 
 
 def _drop_version(rt: Runtime, tenant_id: str, version: Version) -> None:

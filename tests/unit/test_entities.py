@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ingestion.entities import (
-    Entity,
     EntityExtractor,
     RuleBasedEntityExtractor,
     normalise_key,
-    relations,
 )
 
 pytestmark = pytest.mark.unit
@@ -170,17 +168,3 @@ def test_each_key_once_in_order_of_first_mention() -> None:
 def test_odd_text_gives_no_entities() -> None:
     assert extractor.extract("", "fr") == []
     assert extractor.extract("$$$ €€€ n° -- // @@", "und") == []
-
-
-def test_relations_count_chunks_where_entities_meet() -> None:
-    caf = Entity("caf", "CAF", "acronym")
-    paris = Entity("paris", "Paris", "name")
-    amount = Entity("amount:EUR:300", "300 €", "amount")
-
-    edges = relations([[caf, paris, caf], [paris, caf, amount], [amount]])
-
-    assert edges == [
-        ("caf", "paris", 2),
-        ("amount:EUR:300", "caf", 1),
-        ("amount:EUR:300", "paris", 1),
-    ]

@@ -1,0 +1,195 @@
+"""Ingestion benchmark: doc_fixtures and the French service-public corpus through the real
+pipeline (HTTP upload, embedded Celery worker, parse, chunk, embed, Qdrant, graph).
+
+    .venv/bin/python bench/ingest.py [--datasets ../shared/datasets] [--limit N]
+
+Prints its figures, then one JSON line: documents/s, pages/s, chunks/s, seconds per stage,
+peak RSS. Stages are timed by wrapping the pipeline's own functions; the sum of stage seconds
+exceeds wall time because the vector and graph steps run in parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pypdf
+from fastapi.testclient import TestClient
+
+import ingestion.indexing as indexing
+from core.settings import Settings
+from serving.app import create_app
+from stores.graph.relational import RelationalGraphStore
+from stores.vectors import QdrantVectorStore
+
+STAGES: dict[str, float] = defaultdict(float)
+_lock = threading.Lock()
+
+
+def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with _lock:
+                STAGES[name] += time.perf_counter() - start
+
+    return wrapper
+
+
+def instrument() -> None:
+    indexing.parse = timed("parse", indexing.parse)  # type: ignore[assignment]
+    indexing.chunk = timed("chunk", indexing.chunk)  # type: ignore[assignment]
+    emb = indexing.SentenceTransformerEmbedder
+    emb.embed = timed("embed", emb.embed)  # type: ignore[method-assign]
+    idx = indexing.Indexer
+    idx.version_graph = timed("entities", idx.version_graph)  # type: ignore[method-assign]
+    QdrantVectorStore.upsert = timed("qdrant_write", QdrantVectorStore.upsert)  # type: ignore[method-assign]
+    RelationalGraphStore.upsert_version = timed(  # type: ignore[method-assign]
+        "graph_write", RelationalGraphStore.upsert_version
+    )
+
+
+def run(
+    client: TestClient, auth: dict[str, str], files: list[tuple[str, bytes]], collection: str
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    jobs = []
+    for i in range(0, len(files), 50):
+        batch = [("files", (name, data)) for name, data in files[i : i + 50]]
+        r = client.post(
+            "/v1/documents/batch", headers=auth, files=batch, data={"collection": collection}
+        )
+        r.raise_for_status()
+        jobs += [item["job_id"] for item in r.json()["items"] if item["job_id"]]
+    failed = []
+    pending = set(jobs)
+    while pending:
+        for job_id in list(pending):
+            job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+            if job["state"] in ("succeeded", "failed"):
+                pending.discard(job_id)
+                if job["state"] == "failed":
+                    failed.append(job["error"])
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    chunks = 0
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"collection": collection, "limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/documents", headers=auth, params=params).json()
+        chunks += sum((d["versions"][-1]["chunk_count"] or 0) for d in page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    return {"documents": len(files), "failed": failed, "seconds": seconds, "chunks": chunks}
+
+
+def pdf_pages(data: bytes) -> int:
+    return len(pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="corpus documents (default: all)")
+    args = parser.parse_args()
+    fixtures = args.datasets / "doc_fixtures"
+    corpus = args.datasets / "fr_service_public_qa" / "corpus.jsonl"
+    if not fixtures.is_dir() or not corpus.is_file():
+        print(f"datasets not found under {args.datasets}", file=sys.stderr)
+        sys.exit(2)
+
+    instrument()
+    pdfs = [(p.name, p.read_bytes()) for p in sorted((fixtures / "pdf").glob("*.pdf"))]
+    others = [
+        (p.name, p.read_bytes())
+        for p in sorted(fixtures.rglob("*"))
+        if p.is_file()
+        and p.suffix != ".pdf"
+        and p.parent.name != "expected_markdown"
+        and p.name != "SOURCE.md"
+    ]
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    rows = rows[: args.limit] if args.limit else rows
+    fiches = [(f"{r['_id']}.txt", r["text"].encode()) for r in rows]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        with TestClient(create_app(settings)) as client:
+            rt = client.app.state.runtime  # type: ignore[attr-defined]
+            rt.catalog.create_tenant("bench")
+            key, _ = rt.catalog.create_api_key("bench")
+            auth = {"Authorization": f"Bearer {key}"}
+            # Warm-up outside the measure: model load and first unstructured import (~10 s).
+            run(client, auth, [("warm.md", b"# Warm up\n\nFirst document.")], "warm")
+            STAGES.clear()
+            pdf = run(client, auth, pdfs, "pdf")
+            pdf_stages = dict(STAGES)
+            STAGES.clear()
+            mixed = run(client, auth, others + fiches, "mixed")
+            mixed_stages = dict(STAGES)
+
+    pages = sum(pdf_pages(d) for _, d in pdfs)
+    total_docs = pdf["documents"] + mixed["documents"]
+    total_seconds = pdf["seconds"] + mixed["seconds"]
+    total_chunks = pdf["chunks"] + mixed["chunks"]
+    total_pages = pages + len(fiches) + len(others)
+    stages = {
+        k: round(pdf_stages.get(k, 0) + mixed_stages.get(k, 0), 2)
+        for k in set(pdf_stages) | set(mixed_stages)
+    }
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "bench": "ingest",
+        "documents": total_docs,
+        "failed": len(pdf["failed"]) + len(mixed["failed"]),
+        "pages": total_pages,
+        "chunks": total_chunks,
+        "seconds": round(total_seconds, 2),
+        "documents_per_s": round(total_docs / total_seconds, 2),
+        "pages_per_s": round(total_pages / total_seconds, 2),
+        "chunks_per_s": round(total_chunks / total_seconds, 2),
+        "pdf_text_pages_per_s": round(pages / pdf["seconds"], 2),
+        "pdf_pages": pages,
+        "embed_chunks_per_s": round(total_chunks / stages["embed"], 1)
+        if stages.get("embed")
+        else None,
+        "stage_seconds": dict(sorted(stages.items())),
+        "peak_rss_mb": round(peak_rss_mb),
+    }
+    print(
+        f"PDF fixtures: {len(pdfs)} files, {pages} pages in {pdf['seconds']:.1f}s "
+        f"= {result['pdf_text_pages_per_s']} pages/s end to end ({pdf['chunks']} chunks)"
+    )
+    print(
+        f"Other fixtures + {len(fiches)} service-public fiches: {mixed['documents']} documents, "
+        f"{mixed['chunks']} chunks in {mixed['seconds']:.1f}s"
+    )
+    print(f"failures: {pdf['failed'] + mixed['failed']}")
+    print("stage seconds:", result["stage_seconds"])
+    print(
+        f"embedding: {result['embed_chunks_per_s']} chunks/s; peak RSS {result['peak_rss_mb']} MB"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
