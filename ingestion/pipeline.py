@@ -121,9 +121,9 @@ def finalize_version(rt: Runtime, job_id: str) -> None:
         # A store step failed: the version never became active; remove its partial writes.
         _drop_version(rt, job.tenant_id, version)
         return
-    chunk_count = len(rt.catalog.version_chunks(version.id))
-    _check_complete(rt, job.tenant_id, version, chunk_count)
-    doc = rt.catalog.activate_version(version.id, chunk_count=chunk_count)
+    chunk_ids = [c.id for c in rt.catalog.version_chunks(version.id)]
+    _check_complete(rt, job.tenant_id, version, chunk_ids)
+    doc = rt.catalog.activate_version(version.id, chunk_count=len(chunk_ids))
     if doc is None:
         return
     for old in doc.versions:
@@ -135,19 +135,22 @@ def finalize_version(rt: Runtime, job_id: str) -> None:
     log.info("version active", extra={"job_id": job_id, "version": version.number})
 
 
-def _check_complete(rt: Runtime, tenant_id: str, version: Version, chunk_count: int) -> None:
+def _check_complete(rt: Runtime, tenant_id: str, version: Version, chunk_ids: list[str]) -> None:
     """Both stores hold every chunk, or a retry comes later: a redelivered header task can make
-    the chord fire before its sibling finished, and readers must never see half a version."""
-    vectors = rt.vectors.count(tenant_id, version.document_id, version.id)
+    the chord fire before its sibling finished, and readers must never see half a version.
+    Vectors are checked by id (a filtered count scans every point in local mode)."""
+    missing = len(rt.vectors.missing(chunk_ids))
     graph = rt.graph.counts(tenant_id, version.document_id, version.id).chunks
-    if vectors != chunk_count or graph != chunk_count:
+    if missing or graph != len(chunk_ids):
         raise StoreUnavailable(
-            f"stores incomplete ({vectors} vectors, {graph} graph chunks, {chunk_count} chunks)"
+            f"stores incomplete ({missing} of {len(chunk_ids)} vectors missing, "
+            f"{graph} graph chunks)"
         )
 
 
 def _drop_version(rt: Runtime, tenant_id: str, version: Version) -> None:
-    rt.vectors.delete(tenant_id, version.document_id, version.id)
+    # By id from the catalog's chunk records: no scan of the collection.
+    rt.vectors.delete_ids([c.id for c in rt.catalog.version_chunks(version.id)])
     rt.graph.delete_version(tenant_id, version.document_id, version.id)
     rt.catalog.drop_chunks(version.id)
 

@@ -69,6 +69,10 @@ class VectorStore(Protocol):
 
     def set_payload(self, tenant_id: str, document_id: str, payload: dict[str, Any]) -> None: ...
 
+    def missing(self, point_ids: Sequence[str]) -> set[str]: ...
+
+    def delete_ids(self, point_ids: Sequence[str]) -> None: ...
+
     def point_ids(self, tenant_id: str, document_id: str) -> set[str]: ...
 
 
@@ -209,6 +213,34 @@ class QdrantVectorStore:
         with self._call("set payload"):
             self.client.set_payload(
                 self.collection, payload=payload, points=_filter(tenant_id, document_id), wait=True
+            )
+
+    def missing(self, point_ids: Sequence[str]) -> set[str]:
+        """Which of these ids hold no point (lookups by id: no scan, even in local mode)."""
+        if not point_ids:
+            return set()
+        if not self._exists():
+            return set(point_ids)
+        found: set[str] = set()
+        with self._call("retrieve"):
+            for start in range(0, len(point_ids), 1000):
+                points = self.client.retrieve(
+                    self.collection,
+                    ids=list(point_ids[start : start + 1000]),
+                    with_payload=False,
+                    with_vectors=False,
+                )
+                found.update(str(p.id) for p in points)
+        return set(point_ids) - found
+
+    def delete_ids(self, point_ids: Sequence[str]) -> None:
+        if not point_ids or not self._exists():
+            return
+        with self._call("delete"):
+            self.client.delete(
+                self.collection,
+                points_selector=models.PointIdsList(points=list(point_ids)),
+                wait=True,
             )
 
     def point_ids(self, tenant_id: str, document_id: str) -> set[str]:

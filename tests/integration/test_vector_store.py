@@ -104,3 +104,15 @@ def test_collection_per_model() -> None:
         == "gedrag_all_minilm_l6_v2"
     )
     assert collection_name("gedrag", "/models/e5-base") == "gedrag_e5_base"
+
+
+def test_lookups_and_deletes_by_id(store: QdrantVectorStore) -> None:
+    pts = [point("t1", "d1", "v1", i) for i in range(4)]
+    assert store.missing([p.id for p in pts]) == {p.id for p in pts}  # no collection yet
+    store.ensure_collection(4)
+    store.upsert(pts[:3])
+    assert store.missing([p.id for p in pts]) == {pts[3].id}
+    store.delete_ids([pts[0].id, pts[3].id])
+    assert store.point_ids("t1", "d1") == {pts[1].id, pts[2].id}
+    store.delete_ids([])
+    assert store.missing([]) == set()
