@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
@@ -125,6 +125,49 @@ class EntitySettings(BaseModel):
     )
 
 
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval; part of a pipeline release (every field changes results)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="rrf", description="rrf: reciprocal rank; weighted: min-max scores, summed."
+    )
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=1.0, ge=0)
+    sparse_weight: float = Field(default=1.0, ge=0)
+    graph_weight: float = Field(default=0.5, ge=0)
+    graph_expansion: bool = True
+    candidates: int = Field(default=50, ge=1, description="Candidates per retriever.")
+    top_k: int = Field(default=8, ge=1, description="Passages returned.")
+    mmr_lambda: float = Field(
+        default=0.8, ge=0, le=1, description="Relevance vs diversity; 1 disables MMR."
+    )
+    reranker: str | None = Field(
+        default=None, description="Local path of a sentence-transformers CrossEncoder."
+    )
+
+
+class GenerationSettings(BaseModel):
+    """Who writes answers: the embedded extractive answerer or vLLM (GEDRAG_LLM__*)."""
+
+    backend: Literal["extractive", "vllm"] = "extractive"
+    max_tokens: int = Field(default=512, ge=1, description="Answer budget (vLLM).")
+    context_token_budget: int = Field(
+        default=3000, ge=100, description="Prompt budget for passages (vLLM)."
+    )
+    temperature: float = Field(default=0.0, ge=0)
+    max_retries: int = Field(default=2, ge=0, description="Retries on transient errors (vLLM).")
+    min_coverage: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Extractive: share of the question's terms the best sentence must cover, "
+        "else the answer is 'not found'.",
+    )
+
+
 class QdrantSettings(BaseModel):
     """Vector store: a local folder by default, a Qdrant server when ``url`` is set."""
 
@@ -180,6 +223,8 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = QdrantSettings()
     entities: EntitySettings = EntitySettings()
     llm: LLMSettings = LLMSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    generation: GenerationSettings = GenerationSettings()
     graph: GraphSettings = GraphSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
 
@@ -193,9 +238,11 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "GEDRAG_GRAPH__BACKEND=neo4j needs GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD"
             )
-        if self.entities.extractor == "llm" and not (self.llm.url and self.llm.model):
+        needs_llm = self.entities.extractor == "llm" or self.generation.backend == "vllm"
+        if needs_llm and not (self.llm.url and self.llm.model):
             raise ConfigurationError(
-                "GEDRAG_ENTITIES__EXTRACTOR=llm needs GEDRAG_LLM__URL and GEDRAG_LLM__MODEL"
+                "the LLM entity extractor and the vLLM generator need GEDRAG_LLM__URL and "
+                "GEDRAG_LLM__MODEL"
             )
         return self
 

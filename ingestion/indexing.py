@@ -146,6 +146,7 @@ class Indexer:
             "title": doc.title,
             "tags": doc.tags,
             "metadata": doc.metadata,
+            "uploaded_at": doc.created_at.timestamp(),
             "section_path": list(c.section_path),
             "page_start": c.page_start,
             "page_end": c.page_end,

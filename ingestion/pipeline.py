@@ -39,7 +39,9 @@ def fail_job(rt: Runtime, job_id: str, cause: str) -> None:
 
 
 def note_retry(rt: Runtime, job_id: str, cause: str) -> None:
-    rt.catalog.update_job(job_id, error=f"retrying after: {cause}")
+    """Show why a running job waits; a failed job keeps its cause (cleanup retries after)."""
+    if not rt.catalog.load_job(job_id).state.finished:
+        rt.catalog.update_job(job_id, error=f"retrying after: {cause}")
 
 
 def _progress(rt: Runtime, job_id: str) -> Progress:

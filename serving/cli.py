@@ -270,6 +270,32 @@ def _follow(client: httpx.Client, progress: Progress, jobs: dict[str, str]) -> i
     return failures
 
 
+@app.command()
+def ask(
+    question: str,
+    collection: Annotated[list[str] | None, typer.Option("--collection", "-c")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Passages to retrieve.")] = None,
+) -> None:
+    """Ask a question of your documents; prints the answer and its sources."""
+    body: dict[str, Any] = {"question": question}
+    if collection:
+        body["collections"] = collection
+    if top_k:
+        body["top_k"] = top_k
+    with _client() as client:
+        try:
+            reply = _check(client.post("/v1/ask", json=body))
+        except (GedragError, httpx.HTTPError) as exc:
+            raise _fail(str(exc)) from exc
+    console.print(reply["answer"], soft_wrap=True)
+    if reply["citations"]:
+        table = Table("n", "document", "page", "quote", title="Sources")
+        for c in reply["citations"]:
+            page = "" if c["page"] is None else str(c["page"])
+            table.add_row(str(c["n"]), f"{c['title']} (v{c['version']})", page, c["quote"])
+        console.print(table)
+
+
 @docs.command("list")
 def docs_list(
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,

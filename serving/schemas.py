@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -102,3 +102,84 @@ class ErrorPublic(BaseModel):
     error: str
     detail: str
     field: str | None = None
+
+
+class SearchFilters(BaseModel):
+    """Narrow the documents searched; the caller's tenant always applies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collections: list[str] | None = None
+    tags: list[str] | None = Field(default=None, description="Documents with any of these tags.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Equality on each key.")
+    document_ids: list[str] | None = None
+    uploaded_after: datetime | None = None
+    uploaded_before: datetime | None = None
+    top_k: int | None = Field(default=None, ge=1, le=50)
+
+
+class SearchRequest(SearchFilters):
+    query: str = Field(min_length=1, max_length=2000)
+
+
+class PassagePublic(Public):
+    n: int
+    chunk_id: str
+    document_id: str
+    title: str
+    version: int
+    collection: str
+    page_start: int | None
+    page_end: int | None
+    section_path: list[str]
+    text: str
+    score: float
+
+
+class SearchResponse(BaseModel):
+    passages: list[PassagePublic]
+    timings_ms: dict[str, float] = Field(description="Per retrieval stage, and total.")
+
+
+class AskRequest(SearchFilters):
+    question: str = Field(min_length=1, max_length=2000)
+    stream: bool = Field(default=False, description="Server-sent events: tokens, citations, done.")
+
+
+class CitationPublic(Public):
+    n: int
+    chunk_id: str
+    document_id: str
+    title: str
+    version: int
+    page: int | None
+    quote: str
+
+
+class AskResponse(BaseModel):
+    answer: str
+    grounded: bool = Field(description="False when the documents do not answer.")
+    citations: list[CitationPublic]
+    passages: list[PassagePublic]
+    question: str = Field(description="The standalone question that was searched.")
+    timings_ms: dict[str, float]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["user", "assistant", "system"]
+    content: str = Field(max_length=20000)
+
+
+class ChatRequest(SearchFilters):
+    messages: list[ChatMessage] = Field(min_length=1, description="The last one is the question.")
+    stream: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI-compatible; ``model`` may name a collection: ``gedrag`` or ``gedrag/<collection>``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = "gedrag"
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False

@@ -29,6 +29,7 @@ DENSE = "dense"
 SPARSE = "sparse"
 # Payload fields filtered on: tenant first (Qdrant co-locates a tenant's points with is_tenant).
 KEYWORD_FIELDS = ("collection", "document_id", "version_id", "tags")
+FLOAT_FIELDS = ("uploaded_at",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,47 @@ class VectorHit:
     id: str
     score: float
     payload: dict[str, Any]
+    dense: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Narrows a search; the tenant is mandatory and applied inside the store's query."""
+
+    tenant_id: str
+    collections: Sequence[str] | None = None
+    tags: Sequence[str] | None = None  # any of
+    metadata: dict[str, Any] | None = None  # equality on each key
+    document_ids: Sequence[str] | None = None
+    uploaded_after: float | None = None  # epoch seconds
+    uploaded_before: float | None = None
+
+    def to_qdrant(self) -> models.Filter:
+        must: list[models.Condition] = [_match("tenant_id", self.tenant_id)]
+        if self.collections:
+            must.append(_any("collection", self.collections))
+        if self.tags:
+            must.append(_any("tags", self.tags))
+        if self.document_ids:
+            must.append(_any("document_id", self.document_ids))
+        for key, value in (self.metadata or {}).items():
+            must.append(_match(f"metadata.{key}", value))
+        if self.uploaded_after is not None or self.uploaded_before is not None:
+            must.append(
+                models.FieldCondition(
+                    key="uploaded_at",
+                    range=models.Range(gte=self.uploaded_after, lte=self.uploaded_before),
+                )
+            )
+        return models.Filter(must=must)
+
+
+def _match(key: str, value: Any) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _any(key: str, values: Sequence[str]) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
 
 
 class VectorStore(Protocol):
@@ -70,6 +112,16 @@ class VectorStore(Protocol):
     def set_payload(self, tenant_id: str, document_id: str, payload: dict[str, Any]) -> None: ...
 
     def missing(self, point_ids: Sequence[str]) -> set[str]: ...
+
+    def search_dense(
+        self, vector: Sequence[float], flt: SearchFilter, limit: int
+    ) -> list[VectorHit]: ...
+
+    def search_sparse(
+        self, indices: Sequence[int], values: Sequence[float], flt: SearchFilter, limit: int
+    ) -> list[VectorHit]: ...
+
+    def fetch(self, point_ids: Sequence[str], flt: SearchFilter) -> list[VectorHit]: ...
 
     def delete_ids(self, point_ids: Sequence[str]) -> None: ...
 
@@ -166,6 +218,8 @@ class QdrantVectorStore:
             self.client.create_payload_index(
                 self.collection, name, models.PayloadSchemaType.KEYWORD
             )
+        for name in FLOAT_FIELDS:
+            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.FLOAT)
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
@@ -214,6 +268,52 @@ class QdrantVectorStore:
             self.client.set_payload(
                 self.collection, payload=payload, points=_filter(tenant_id, document_id), wait=True
             )
+
+    def search_dense(
+        self, vector: Sequence[float], flt: SearchFilter, limit: int
+    ) -> list[VectorHit]:
+        """Nearest chunks by cosine similarity, with their dense vectors (for diversity)."""
+        return self._query(list(vector), DENSE, flt, limit)
+
+    def search_sparse(
+        self, indices: Sequence[int], values: Sequence[float], flt: SearchFilter, limit: int
+    ) -> list[VectorHit]:
+        """Best BM25-style matches (Qdrant applies IDF to the stored term weights)."""
+        if not indices:
+            return []
+        query = models.SparseVector(indices=list(indices), values=list(values))
+        return self._query(query, SPARSE, flt, limit)
+
+    def _query(self, query: Any, using: str, flt: SearchFilter, limit: int) -> list[VectorHit]:
+        if not self._exists():
+            return []
+        with self._call("search"):
+            result = self.client.query_points(
+                self.collection,
+                query=query,
+                using=using,
+                query_filter=flt.to_qdrant(),
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE],
+            )
+        return [_hit(p) for p in result.points]
+
+    def fetch(self, point_ids: Sequence[str], flt: SearchFilter) -> list[VectorHit]:
+        """These points, when they pass the filter (graph expansion brings ids)."""
+        if not point_ids or not self._exists():
+            return []
+        by_id = models.HasIdCondition(has_id=list(point_ids))
+        base = flt.to_qdrant()
+        with self._call("fetch"):
+            points, _ = self.client.scroll(
+                self.collection,
+                scroll_filter=models.Filter(must=[by_id, *(base.must or [])]),
+                limit=len(point_ids),
+                with_payload=True,
+                with_vectors=[DENSE],
+            )
+        return [_hit(p) for p in points]
 
     def missing(self, point_ids: Sequence[str]) -> set[str]:
         """Which of these ids hold no point (lookups by id: no scan, even in local mode)."""
@@ -270,6 +370,16 @@ class QdrantVectorStore:
             return True
         with self._call("collection lookup"):
             return bool(self.client.collection_exists(self.collection))
+
+
+def _hit(p: Any) -> VectorHit:
+    vector = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
+    return VectorHit(
+        id=str(p.id),
+        score=float(getattr(p, "score", 0.0) or 0.0),
+        payload=p.payload or {},
+        dense=vector,
+    )
 
 
 def _filter(tenant_id: str, document_id: str, version_id: str | None = None) -> models.Filter:

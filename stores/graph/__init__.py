@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# A related entity's mention counts this much of a direct mention in graph expansion.
+RELATED_FACTOR = 0.5
+
 
 @dataclass(frozen=True)
 class GraphEntity:
@@ -77,3 +80,9 @@ class GraphStore(Protocol):
     def relations(self, tenant_id: str) -> dict[tuple[str, str], int]: ...
 
     def chunk_ids(self, tenant_id: str, document_id: str) -> set[str]: ...
+
+    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
+        """Chunks reached from these entities: ``chunk_id → score``, best first, at most
+        ``limit``. A chunk scores 1 per entity of ``keys`` it mentions, plus
+        ``RELATED_FACTOR`` per entity it mentions that is RELATED to one of ``keys``."""
+        ...

@@ -7,7 +7,7 @@ uniqueness constraint (available in Neo4j Community) keeps tenants apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from core.errors import StoreUnavailable
-from stores.graph import GraphCounts, VersionGraph
+from stores.graph import RELATED_FACTOR, GraphCounts, VersionGraph
 
 BATCH = 1000
 
@@ -223,6 +223,40 @@ class Neo4jGraphStore:
             document=document_id,
         )
         return {r["id"] for r in rows}
+
+    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
+        if not keys:
+            return {}
+        rows = self._read(
+            "expand",
+            _EXPAND,
+            tenant=tenant_id,
+            keys=list(keys),
+            factor=RELATED_FACTOR,
+            limit=limit,
+        )
+        return {r["chunk"]: float(r["score"]) for r in rows}
+
+
+_EXPAND = """
+UNWIND $keys AS key
+MATCH (e:Entity {uid: $tenant + ':' + key})
+OPTIONAL MATCH (e)-[:RELATED]-(r:Entity)
+WITH collect(DISTINCT e) AS direct, collect(DISTINCT r) AS near
+WITH direct, [x IN near WHERE NOT x IN direct] AS related
+CALL (direct, related) {
+  UNWIND direct AS d
+  MATCH (c:Chunk)-[:MENTIONS]->(d)
+  RETURN c.id AS chunk, 1.0 AS w
+  UNION ALL
+  UNWIND related AS d
+  MATCH (c:Chunk)-[:MENTIONS]->(d)
+  RETURN c.id AS chunk, $factor AS w
+}
+RETURN chunk, sum(w) AS score
+ORDER BY score DESC, chunk
+LIMIT $limit
+"""
 
 
 def _refresh(tx: ManagedTransaction, uids: list[str]) -> None:

@@ -7,7 +7,7 @@ entity pair would otherwise race on its row); SQLite already serialises writers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import delete, func, select, text
@@ -24,7 +24,7 @@ from stores.catalog.models import (
     GraphMentionRow,
     GraphRelationRow,
 )
-from stores.graph import GraphCounts, VersionGraph
+from stores.graph import RELATED_FACTOR, GraphCounts, VersionGraph
 
 T = TypeVar("T")
 # Bound parameters per statement stay under SQLite's limit (32,766) with room to spare.
@@ -151,6 +151,35 @@ class RelationalGraphStore:
                     )
                 )
             )
+
+    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
+        if not keys:
+            return {}
+        r = GraphRelationRow
+        with self.catalog.session() as s:
+            related: set[str] = set()
+            for a, b in s.execute(
+                select(r.source_key, r.target_key).where(
+                    r.tenant_id == tenant_id, r.source_key.in_(keys) | r.target_key.in_(keys)
+                )
+            ):
+                related.update((a, b))
+            related -= set(keys)
+            scores: dict[str, float] = {}
+            for weight, wanted in ((1.0, list(keys)), (RELATED_FACTOR, sorted(related))):
+                for batch in _batches(wanted):
+                    rows = s.execute(
+                        select(GraphMentionRow.chunk_id, func.count())
+                        .where(
+                            GraphMentionRow.tenant_id == tenant_id,
+                            GraphMentionRow.entity_key.in_(batch),
+                        )
+                        .group_by(GraphMentionRow.chunk_id)
+                    )
+                    for chunk_id, n in rows:
+                        scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * n
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return dict(best)
 
     # -- helpers ----------------------------------------------------------------------------
 

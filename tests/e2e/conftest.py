@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings
+from core.settings import BrokerSettings, Settings
 from serving.app import create_app
 
 
@@ -62,18 +63,46 @@ def make_api(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., A
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)
-        catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
-        keys = {}
-        for tenant in ("acme", "globex"):
-            catalog.create_tenant(tenant)
-            keys[tenant], _ = catalog.create_api_key(tenant)
-        return Api(client, settings, keys)
+        return _with_tenants(client, settings)
 
     yield make
     for client in clients:
         client.__exit__(None, None, None)
 
 
+@pytest.fixture(scope="module")
+def make_api_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Api]]:
+    """Like ``make_api`` but shared by a module's tests (ingest once, ask many times)."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> Api:
+        root = tmp_path_factory.mktemp("api")
+        settings = Settings(
+            data_dir=root / "var",
+            broker=BrokerSettings(queue=f"test-{uuid.uuid4().hex[:8]}"),
+            **overrides,
+        )
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return _with_tenants(client, settings)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def _with_tenants(client: TestClient, settings: Settings) -> Api:
+    catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
+    keys = {}
+    for tenant in ("acme", "globex"):
+        catalog.create_tenant(tenant)
+        keys[tenant], _ = catalog.create_api_key(tenant)
+    return Api(client, settings, keys)
+
+
 @pytest.fixture
-def api(make_api: Callable[..., Api], catalog_url: str) -> Api:
+def api(catalog_url: str, make_api: Callable[..., Api]) -> Api:
+    # catalog_url first: fixtures tear down in reverse, so the app (and its worker) stops
+    # before the PostgreSQL schema it uses is dropped.
     return make_api(catalog_url)

@@ -143,7 +143,7 @@ def test_tenant_isolation_and_authentication(api: Api) -> None:
 
 
 def test_bad_input_is_refused_and_leaves_nothing(
-    make_api: Callable[..., Api], catalog_url: str
+    catalog_url: str, make_api: Callable[..., Api]
 ) -> None:
     api = make_api(catalog_url, api={"max_upload_bytes": 2000})
     before = api.counts()

@@ -129,3 +129,20 @@ def test_large_version_in_batches(graph: GraphStore, tenant: str) -> None:
     counts = graph.counts(tenant, v.document_id)
     assert (counts.chunks, counts.mentions) == (1200, 1800)
     assert graph.relations(tenant) == {("acme", "faa"): 600}
+
+
+def test_expansion_reaches_mentions_and_related_entities(graph: GraphStore, tenant: str) -> None:
+    v = version(
+        tenant,
+        "d1",
+        "v1",
+        {"c1": ("acme", "faa"), "c2": ("faa",), "c3": ("lyon",), "c4": ("acme",)},
+    )
+    graph.upsert_version(v)
+    ids = {c.ordinal: c.id for c in v.chunks}
+    got = graph.expand(tenant, ["acme"], limit=10)
+    # c1 mentions acme (1) and faa, related to acme (0.5); c4 acme (1); c2 faa only (0.5)
+    assert got == {ids[0]: 1.5, ids[3]: 1.0, ids[1]: 0.5}
+    assert list(graph.expand(tenant, ["acme"], limit=1)) == [ids[0]]
+    assert graph.expand(tenant, [], limit=5) == {}
+    assert graph.expand(f"{tenant}-other", ["acme"], limit=5) == {}

@@ -1,0 +1,58 @@
+"""Build the question-answering stack named by the settings (one place, typed choices)."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from core.settings import Settings
+from ingestion.runtime import Runtime
+from retrieval.extractive import ExtractiveGenerator
+from retrieval.generation import Generator
+from retrieval.search import CrossEncoderReranker, Retriever
+from retrieval.service import QA
+
+
+def generator(settings: Settings) -> Generator:
+    g = settings.generation
+    backend = g.backend
+    match backend:
+        case "extractive":
+            return ExtractiveGenerator(min_coverage=g.min_coverage)
+        case "vllm":
+            from retrieval.vllm import VLLMGenerator
+
+            llm = settings.llm
+            assert llm.url is not None  # checked by Settings
+            assert llm.model is not None
+            return VLLMGenerator(
+                llm.url,
+                llm.model,
+                api_key=llm.api_key.get_secret_value() if llm.api_key else None,
+                timeout_s=llm.timeout_s,
+                max_retries=g.max_retries,
+                max_tokens=g.max_tokens,
+                context_token_budget=g.context_token_budget,
+                temperature=g.temperature,
+            )
+        case _:
+            assert_never(backend)
+
+
+def qa(rt: Runtime) -> QA:
+    settings = rt.settings
+    reranker = (
+        CrossEncoderReranker(settings.retrieval.reranker, device=settings.embedding.device)
+        if settings.retrieval.reranker
+        else None
+    )
+    retriever = Retriever(
+        catalog=rt.catalog,
+        vectors=rt.vectors,
+        graph=rt.graph,
+        embedder=rt.indexer.embedder,
+        sparse=rt.indexer.sparse,
+        extractor=rt.indexer.extractor,
+        config=settings.retrieval,
+        reranker=reranker,
+    )
+    return QA(retriever, generator(settings))

@@ -1,0 +1,229 @@
+"""Hybrid retrieval: dense + sparse (BM25-style) candidates from Qdrant, graph expansion from
+the entities of the question, fusion, only active versions, optional reranking, diversity.
+
+Every store query carries the tenant filter; the catalog then keeps only chunks of each
+document's active version (a version becomes visible in one transaction once every store
+holds it), so readers never see half-indexed or superseded versions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from core.settings import RetrievalSettings
+from ingestion.embedding import Embedder
+from ingestion.entities import EntityExtractor
+from ingestion.language import detect_language
+from ingestion.sparse import SparseEncoder
+from retrieval.types import Passage
+from stores.catalog import Catalog
+from stores.graph import GraphStore
+from stores.vectors import SearchFilter, VectorHit, VectorStore
+
+
+class Reranker(Protocol):
+    """Scores (query, passage) pairs; higher is more relevant. ``None`` in settings = no stage."""
+
+    @property
+    def name(self) -> str: ...
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
+class CrossEncoderReranker:
+    """sentence-transformers ``CrossEncoder`` loaded from a local path."""
+
+    def __init__(self, model_path: str, *, device: str = "cpu") -> None:
+        from sentence_transformers import CrossEncoder
+
+        self.path = model_path
+        self.model = CrossEncoder(model_path, device=device)
+
+    @property
+    def name(self) -> str:
+        return f"cross-encoder:{self.path}"
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        return [float(s) for s in self.model.predict([(query, t) for t in texts])]
+
+
+@dataclass
+class Hit:
+    """A candidate chunk during fusion."""
+
+    id: str
+    payload: dict[str, Any]
+    dense: list[float] | None
+    score: float = 0.0
+    sources: dict[str, float] = field(default_factory=dict)  # retriever -> its own score
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    passages: list[Passage]
+    timings_ms: dict[str, float]
+
+
+class Retriever:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        vectors: VectorStore,
+        graph: GraphStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        extractor: EntityExtractor,
+        config: RetrievalSettings | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.vectors = vectors
+        self.graph = graph
+        self.embedder = embedder
+        self.sparse = sparse
+        self.extractor = extractor
+        self.config = config or RetrievalSettings()
+        self.reranker = reranker
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+    def search(
+        self,
+        query: str,
+        flt: SearchFilter,
+        *,
+        top_k: int | None = None,
+        config: RetrievalSettings | None = None,
+    ) -> SearchResult:
+        cfg = config or self.config
+        k = top_k or cfg.top_k
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = round((now - clock) * 1000, 2)
+            clock = now
+
+        language = detect_language(query)
+        ranked: dict[str, list[VectorHit]] = {}
+        if cfg.mode in ("hybrid", "dense"):
+            vector = self.embedder.embed([query])[0]
+            lap("embed_query")
+            ranked["dense"] = self.vectors.search_dense(vector, flt, cfg.candidates)
+            lap("dense")
+        if cfg.mode in ("hybrid", "sparse"):
+            sv = self.sparse.encode_query(query, language)
+            ranked["sparse"] = self.vectors.search_sparse(
+                sv.indices, sv.values, flt, cfg.candidates
+            )
+            lap("sparse")
+        if cfg.graph_expansion and cfg.mode == "hybrid":
+            keys = [e.key for e in self.extractor.extract(query, language)]
+            reached = self.graph.expand(flt.tenant_id, keys, cfg.candidates) if keys else {}
+            hits = {h.id: h for h in self.vectors.fetch(list(reached), flt)}
+            ranked["graph"] = [
+                VectorHit(id=h.id, score=reached[h.id], payload=h.payload, dense=h.dense)
+                for h in sorted(hits.values(), key=lambda h: -reached[h.id])
+            ]
+            lap("graph")
+        fused = fuse(ranked, cfg)
+        fused = self._active_only(flt.tenant_id, fused)
+        lap("fuse")
+        if self.reranker is not None and fused:
+            pool = fused[: cfg.candidates]
+            scores = self.reranker.score(query, [h.payload.get("text", "") for h in pool])
+            for h, s in zip(pool, scores, strict=True):
+                h.score = s
+            fused = sorted(pool, key=lambda h: -h.score)
+            lap("rerank")
+        chosen = mmr(fused, k, cfg.mmr_lambda)
+        lap("mmr")
+        passages = [to_passage(i + 1, h) for i, h in enumerate(chosen)]
+        timings["total"] = round(sum(timings.values()), 2)
+        return SearchResult(passages=passages, timings_ms=timings)
+
+    def _active_only(self, tenant_id: str, hits: list[Hit]) -> list[Hit]:
+        """Drop chunks of versions that are not (or no longer) the active one."""
+        if not hits:
+            return hits
+        active = self.catalog.active_versions(
+            tenant_id, sorted({str(h.payload.get("document_id")) for h in hits})
+        )
+        return [
+            h
+            for h in hits
+            if active.get(str(h.payload.get("document_id"))) == h.payload.get("version_id")
+        ]
+
+
+def fuse(ranked: dict[str, list[VectorHit]], cfg: RetrievalSettings) -> list[Hit]:
+    """Combine ranked lists: weighted reciprocal-rank fusion, or weighted min-max scores."""
+    weights = {"dense": cfg.dense_weight, "sparse": cfg.sparse_weight, "graph": cfg.graph_weight}
+    hits: dict[str, Hit] = {}
+    for source, results in ranked.items():
+        if not results:
+            continue
+        w = weights[source]
+        top, bottom = results[0].score, results[-1].score
+        for rank, r in enumerate(results):
+            h = hits.setdefault(r.id, Hit(id=r.id, payload=r.payload, dense=r.dense))
+            if h.dense is None:
+                h.dense = r.dense
+            h.sources[source] = r.score
+            if cfg.fusion == "rrf":
+                h.score += w / (cfg.rrf_k + rank + 1)
+            else:
+                span = top - bottom
+                h.score += w * ((r.score - bottom) / span if span > 0 else 1.0)
+    return sorted(hits.values(), key=lambda h: (-h.score, h.id))
+
+
+def mmr(hits: list[Hit], k: int, lam: float) -> list[Hit]:
+    """Maximal marginal relevance: each pick trades relevance against similarity to the picks
+    already made, so near-duplicate chunks do not fill the context."""
+    pool = hits[: max(k * 4, 20)]
+    if lam >= 1.0 or len(pool) <= 1 or any(h.dense is None for h in pool):
+        return hits[:k]
+    vectors = np.array([h.dense for h in pool], dtype=np.float32)
+    vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    similarity = vectors @ vectors.T
+    relevance = np.array([h.score for h in pool], dtype=np.float32)
+    relevance /= relevance[0] if relevance[0] else 1.0
+    chosen: list[int] = []
+    closest = np.zeros(len(pool), dtype=np.float32)  # max similarity to the picks so far
+    available = np.ones(len(pool), dtype=bool)
+    while len(chosen) < min(k, len(pool)):
+        value = lam * relevance - (1 - lam) * closest
+        value[~available] = -np.inf
+        best = int(np.argmax(value))
+        chosen.append(best)
+        available[best] = False
+        closest = np.maximum(closest, similarity[best])
+    return [pool[i] for i in chosen]
+
+
+def to_passage(n: int, h: Hit) -> Passage:
+    p = h.payload
+    return Passage(
+        n=n,
+        chunk_id=h.id,
+        document_id=str(p.get("document_id", "")),
+        version=int(p.get("version", 0)),
+        title=str(p.get("title", "")),
+        text=str(p.get("text", "")),
+        score=round(h.score, 6),
+        page_start=p.get("page_start"),
+        page_end=p.get("page_end"),
+        section_path=tuple(p.get("section_path") or ()),
+        collection=str(p.get("collection", "")),
+        language=str(p.get("language", "")),
+    )

@@ -1,0 +1,101 @@
+"""Questions in, grounded answers out: retrieval, then generation, then citation checks.
+
+The API, the CLI and the evaluation harness all answer through :class:`QA`, so a release is
+scored on exactly the code path users get.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ingestion.language import detect_language
+from retrieval.citations import validate
+from retrieval.generation import Generator
+from retrieval.prompt import NOT_FOUND_MARKER
+from retrieval.search import Retriever, SearchResult
+from retrieval.types import NOT_FOUND, Answer, Message, Passage
+from stores.vectors import SearchFilter
+
+# Words that make a question lean on the conversation ("and its price?", "et pour elle ?").
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|this|that|these|those|they|them|he|she|his|her|il|elle|ils|elles|ce|cet|cette|"
+    r"ces|cela|ça|celui|celle|ceux|leur|leurs|son|sa|ses|y|en)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    answer: Answer
+    search: SearchResult
+    question: str  # the standalone question actually searched
+
+
+class QA:
+    def __init__(self, retriever: Retriever, generator: Generator) -> None:
+        self.retriever = retriever
+        self.generator = generator
+
+    def search(self, query: str, flt: SearchFilter, top_k: int | None = None) -> SearchResult:
+        return self.retriever.search(query, flt, top_k=top_k)
+
+    def ask(
+        self,
+        question: str,
+        flt: SearchFilter,
+        *,
+        top_k: int | None = None,
+        history: Sequence[Message] = (),
+    ) -> Reply:
+        standalone = standalone_question(question, history)
+        found = self.retriever.search(standalone, flt, top_k=top_k)
+        answer = self.generator.generate(standalone, found.passages, history)
+        return Reply(
+            answer=checked(answer, found.passages, standalone), search=found, question=standalone
+        )
+
+    def stream(
+        self,
+        question: str,
+        flt: SearchFilter,
+        *,
+        top_k: int | None = None,
+        history: Sequence[Message] = (),
+    ) -> tuple[SearchResult, str, Iterator[str]]:
+        standalone = standalone_question(question, history)
+        found = self.retriever.search(standalone, flt, top_k=top_k)
+        return found, standalone, self.generator.stream(standalone, found.passages, history)
+
+
+def checked(answer: Answer, passages: Sequence[Passage], question: str) -> Answer:
+    """Re-validate whatever the generator returned: only retrieved passages may be cited."""
+    if not answer.grounded:
+        return answer
+    text, citations = validate(answer.text, passages)
+    if not text:
+        lang = "fr" if detect_language(question) == "fr" else "en"
+        return Answer(text=NOT_FOUND[lang], citations=[], grounded=False)
+    # Text without any valid citation is kept but not presented as grounded.
+    return Answer(text=text, citations=citations, grounded=bool(citations))
+
+
+def finish_stream(text: str, passages: Sequence[Passage], question: str) -> Answer:
+    """The validated answer for the text a stream produced."""
+    if NOT_FOUND_MARKER in text or any(m in text for m in NOT_FOUND.values()):
+        lang = "fr" if detect_language(question) == "fr" else "en"
+        return Answer(text=NOT_FOUND[lang], citations=[], grounded=False)
+    return checked(Answer(text=text), passages, question)
+
+
+def standalone_question(question: str, history: Sequence[Message]) -> str:
+    """A follow-up question made searchable on its own: the last user question is prepended
+    when the new one is short or leans on it ("and its price?"). Without history, unchanged."""
+    previous = [m.content for m in history if m.role == "user"]
+    if not previous:
+        return question
+    words = question.split()
+    if len(words) <= 6 or _FOLLOW_UP.search(question):
+        return f"{previous[-1]} {question}"
+    return question

@@ -1,0 +1,218 @@
+"""Questions over the caller's documents: search, ask (optionally streamed), chat, and an
+OpenAI-compatible chat endpoint so existing chat front ends can use gedrag."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from core.domain import Tenant
+from core.errors import InvalidInput
+from retrieval import factory
+from retrieval.search import SearchResult
+from retrieval.service import QA, Reply, finish_stream
+from retrieval.types import Answer, Message
+from serving.api import ERRORS, current_tenant
+from serving.schemas import (
+    AskRequest,
+    AskResponse,
+    ChatCompletionRequest,
+    ChatMessage,
+    ChatRequest,
+    CitationPublic,
+    PassagePublic,
+    SearchFilters,
+    SearchRequest,
+    SearchResponse,
+)
+from stores.vectors import SearchFilter
+
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["questions"])
+Caller = Annotated[Tenant, Depends(current_tenant)]
+_qa_lock = threading.Lock()
+
+
+def qa(request: Request) -> QA:
+    """Built on first use: loading the embedding model takes seconds, uploads need none."""
+    state = request.app.state
+    with _qa_lock:
+        if getattr(state, "qa", None) is None:
+            state.qa = factory.qa(state.runtime)
+        built: QA = state.qa
+        return built
+
+
+QADep = Annotated[QA, Depends(qa)]
+
+
+def search_filter(
+    tenant: Tenant, f: SearchFilters, collections: list[str] | None = None
+) -> SearchFilter:
+    return SearchFilter(
+        tenant_id=tenant.id,
+        collections=collections or f.collections,
+        tags=f.tags,
+        metadata=f.metadata,
+        document_ids=f.document_ids,
+        uploaded_after=f.uploaded_after.timestamp() if f.uploaded_after else None,
+        uploaded_before=f.uploaded_before.timestamp() if f.uploaded_before else None,
+    )
+
+
+def passages(result: SearchResult) -> list[PassagePublic]:
+    return [PassagePublic.model_validate(p) for p in result.passages]
+
+
+def ask_response(reply: Reply) -> AskResponse:
+    return AskResponse(
+        answer=reply.answer.text,
+        grounded=reply.answer.grounded,
+        citations=[CitationPublic.model_validate(c) for c in reply.answer.citations],
+        passages=passages(reply.search),
+        question=reply.question,
+        timings_ms=reply.search.timings_ms,
+    )
+
+
+@router.post("/search")
+def search(body: SearchRequest, tenant: Caller, service: QADep) -> SearchResponse:
+    """Retrieval only: passages with their scores and per-stage timings."""
+    result = service.search(body.query, search_filter(tenant, body), body.top_k)
+    return SearchResponse(passages=passages(result), timings_ms=result.timings_ms)
+
+
+@router.post("/ask", response_model=AskResponse)
+def ask(body: AskRequest, tenant: Caller, service: QADep) -> Any:
+    """A grounded answer with citations; ``stream=true`` answers with server-sent events."""
+    flt = search_filter(tenant, body)
+    if body.stream:
+        return _sse(service, body.question, flt, body.top_k, ())
+    return ask_response(service.ask(body.question, flt, top_k=body.top_k))
+
+
+@router.post("/chat", response_model=AskResponse)
+def chat(body: ChatRequest, tenant: Caller, service: QADep) -> Any:
+    """Ask within a conversation: follow-up questions are made standalone before searching."""
+    question, history = _split(body.messages)
+    flt = search_filter(tenant, body)
+    if body.stream:
+        return _sse(service, question, flt, body.top_k, history)
+    return ask_response(service.ask(question, flt, top_k=body.top_k, history=history))
+
+
+@router.post("/chat/completions")
+def chat_completions(body: ChatCompletionRequest, tenant: Caller, service: QADep) -> Any:
+    """OpenAI-compatible. The answer's text carries [n] markers; ``citations`` lists them."""
+    question, history = _split(body.messages)
+    _, _, collection = body.model.partition("/")
+    flt = search_filter(tenant, SearchFilters(), [collection] if collection else None)
+    created = int(time.time())
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if body.stream:
+        found, standalone, deltas = service.stream(question, flt, history=history)
+        first = _first(deltas)
+
+        def events() -> Iterator[str]:
+            text = ""
+            for delta in _chain(first, deltas):
+                text += delta
+                chunk = _completion_chunk(completion_id, created, body.model, {"content": delta})
+                yield f"data: {json.dumps(chunk)}\n\n"
+            answer = finish_stream(text, found.passages, standalone)
+            final = _completion_chunk(completion_id, created, body.model, {}, "stop")
+            final["citations"] = _citations(answer)
+            yield f"data: {json.dumps(final)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    reply = service.ask(question, flt, history=history)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": body.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.answer.text},
+                "finish_reason": "stop",
+            }
+        ],
+        "citations": _citations(reply.answer),
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def _split(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
+    if messages[-1].role != "user":
+        raise InvalidInput("the last message must be the user's question", field="messages")
+    history = [Message(role=m.role, content=m.content) for m in messages[:-1] if m.role != "system"]
+    return messages[-1].content, history
+
+
+def _citations(answer: Answer) -> list[dict[str, Any]]:
+    return [CitationPublic.model_validate(c).model_dump() for c in answer.citations]
+
+
+def _completion_chunk(
+    cid: str, created: int, model: str, delta: dict[str, str], finish: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _first(deltas: Iterator[str]) -> str | None:
+    """Pull the first delta before answering 200: a model that is down answers 503, not a
+    stream that stops at once."""
+    return next(deltas, None)
+
+
+def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _sse(
+    service: QA,
+    question: str,
+    flt: SearchFilter,
+    top_k: int | None,
+    history: list[Message] | tuple[()],
+) -> StreamingResponse:
+    found, standalone, deltas = service.stream(question, flt, top_k=top_k, history=history)
+    first = _first(deltas)
+
+    def events() -> Iterator[str]:
+        yield _event(
+            "passages",
+            {"passages": [p.model_dump() for p in passages(found)], "question": standalone},
+        )
+        text = ""
+        for delta in _chain(first, deltas):
+            text += delta
+            yield _event("token", {"text": delta})
+        answer = finish_stream(text, found.passages, standalone)
+        yield _event(
+            "citations",
+            {"answer": answer.text, "grounded": answer.grounded, "citations": _citations(answer)},
+        )
+        yield _event("done", {"timings_ms": found.timings_ms})
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
