@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 export DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=true UNSTRUCTURED_DISABLE_NOTICE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test lint format services clean
+.PHONY: install run test lint format services vllm clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: install
 services:
 	bash infra/dev/services.sh
 
+# vLLM (CPU build) in its own virtualenv: it pins other torch/transformers/fastapi versions.
+# The vLLM tests serve a tiny random Llama with it.
+vllm:
+	bash infra/dev/vllm.sh $(PY)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,8 +40,8 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install services lint
+test: install services vllm lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-vllm var .pytest_cache .mypy_cache .ruff_cache

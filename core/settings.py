@@ -131,13 +131,16 @@ class RetrievalSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    # Weighted, sparse-heavy by default: measured on fr_service_public_qa (nDCG@10), equal-weight
+    # RRF 0.849, RRF 0.3/1.0 0.877, weighted 0.3/0.7 0.894, weighted 0.2/0.8 0.910: the English
+    # MiniLM is weak on French and RRF lets it drag BM25 down.
     fusion: Literal["rrf", "weighted"] = Field(
-        default="rrf", description="rrf: reciprocal rank; weighted: min-max scores, summed."
+        default="weighted", description="rrf: reciprocal rank; weighted: min-max scores, summed."
     )
     rrf_k: int = Field(default=60, ge=1)
-    dense_weight: float = Field(default=1.0, ge=0)
-    sparse_weight: float = Field(default=1.0, ge=0)
-    graph_weight: float = Field(default=0.5, ge=0)
+    dense_weight: float = Field(default=0.2, ge=0)
+    sparse_weight: float = Field(default=0.8, ge=0)
+    graph_weight: float = Field(default=0.1, ge=0)
     graph_expansion: bool = True
     candidates: int = Field(default=50, ge=1, description="Candidates per retriever.")
     top_k: int = Field(default=8, ge=1, description="Passages returned.")

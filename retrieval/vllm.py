@@ -8,8 +8,9 @@ Failures are sorted at this boundary so nothing httpx-specific leaks upward:
   parameters) is a configuration problem, never retried: :class:`ConfigurationError`.
 
 The model's text is never trusted: :func:`retrieval.citations.validate` drops markers naming no
-passage sent, control characters are removed, and an empty reply or one containing
-:data:`NOT_FOUND_MARKER` becomes the localised not-found answer with ``grounded=False``.
+passage sent, control characters are removed, an empty reply or one containing
+:data:`NOT_FOUND_MARKER` becomes the localised not-found answer, and text citing no passage is
+kept but with ``grounded=False``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def to_answer(text: str, question: str, passages: Sequence[Passage]) -> Answer:
     cleaned, citations = validate(cleaned, passages)
     if not cleaned:
         return not_found(question)
-    return Answer(text=cleaned, citations=citations, grounded=True)
+    # Text citing no passage is kept but not presented as grounded (as retrieval.service does).
+    return Answer(text=cleaned, citations=citations, grounded=bool(citations))
 
 
 class _TransientStatus(Exception):
@@ -175,9 +177,9 @@ class VLLMGenerator:
                 extra={"model": self.model, "max_tokens": self.max_tokens},
             )
         answer = to_answer(text, question, sent)
-        if text.strip() and not answer.grounded and NOT_FOUND_MARKER not in text:
+        if not answer.citations and NOT_FOUND_MARKER not in text:
             log.warning(
-                "model reply unusable, answering not found",
+                "model reply cites no passage",
                 extra={"model": self.model, "chars": len(text)},
             )
         return answer

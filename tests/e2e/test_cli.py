@@ -107,6 +107,46 @@ def test_up_prints_a_key_and_serves_the_api(platform: tuple[str, str, dict[str, 
     assert listed.returncode == 0, listed.stderr
     assert "docling_mixed" in listed.stdout and "unstructured_fake" in listed.stdout
 
+    faa = subprocess.run(
+        [GEDRAG, "ingest", str(folder / "docling_amt_handbook_sample.pdf"), "--collection", "faa"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert faa.returncode == 0, faa.stdout + faa.stderr
+    answer = subprocess.run(
+        [GEDRAG, "ask", "What are the two general types of self-locking nuts?", "-c", "faa"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "all-metal type and the fiber lock type" in answer.stdout
+    assert "Sources" in answer.stdout and "docling_amt_handbook_sample (v1)" in answer.stdout
+    with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+        body = c.post(
+            "/v1/ask",
+            json={
+                "question": "What are the two general types of self-locking nuts?",
+                "collections": ["faa"],
+            },
+        ).json()
+        assert body["grounded"] and body["citations"][0]["page"] == 1
+        assert "self-locking nuts" in body["citations"][0]["quote"]
+        stream = c.post(
+            "/v1/ask",
+            json={
+                "question": "What are the two general types of self-locking nuts?",
+                "collections": ["faa"],
+                "stream": True,
+            },
+        ).text
+        assert "event: token" in stream and "event: citations" in stream and "event: done" in stream
+        none = c.post("/v1/ask", json={"question": "Who won the 1998 football world cup?"}).json()
+        assert none["grounded"] is False and none["answer"].startswith("Not found")
+
     missing = subprocess.run(
         [GEDRAG, "ingest", "/no/such/file"], env=env, capture_output=True, text=True, timeout=60
     )

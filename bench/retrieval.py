@@ -1,0 +1,222 @@
+"""Retrieval benchmark on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+
+    .venv/bin/python bench/retrieval.py --dataset ../shared/datasets/fr_service_public_qa
+
+Ingests the corpus through the real pipeline (HTTP upload, embedded worker), scores dense,
+sparse, hybrid and hybrid+graph retrieval (nDCG@10, Recall@10, Recall@100, MRR@10; documents
+ranked by their best chunk), then measures /v1/search latency over HTTP against a `gedrag up`
+process at 1 and 8 concurrent clients. Prints figures, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from fastapi.testclient import TestClient
+
+from core.settings import Settings
+from serving.app import create_app
+from stores.vectors import SearchFilter
+
+MODES: dict[str, dict[str, Any]] = {
+    "dense": {"mode": "dense", "graph_expansion": False},
+    "sparse": {"mode": "sparse", "graph_expansion": False},
+    "hybrid": {"mode": "hybrid", "graph_expansion": False},
+    "hybrid+graph": {"mode": "hybrid", "graph_expansion": True},
+}
+
+
+def load(dataset: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, set[str]]]:
+    corpus = [json.loads(line) for line in (dataset / "corpus.jsonl").read_text().splitlines()]
+    queries = [json.loads(line) for line in (dataset / "queries.jsonl").read_text().splitlines()]
+    qrels: dict[str, set[str]] = {}
+    for line in (dataset / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        qid, did, score = line.split("\t")[:3]
+        if float(score) > 0:
+            qrels.setdefault(qid, set()).add(did)
+    return corpus, [q for q in queries if q["_id"] in qrels], qrels
+
+
+def metrics(ranked: list[str], relevant: set[str]) -> dict[str, float]:
+    dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranked[:10]) if d in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
+    mrr = next((1 / (i + 1) for i, d in enumerate(ranked[:10]) if d in relevant), 0.0)
+    return {
+        "ndcg@10": dcg / ideal if ideal else 0.0,
+        "recall@10": len(relevant & set(ranked[:10])) / len(relevant),
+        "recall@100": len(relevant & set(ranked[:100])) / len(relevant),
+        "mrr@10": mrr,
+    }
+
+
+def ingest(
+    client: TestClient, auth: dict[str, str], corpus: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Upload every document; returns gedrag document id -> dataset id."""
+    ids: dict[str, str] = {}
+    jobs: list[str] = []
+    for start in range(0, len(corpus), 50):
+        rows = corpus[start : start + 50]
+        files = [
+            (
+                "files",
+                (f"{r['_id']}.txt", ((r.get("title") or "") + "\n\n" + r["text"]).strip().encode()),
+            )
+            for r in rows
+        ]
+        resp = client.post(
+            "/v1/documents/batch", headers=auth, files=files, data={"collection": "bench"}
+        )
+        resp.raise_for_status()
+        for row, item in zip(rows, resp.json()["items"], strict=True):
+            ids[item["document_id"]] = row["_id"]
+            if item["job_id"]:
+                jobs.append(item["job_id"])
+    pending = set(jobs)
+    while pending:
+        for job_id in list(pending):
+            state = client.get(f"/v1/jobs/{job_id}", headers=auth).json()["state"]
+            if state in ("succeeded", "failed"):
+                pending.discard(job_id)
+        time.sleep(0.5)
+    return ids
+
+
+def evaluate(
+    app: Any,
+    tenant_id: str,
+    queries: list[dict[str, Any]],
+    qrels: dict[str, set[str]],
+    ids: dict[str, str],
+) -> dict[str, dict[str, float]]:
+    retriever = app.state.qa.retriever
+    base = retriever.config
+    results: dict[str, dict[str, float]] = {}
+    flt = SearchFilter(tenant_id=tenant_id)
+    for name, overrides in MODES.items():
+        cfg = base.model_copy(update={**overrides, "top_k": 100, "candidates": 200})
+        totals: dict[str, float] = {}
+        for q in queries:
+            found = retriever.search(q["text"], flt, config=cfg)
+            ranked: list[str] = []
+            for p in found.passages:
+                did = ids.get(p.document_id)
+                if did and did not in ranked:
+                    ranked.append(did)
+            for k, v in metrics(ranked, qrels[q["_id"]]).items():
+                totals[k] = totals.get(k, 0.0) + v
+        results[name] = {k: round(v / len(queries), 4) for k, v in totals.items()}
+        print(f"{name:>13}: " + "  ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
+    return results
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def latency(data_dir: Path, key: str, queries: list[str]) -> dict[str, dict[str, float]]:
+    port = free_port()
+    env = {**os.environ, "GEDRAG_DATA_DIR": str(data_dir), "GEDRAG_API__PORT": str(port)}
+    gedrag = str(Path(sys.executable).with_name("gedrag"))
+    log = (data_dir / "server.log").open("w")
+    server = subprocess.Popen([gedrag, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:  # warm the model
+            c.post("/v1/search", json={"query": "warm up"}).raise_for_status()
+
+        def one(q: str) -> float:
+            with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+                start = time.perf_counter()
+                c.post("/v1/search", json={"query": q}).raise_for_status()
+                return (time.perf_counter() - start) * 1000
+
+        out = {}
+        for clients in (1, 8):
+            with ThreadPoolExecutor(clients) as pool:
+                times = sorted(pool.map(one, queries))
+            out[f"{clients}_client{'s' if clients > 1 else ''}"] = {
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+                "qps": round(clients * 1000 / statistics.mean(times), 1),
+            }
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--limit-queries", type=int, default=None)
+    args = parser.parse_args()
+    if not (args.dataset / "corpus.jsonl").is_file():
+        print(f"no BEIR dataset at {args.dataset}", file=sys.stderr)
+        sys.exit(2)
+    corpus, queries, qrels = load(args.dataset)
+    queries = queries[: args.limit_queries] if args.limit_queries else queries
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        settings = Settings(data_dir=data_dir)
+        start = time.perf_counter()
+        with TestClient(create_app(settings)) as client:
+            rt = client.app.state.runtime  # type: ignore[attr-defined]
+            rt.catalog.create_tenant("bench")
+            key, _ = rt.catalog.create_api_key("bench")
+            auth = {"Authorization": f"Bearer {key}"}
+            ids = ingest(client, auth, corpus)
+            ingest_s = time.perf_counter() - start
+            client.post("/v1/search", headers=auth, json={"query": "warm"}).raise_for_status()
+            print(
+                f"{args.dataset.name}: {len(corpus)} documents ingested in {ingest_s:.0f}s; "
+                f"{len(queries)} queries"
+            )
+            tenant = rt.catalog.get_tenant("bench").id
+            quality = evaluate(client.app, tenant, queries, qrels, ids)
+        timing = latency(data_dir, key, [q["text"] for q in queries])
+    for name, t in timing.items():
+        print(f"/v1/search {name}: p50 {t['p50_ms']} ms, p95 {t['p95_ms']} ms, {t['qps']} q/s")
+    print(
+        json.dumps(
+            {
+                "bench": "retrieval",
+                "dataset": args.dataset.name,
+                "documents": len(corpus),
+                "queries": len(queries),
+                "ingest_s": round(ingest_s, 1),
+                "quality": quality,
+                "latency": timing,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
