@@ -22,6 +22,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import ConfigurationError, StoreUnavailable
+from stores.local_index import LocalIndex
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class QdrantVectorStore:
                 "or set GEDRAG_QDRANT__URL to a Qdrant server"
             ) from exc
         self._ready = False
+        self._index: LocalIndex | None = None
 
     @contextmanager
     def _call(self, what: str) -> Iterator[None]:
@@ -237,6 +239,8 @@ class QdrantVectorStore:
         ]
         with self._call("upsert"):
             self.client.upsert(self.collection, points=structs, wait=True)
+            if self._index is not None:
+                self._index.upsert(points)
 
     def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None:
         if not self._exists():
@@ -249,6 +253,8 @@ class QdrantVectorStore:
                 ),
                 wait=True,
             )
+            if self._index is not None:
+                self._index.delete(self._index.matching(tenant_id, document_id, version_id))
 
     def count(self, tenant_id: str, document_id: str, version_id: str | None = None) -> int:
         if not self._exists():
@@ -268,11 +274,16 @@ class QdrantVectorStore:
             self.client.set_payload(
                 self.collection, payload=payload, points=_filter(tenant_id, document_id), wait=True
             )
+            if self._index is not None:
+                self._index.set_payload(self._index.matching(tenant_id, document_id, None), payload)
 
     def search_dense(
         self, vector: Sequence[float], flt: SearchFilter, limit: int
     ) -> list[VectorHit]:
         """Nearest chunks by cosine similarity, with their dense vectors (for diversity)."""
+        index = self._local_index()
+        if index is not None:
+            return index.search_dense(vector, flt, limit)
         return self._query(list(vector), DENSE, flt, limit)
 
     def search_sparse(
@@ -281,6 +292,9 @@ class QdrantVectorStore:
         """Best BM25-style matches (Qdrant applies IDF to the stored term weights)."""
         if not indices:
             return []
+        index = self._local_index()
+        if index is not None:
+            return index.search_sparse(indices, values, flt, limit)
         query = models.SparseVector(indices=list(indices), values=list(values))
         return self._query(query, SPARSE, flt, limit)
 
@@ -303,6 +317,9 @@ class QdrantVectorStore:
         """These points, when they pass the filter (graph expansion brings ids)."""
         if not point_ids or not self._exists():
             return []
+        index = self._local_index()
+        if index is not None:
+            return index.fetch(point_ids, flt)
         by_id = models.HasIdCondition(has_id=list(point_ids))
         base = flt.to_qdrant()
         with self._call("fetch"):
@@ -342,6 +359,8 @@ class QdrantVectorStore:
                 points_selector=models.PointIdsList(points=list(point_ids)),
                 wait=True,
             )
+            if self._index is not None:
+                self._index.delete(point_ids)
 
     def point_ids(self, tenant_id: str, document_id: str) -> set[str]:
         if not self._exists():
@@ -365,11 +384,49 @@ class QdrantVectorStore:
     def close(self) -> None:
         self.client.close()
 
+    def _local_index(self) -> LocalIndex | None:
+        """Local mode: the in-memory mirror searches use (built from the folder once)."""
+        if not self.local:
+            return None
+        with self._lock:
+            if self._index is None:
+                if not self.client.collection_exists(self.collection):
+                    return None
+                info = self.client.get_collection(self.collection)
+                vectors = info.config.params.vectors
+                dim = vectors[DENSE].size if isinstance(vectors, dict) else 0
+                index = LocalIndex(dim)
+                offset: Any = None
+                while True:
+                    points, offset = self.client.scroll(
+                        self.collection,
+                        limit=1000,
+                        offset=offset,
+                        with_payload=True,
+                        with_vectors=True,
+                    )
+                    index.upsert(_point(p) for p in points)
+                    if offset is None:
+                        break
+                self._index = index
+            return self._index
+
     def _exists(self) -> bool:
         if self._ready:
             return True
         with self._call("collection lookup"):
             return bool(self.client.collection_exists(self.collection))
+
+
+def _point(p: Any) -> VectorPoint:
+    sparse = p.vector.get(SPARSE)
+    return VectorPoint(
+        id=str(p.id),
+        dense=list(p.vector[DENSE]),
+        sparse_indices=list(sparse.indices) if sparse else [],
+        sparse_values=list(sparse.values) if sparse else [],
+        payload=p.payload or {},
+    )
 
 
 def _hit(p: Any) -> VectorHit:

@@ -11,7 +11,9 @@ import pytest
 
 from core import ids
 from core.errors import ConfigurationError
-from stores.vectors import QdrantVectorStore, VectorPoint, collection_name
+from qdrant_client import models
+
+from stores.vectors import QdrantVectorStore, SearchFilter, VectorPoint, collection_name
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +118,84 @@ def test_lookups_and_deletes_by_id(store: QdrantVectorStore) -> None:
     assert store.point_ids("t1", "d1") == {pts[1].id, pts[2].id}
     store.delete_ids([])
     assert store.missing([]) == set()
+
+
+def test_search_is_filtered_by_tenant_and_fields(store: QdrantVectorStore) -> None:
+    store.ensure_collection(4)
+    pts = [
+        VectorPoint(id=ids.stable_uuid("s", str(i)), dense=[1.0, 0.1 * i, 0.0, 0.0],
+                    sparse_indices=[7, 100 + i], sparse_values=[1.0, 1.0],
+                    payload={"tenant_id": "t1" if i < 4 else "t2", "document_id": f"d{i}",
+                             "version_id": "v", "collection": "a" if i % 2 else "b",
+                             "tags": ["x"] if i == 1 else [], "metadata": {"k": i},
+                             "uploaded_at": float(i)})
+        for i in range(6)
+    ]
+    store.upsert(pts)
+    t1 = SearchFilter(tenant_id="t1")
+    assert {h.payload["tenant_id"] for h in store.search_dense([1, 0, 0, 0], t1, 10)} == {"t1"}
+    assert len(store.search_sparse([7], [1.0], t1, 10)) == 4
+    assert [h.payload["document_id"] for h in store.search_sparse([101], [1.0], t1, 10)] == ["d1"]
+    assert store.search_sparse([105], [1.0], t1, 10) == []  # another tenant's term
+    narrow = SearchFilter(tenant_id="t1", collections=["a"], tags=["x"])
+    assert [h.payload["document_id"] for h in store.search_dense([1, 0, 0, 0], narrow, 10)] == ["d1"]
+    meta = SearchFilter(tenant_id="t1", metadata={"k": 2}, uploaded_after=1.5)
+    assert [h.payload["document_id"] for h in store.search_dense([1, 0, 0, 0], meta, 10)] == ["d2"]
+    fetched = store.fetch([p.id for p in pts], SearchFilter(tenant_id="t2"))
+    assert {h.payload["document_id"] for h in fetched} == {"d4", "d5"}
+
+
+def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
+    """Local mode searches an in-memory mirror; Qdrant's own local implementation is the
+    reference it must match, through writes, deletes and payload changes."""
+    import random
+
+    from stores.vectors import DENSE, SPARSE
+
+    rng = random.Random(7)
+    store = QdrantVectorStore("mirror", path=tmp_path / "q")
+    store.ensure_collection(8)
+
+    def make(i: int) -> VectorPoint:
+        terms = sorted(rng.sample(range(40), 5))
+        return VectorPoint(
+            id=ids.stable_uuid("m", str(i)),
+            dense=[rng.uniform(-1, 1) for _ in range(8)],
+            sparse_indices=terms,
+            sparse_values=[rng.uniform(0.1, 2.0) for _ in terms],
+            payload={"tenant_id": f"t{i % 2}", "document_id": f"d{i % 25}", "version_id": "v",
+                     "collection": "ab"[i % 3 % 2], "tags": [f"g{i % 4}"], "metadata": {"m": i % 5},
+                     "uploaded_at": float(i)},
+        )
+
+    pts = [make(i) for i in range(300)]
+    store.upsert(pts[:200])
+    store.search_dense([0.0] * 8, SearchFilter(tenant_id="t0"), 1)  # builds the mirror
+    store.upsert(pts[200:])  # written through the mirror
+    filters = [
+        SearchFilter(tenant_id="t0"),
+        SearchFilter(tenant_id="t1", collections=["a"]),
+        SearchFilter(tenant_id="t0", tags=["g0", "g2"], metadata={"m": 2}),
+        SearchFilter(tenant_id="t1", document_ids=["d1", "d3", "d5"], uploaded_after=50.0),
+    ]
+
+    def compare() -> None:
+        for flt in filters:
+            for _ in range(5):
+                q = [rng.uniform(-1, 1) for _ in range(8)]
+                ours, ref = store.search_dense(q, flt, 10), store._query(q, DENSE, flt, 10)
+                assert [h.id for h in ours] == [h.id for h in ref]
+                assert [round(h.score, 4) for h in ours] == [round(h.score, 4) for h in ref]
+                terms = sorted(rng.sample(range(40), 3))
+                weights = [1.0] * 3
+                ours = store.search_sparse(terms, weights, flt, 10)
+                ref = store._query(models.SparseVector(indices=terms, values=weights), SPARSE, flt, 10)
+                assert [round(h.score, 4) for h in ours] == [round(h.score, 4) for h in ref]
+                assert {h.id for h in ours} == {h.id for h in ref} or len(ours) == 10
+
+    compare()
+    store.delete("t0", "d4")
+    store.delete_ids([pts[1].id, pts[3].id])
+    store.set_payload("t1", "d7", {"tags": ["g0"]})
+    compare()
+    store.close()
