@@ -117,6 +117,12 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, description="Bearer token, if required.")
     timeout_s: float = Field(default=30, gt=0, description="Request timeout.")
 
+    def endpoint(self) -> tuple[str, str, str | None]:
+        """URL, model and key of the endpoint, for the components that call it."""
+        if not self.url or not self.model:
+            raise ConfigurationError("set GEDRAG_LLM__URL and GEDRAG_LLM__MODEL")
+        return self.url, self.model, self.api_key.get_secret_value() if self.api_key else None
+
 
 class EntitySettings(BaseModel):
     extractor: Literal["rules", "llm"] = Field(

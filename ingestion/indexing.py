@@ -32,15 +32,8 @@ def make_extractor(settings: Settings) -> EntityExtractor:
         case "rules":
             return RuleBasedEntityExtractor()
         case "llm":
-            llm = settings.llm
-            assert llm.url is not None  # checked by Settings
-            assert llm.model is not None
-            return LLMEntityExtractor(
-                llm.url,
-                llm.model,
-                api_key=llm.api_key.get_secret_value() if llm.api_key else None,
-                timeout_s=llm.timeout_s,
-            )
+            url, model, key = settings.llm.endpoint()
+            return LLMEntityExtractor(url, model, api_key=key, timeout_s=settings.llm.timeout_s)
         case _:
             assert_never(kind)
 

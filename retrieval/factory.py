@@ -21,14 +21,12 @@ def generator(settings: Settings) -> Generator:
         case "vllm":
             from retrieval.vllm import VLLMGenerator
 
-            llm = settings.llm
-            assert llm.url is not None  # checked by Settings
-            assert llm.model is not None
+            url, model, key = settings.llm.endpoint()
             return VLLMGenerator(
-                llm.url,
-                llm.model,
-                api_key=llm.api_key.get_secret_value() if llm.api_key else None,
-                timeout_s=llm.timeout_s,
+                url,
+                model,
+                api_key=key,
+                timeout_s=settings.llm.timeout_s,
                 max_retries=g.max_retries,
                 max_tokens=g.max_tokens,
                 context_token_budget=g.context_token_budget,

@@ -59,15 +59,10 @@ def make_api(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., A
     clients: list[TestClient] = []
 
     def make(catalog_url: str | None = None, **overrides: Any) -> Api:
-        settings = make_settings(catalog_url, **overrides)
-        client = TestClient(create_app(settings))
-        client.__enter__()
-        clients.append(client)
-        return _with_tenants(client, settings)
+        return _started(make_settings(catalog_url, **overrides), clients)
 
     yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    _stop(clients)
 
 
 @pytest.fixture(scope="module")
@@ -82,23 +77,28 @@ def make_api_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
             broker=BrokerSettings(queue=f"test-{uuid.uuid4().hex[:8]}"),
             **overrides,
         )
-        client = TestClient(create_app(settings))
-        client.__enter__()
-        clients.append(client)
-        return _with_tenants(client, settings)
+        return _started(settings, clients)
 
     yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    _stop(clients)
 
 
-def _with_tenants(client: TestClient, settings: Settings) -> Api:
+def _started(settings: Settings, clients: list[TestClient]) -> Api:
+    """Start the app (and its embedded worker) with two tenants, each with a key."""
+    client = TestClient(create_app(settings))
+    client.__enter__()
+    clients.append(client)
     catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
-    keys = {}
+    keys: dict[str, str] = {}
     for tenant in ("acme", "globex"):
         catalog.create_tenant(tenant)
         keys[tenant], _ = catalog.create_api_key(tenant)
     return Api(client, settings, keys)
+
+
+def _stop(clients: list[TestClient]) -> None:
+    for client in clients:
+        client.__exit__(None, None, None)
 
 
 @pytest.fixture

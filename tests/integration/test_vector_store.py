@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qdrant_client import models
 
 from core import ids
 from core.errors import ConfigurationError
-from qdrant_client import models
-
 from stores.vectors import QdrantVectorStore, SearchFilter, VectorPoint, collection_name
 
 pytestmark = pytest.mark.integration
@@ -123,12 +122,21 @@ def test_lookups_and_deletes_by_id(store: QdrantVectorStore) -> None:
 def test_search_is_filtered_by_tenant_and_fields(store: QdrantVectorStore) -> None:
     store.ensure_collection(4)
     pts = [
-        VectorPoint(id=ids.stable_uuid("s", str(i)), dense=[1.0, 0.1 * i, 0.0, 0.0],
-                    sparse_indices=[7, 100 + i], sparse_values=[1.0, 1.0],
-                    payload={"tenant_id": "t1" if i < 4 else "t2", "document_id": f"d{i}",
-                             "version_id": "v", "collection": "a" if i % 2 else "b",
-                             "tags": ["x"] if i == 1 else [], "metadata": {"k": i},
-                             "uploaded_at": float(i)})
+        VectorPoint(
+            id=ids.stable_uuid("s", str(i)),
+            dense=[1.0, 0.1 * i, 0.0, 0.0],
+            sparse_indices=[7, 100 + i],
+            sparse_values=[1.0, 1.0],
+            payload={
+                "tenant_id": "t1" if i < 4 else "t2",
+                "document_id": f"d{i}",
+                "version_id": "v",
+                "collection": "a" if i % 2 else "b",
+                "tags": ["x"] if i == 1 else [],
+                "metadata": {"k": i},
+                "uploaded_at": float(i),
+            },
+        )
         for i in range(6)
     ]
     store.upsert(pts)
@@ -138,7 +146,9 @@ def test_search_is_filtered_by_tenant_and_fields(store: QdrantVectorStore) -> No
     assert [h.payload["document_id"] for h in store.search_sparse([101], [1.0], t1, 10)] == ["d1"]
     assert store.search_sparse([105], [1.0], t1, 10) == []  # another tenant's term
     narrow = SearchFilter(tenant_id="t1", collections=["a"], tags=["x"])
-    assert [h.payload["document_id"] for h in store.search_dense([1, 0, 0, 0], narrow, 10)] == ["d1"]
+    assert [h.payload["document_id"] for h in store.search_dense([1, 0, 0, 0], narrow, 10)] == [
+        "d1"
+    ]
     meta = SearchFilter(tenant_id="t1", metadata={"k": 2}, uploaded_after=1.5)
     assert [h.payload["document_id"] for h in store.search_dense([1, 0, 0, 0], meta, 10)] == ["d2"]
     fetched = store.fetch([p.id for p in pts], SearchFilter(tenant_id="t2"))
@@ -163,9 +173,15 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
             dense=[rng.uniform(-1, 1) for _ in range(8)],
             sparse_indices=terms,
             sparse_values=[rng.uniform(0.1, 2.0) for _ in terms],
-            payload={"tenant_id": f"t{i % 2}", "document_id": f"d{i % 25}", "version_id": "v",
-                     "collection": "ab"[i % 3 % 2], "tags": [f"g{i % 4}"], "metadata": {"m": i % 5},
-                     "uploaded_at": float(i)},
+            payload={
+                "tenant_id": f"t{i % 2}",
+                "document_id": f"d{i % 25}",
+                "version_id": "v",
+                "collection": "ab"[i % 3 % 2],
+                "tags": [f"g{i % 4}"],
+                "metadata": {"m": i % 5},
+                "uploaded_at": float(i),
+            },
         )
 
     pts = [make(i) for i in range(300)]
@@ -189,7 +205,9 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
                 terms = sorted(rng.sample(range(40), 3))
                 weights = [1.0] * 3
                 ours = store.search_sparse(terms, weights, flt, 10)
-                ref = store._query(models.SparseVector(indices=terms, values=weights), SPARSE, flt, 10)
+                ref = store._query(
+                    models.SparseVector(indices=terms, values=weights), SPARSE, flt, 10
+                )
                 assert [round(h.score, 4) for h in ours] == [round(h.score, 4) for h in ref]
                 assert {h.id for h in ours} == {h.id for h in ref} or len(ours) == 10
 
