@@ -188,7 +188,12 @@ def latency(data_dir: Path, key: str, queries: list[str]) -> dict[str, dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--limit-queries", type=int, default=None)
+    parser.add_argument(
+        "--limit-queries",
+        type=int,
+        default=None,
+        help="use N queries spread evenly over the set (datasets are often ordered by topic)",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -200,7 +205,9 @@ def main() -> None:
         print(f"no BEIR dataset at {args.dataset}", file=sys.stderr)
         sys.exit(2)
     corpus, queries, qrels = load(args.dataset)
-    queries = queries[: args.limit_queries] if args.limit_queries else queries
+    if args.limit_queries and args.limit_queries < len(queries):
+        step = len(queries) / args.limit_queries
+        queries = [queries[int(i * step)] for i in range(args.limit_queries)]
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or Path(tmp)
