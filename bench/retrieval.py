@@ -224,8 +224,8 @@ def main() -> None:
             ingest_s = time.perf_counter() - start
             client.post("/v1/search", headers=auth, json={"query": "warm"}).raise_for_status()
             print(
-                f"{args.dataset.name}: {len(corpus)} documents ingested in {ingest_s:.0f}s; "
-                f"{len(queries)} queries"
+                f"{args.dataset.name}: {len(corpus)} documents "
+                f"{'reused' if reuse else 'ingested'} in {ingest_s:.0f}s; {len(queries)} queries"
             )
             tenant = rt.catalog.get_tenant("bench").id
             quality = evaluate(client.app, tenant, queries, qrels, ids)
@@ -240,6 +240,7 @@ def main() -> None:
                 "documents": len(corpus),
                 "queries": len(queries),
                 "ingest_s": round(ingest_s, 1),
+                "reused_index": reuse,
                 "quality": quality,
                 "latency": timing,
             }
