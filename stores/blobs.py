@@ -52,9 +52,6 @@ class BlobStore:
         except FileNotFoundError as exc:
             raise NotFound(f"original file {sha256} is missing") from exc
 
-    def exists(self, tenant_id: str, sha256: str) -> bool:
-        return self.path(tenant_id, sha256).exists()
-
     def delete(self, tenant_id: str, sha256: str) -> None:
         """Remove one original; absent is fine (idempotent)."""
         self.path(tenant_id, sha256).unlink(missing_ok=True)

@@ -129,10 +129,6 @@ class Catalog:
         except OperationalError as exc:
             raise StoreUnavailable(f"catalog unavailable: {exc.orig}") from exc
 
-    def ping(self) -> None:
-        with self.session() as s:
-            s.execute(text("SELECT 1"))
-
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -506,16 +502,6 @@ class Catalog:
             if row is not None:
                 s.delete(row)
 
-    def referenced_blobs(self) -> set[tuple[str, str]]:
-        """Every ``(tenant_id, sha256)`` a version points to (for orphan checks)."""
-        with self.session() as s:
-            rows = s.execute(
-                select(DocumentRow.tenant_id, VersionRow.sha256).join(
-                    VersionRow, VersionRow.document_id == DocumentRow.id
-                )
-            )
-            return {(t, sha) for t, sha in rows}
-
     def set_version_status(
         self,
         version_id: str,
@@ -580,13 +566,6 @@ class Catalog:
                 select(ChunkRow).where(ChunkRow.version_id == version_id).order_by(ChunkRow.ordinal)
             )
             return [_chunk(r) for r in rows]
-
-    def chunks_by_id(self, tenant_id: str, chunk_ids: list[str]) -> dict[str, ChunkRecord]:
-        with self.session() as s:
-            rows = s.scalars(
-                select(ChunkRow).where(ChunkRow.tenant_id == tenant_id, ChunkRow.id.in_(chunk_ids))
-            )
-            return {r.id: _chunk(r) for r in rows}
 
     def drop_chunks(self, version_id: str) -> None:
         with self.session() as s:
@@ -694,15 +673,6 @@ class Catalog:
             row = s.get(JobRow, job_id)
             if row is not None:
                 s.delete(row)
-
-    def jobs_for_document(self, tenant_id: str, document_id: str) -> list[Job]:
-        with self.session() as s:
-            rows = s.scalars(
-                select(JobRow)
-                .where(JobRow.tenant_id == tenant_id, JobRow.document_id == document_id)
-                .order_by(JobRow.created_at)
-            )
-            return [_job(r) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------
 
