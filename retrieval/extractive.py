@@ -58,6 +58,12 @@ class ExtractiveGenerator:
             "max_chars": self.max_chars,
         }
 
+    def fit(
+        self, question: str, passages: Sequence[Passage], history: Sequence[Message] = ()
+    ) -> list[Passage]:
+        """All of them: extraction has no context limit."""
+        return list(passages)
+
     def generate(
         self, question: str, passages: Sequence[Passage], history: Sequence[Message] = ()
     ) -> Answer:

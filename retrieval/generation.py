@@ -32,6 +32,13 @@ class Generator(Protocol):
 
     def to_dict(self) -> dict[str, Any]: ...
 
+    def fit(
+        self, question: str, passages: Sequence[Passage], history: Sequence[Message] = ()
+    ) -> list[Passage]:
+        """The passages this generator will actually use (a model with a context budget drops
+        the last ones); answers may cite only these."""
+        ...
+
     def generate(
         self, question: str, passages: Sequence[Passage], history: Sequence[Message] = ()
     ) -> Answer: ...

@@ -27,6 +27,20 @@ _FOLLOW_UP = re.compile(
 
 
 @dataclass(frozen=True)
+class Streamed:
+    """A streamed answer: the search, the standalone question, the text deltas, and the
+    passages the generator used, against which ``finish`` validates the joined text."""
+
+    search: SearchResult
+    question: str
+    deltas: Iterator[str]
+    used: list[Passage]
+
+    def finish(self, text: str) -> Answer:
+        return finish_stream(text, self.used, self.question)
+
+
+@dataclass(frozen=True)
 class Reply:
     answer: Answer
     search: SearchResult
@@ -51,10 +65,9 @@ class QA:
     ) -> Reply:
         standalone = standalone_question(question, history)
         found = self.retriever.search(standalone, flt, top_k=top_k)
-        answer = self.generator.generate(standalone, found.passages, history)
-        return Reply(
-            answer=checked(answer, found.passages, standalone), search=found, question=standalone
-        )
+        used = self.generator.fit(standalone, found.passages, history)
+        answer = self.generator.generate(standalone, used, history)
+        return Reply(answer=checked(answer, used, standalone), search=found, question=standalone)
 
     def stream(
         self,
@@ -63,10 +76,11 @@ class QA:
         *,
         top_k: int | None = None,
         history: Sequence[Message] = (),
-    ) -> tuple[SearchResult, str, Iterator[str]]:
+    ) -> Streamed:
         standalone = standalone_question(question, history)
         found = self.retriever.search(standalone, flt, top_k=top_k)
-        return found, standalone, self.generator.stream(standalone, found.passages, history)
+        used = self.generator.fit(standalone, found.passages, history)
+        return Streamed(found, standalone, self.generator.stream(standalone, used, history), used)
 
 
 def checked(answer: Answer, passages: Sequence[Passage], question: str) -> Answer:

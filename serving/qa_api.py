@@ -17,7 +17,7 @@ from core.domain import Tenant
 from core.errors import InvalidInput
 from retrieval import factory
 from retrieval.search import SearchResult
-from retrieval.service import QA, Reply, finish_stream
+from retrieval.service import QA, Reply
 from retrieval.types import Answer, Message
 from serving.api import ERRORS, current_tenant
 from serving.schemas import (
@@ -116,16 +116,16 @@ def chat_completions(body: ChatCompletionRequest, tenant: Caller, service: QADep
     created = int(time.time())
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
-        found, standalone, deltas = service.stream(question, flt, history=history)
-        first = _first(deltas)
+        streamed = service.stream(question, flt, history=history)
+        first = _first(streamed.deltas)
 
         def events() -> Iterator[str]:
             text = ""
-            for delta in _chain(first, deltas):
+            for delta in _chain(first, streamed.deltas):
                 text += delta
                 chunk = _completion_chunk(completion_id, created, body.model, {"content": delta})
                 yield f"data: {json.dumps(chunk)}\n\n"
-            answer = finish_stream(text, found.passages, standalone)
+            answer = streamed.finish(text)
             final = _completion_chunk(completion_id, created, body.model, {}, "stop")
             final["citations"] = _citations(answer)
             yield f"data: {json.dumps(final)}\n\n"
@@ -192,24 +192,27 @@ def _sse(
     top_k: int | None,
     history: list[Message] | tuple[()],
 ) -> StreamingResponse:
-    found, standalone, deltas = service.stream(question, flt, top_k=top_k, history=history)
-    first = _first(deltas)
+    streamed = service.stream(question, flt, top_k=top_k, history=history)
+    first = _first(streamed.deltas)
 
     def events() -> Iterator[str]:
         yield _event(
             "passages",
-            {"passages": [p.model_dump() for p in passages(found)], "question": standalone},
+            {
+                "passages": [p.model_dump() for p in passages(streamed.search)],
+                "question": streamed.question,
+            },
         )
         text = ""
-        for delta in _chain(first, deltas):
+        for delta in _chain(first, streamed.deltas):
             text += delta
             yield _event("token", {"text": delta})
-        answer = finish_stream(text, found.passages, standalone)
+        answer = streamed.finish(text)
         yield _event(
             "citations",
             {"answer": answer.text, "grounded": answer.grounded, "citations": _citations(answer)},
         )
-        yield _event("done", {"timings_ms": found.timings_ms})
+        yield _event("done", {"timings_ms": streamed.search.timings_ms})
 
     return StreamingResponse(events(), media_type="text/event-stream")
 

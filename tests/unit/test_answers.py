@@ -128,3 +128,14 @@ def test_prompt_quotes_passages_as_data() -> None:
     user = messages[-1]["content"]
     assert user.count("</passage>") == 1  # the document cannot close its own passage
     assert "<passage n=1" in user and user.endswith("Question: What?")
+
+
+def test_a_stream_may_cite_only_the_passages_the_generator_used() -> None:
+    from retrieval.search import SearchResult
+    from retrieval.service import Streamed
+
+    # The generator used passage 1 only (say passage 2 did not fit its context budget).
+    streamed = Streamed(SearchResult(list(P), {}), "What holds?", iter(()), used=[P[0]])
+    done = streamed.finish("Nuts hold under vibration [1]. Inserts wear [2].")
+    assert [c.n for c in done.citations] == [1] and "[2]" not in done.text
+    assert ExtractiveGenerator().fit("q", P) == list(P)
