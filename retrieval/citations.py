@@ -12,6 +12,7 @@ _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Not after a lone list number ("1. first").
 _SENTENCE = re.compile(r"(?<!\b\d\.)(?<=[.!?;])\s+|\n{2,}|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 _LINE_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
+_LEADING_MARKERS = re.compile(r"(?:\s*\[\d{1,3}\])+")
 _WORD = re.compile(r"\w+")
 QUOTE_MAX = 300
 
@@ -41,11 +42,18 @@ def validate(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation
 
     cleaned = _MARKER.sub(keep, text)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
+    previous = ""
     for sentence in sentences(cleaned):
+        # "One. [1] Two. [2]" splits as "One.", "[1] Two.", "[2]": markers that lead a
+        # sentence cite the sentence before them.
+        lead = _LEADING_MARKERS.match(sentence)
         for match in _MARKER.finditer(sentence):
             n = int(match.group(1))
+            claim = previous if lead and match.end() <= lead.end() and previous else sentence
             if n not in cited:
-                cited[n] = citation(by_n[n], quote_for(sentence, by_n[n].text))
+                cited[n] = citation(by_n[n], quote_for(claim, by_n[n].text))
+        if _WORD.search(_MARKER.sub("", sentence)):
+            previous = sentence
     return cleaned.strip(), list(cited.values())
 
 

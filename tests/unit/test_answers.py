@@ -45,6 +45,16 @@ def test_validate_keeps_real_citations_and_drops_invented_ones() -> None:
     assert validate("Only invented [3].", [])[1] == []
 
 
+def test_a_marker_after_the_full_stop_quotes_the_sentence_before_it() -> None:
+    """The extractive generator writes "Sentence. [n]": the quote is that sentence, not the
+    passage's start."""
+    _, cites = validate("They are used on aircraft engines. [1] It has a fiber insert. [2]", P)
+    assert [c.quote for c in cites] == [
+        "They are used on aircraft engines.",
+        "The fiber lock nut has a fiber insert.",
+    ]
+
+
 def test_sentences_join_layout_breaks_but_keep_items() -> None:
     assert sentences("One long\nsentence. Two;\n\n- item\n- other\n1. first") == [
         "One long sentence.",
