@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 export DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=true UNSTRUCTURED_DISABLE_NOTICE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test lint format services vllm clean
+.PHONY: install run test lint format services browser vllm clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: install
 services:
 	bash infra/dev/services.sh
 
+# Debian's Chromium for the web console's browser tests (apt, skipped when already installed).
+browser:
+	bash infra/dev/browser.sh
+
 # vLLM (CPU build) in its own virtualenv: it pins other torch/transformers/fastapi versions.
 # The vLLM tests serve a tiny random Llama with it.
 vllm:
@@ -40,7 +44,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install services vllm lint
+test: install services browser vllm lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

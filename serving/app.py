@@ -1,4 +1,4 @@
-"""The FastAPI application: GED API under /v1, OpenAPI docs at /docs."""
+"""The FastAPI application: GED API under /v1, OpenAPI docs at /docs, web console at /."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
 from ingestion.runtime import Runtime
-from serving import api, errors, qa_api
+from serving import api, console, errors, qa_api
 from serving.documents import DocumentService
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def create_app(
     errors.install(app)
     app.include_router(api.router)
     app.include_router(qa_api.router)
+    console.install(app)
 
     @app.middleware("http")
     async def reject_oversized(

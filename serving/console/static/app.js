@@ -1,0 +1,111 @@
+// Entry point: sign-in, the hash router and the language switch.
+import { api, session, setUnauthorizedHandler } from "./api.js";
+import { renderAsk } from "./ask.js";
+import { h, replace } from "./dom.js";
+import { renderDocument, renderDocuments } from "./documents.js";
+import { initialLang, setLang, t } from "./i18n.js";
+import { renderReleases } from "./releases.js";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const logout = document.getElementById("logout");
+let loginMessage = "";
+let signingIn = false; // a refused key at sign-in is reported by the form, not as "expired"
+
+function renderLogin() {
+  nav.hidden = true;
+  logout.hidden = true;
+  const input = h("input", {
+    id: "api-key",
+    type: "password",
+    autocomplete: "off",
+    required: true,
+    spellcheck: "false",
+  });
+  const error = h("p", { class: "error", role: "alert" }, loginMessage);
+  const form = h(
+    "form",
+    { class: "card login", id: "login" },
+    h("h1", {}, t("login.title")),
+    h("label", { for: "api-key" }, t("login.key")),
+    input,
+    h("p", { class: "hint" }, t("login.help")),
+    error,
+    h("button", { type: "submit", class: "primary" }, t("login.submit")),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    session.set(input.value.trim());
+    signingIn = true;
+    try {
+      await api("/v1/collections");
+      loginMessage = "";
+      if (!location.hash || location.hash === "#/login") location.hash = "#/documents";
+      else route();
+    } catch (err) {
+      session.clear();
+      error.textContent = t("login.bad", { detail: err.detail });
+      input.focus();
+    } finally {
+      signingIn = false;
+    }
+  });
+  replace(main, form);
+  input.focus();
+}
+
+const routes = [
+  [/^#\/documents\/([^/]+)$/, (m) => renderDocument(main, decodeURIComponent(m[1]))],
+  [/^#\/documents\/?$/, () => renderDocuments(main)],
+  [/^#\/ask\/?$/, () => renderAsk(main)],
+  [/^#\/releases\/?$/, () => renderReleases(main)],
+];
+
+export function route() {
+  if (!session.key) {
+    renderLogin();
+    return;
+  }
+  nav.hidden = false;
+  logout.hidden = false;
+  const hash = location.hash || "#/documents";
+  for (const link of nav.querySelectorAll("a")) {
+    const current = hash.startsWith(`#/${link.dataset.route}`);
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  for (const [pattern, render] of routes) {
+    const m = pattern.exec(hash);
+    if (m) {
+      render(m);
+      return;
+    }
+  }
+  location.hash = "#/documents";
+}
+
+setUnauthorizedHandler(() => {
+  if (signingIn) return;
+  session.clear();
+  loginMessage = t("login.expired");
+  renderLogin();
+});
+
+const langSelect = document.getElementById("lang");
+setLang(initialLang());
+langSelect.value = document.documentElement.lang;
+langSelect.addEventListener("change", () => {
+  setLang(langSelect.value);
+  route();
+});
+logout.addEventListener("click", () => {
+  session.clear();
+  loginMessage = "";
+  location.hash = "";
+  renderLogin();
+});
+window.addEventListener("hashchange", () => {
+  route();
+  main.focus({ preventScroll: true });
+});
+route();

@@ -1,0 +1,511 @@
+// Documents: drag-and-drop upload with live ingestion status, the filtered list, one
+// document's detail (versions, counts, download, new version, delete).
+import { api, download, upload } from "./api.js";
+import { badge, h, isCurrent, nextView, replace, toast } from "./dom.js";
+import { formatBytes, formatDate, t } from "./i18n.js";
+
+const POLL_MS = 600;
+const filters = { collection: "", tag: "", status: "", title: "" };
+const uploadForm = { collection: "default", tags: "" };
+// Uploads survive navigation inside the console: the list below the drop zone is this array.
+const uploads = [];
+let uploadSeq = 0;
+
+// The pipeline's finer stages, shown as the phases a user cares about.
+const PHASES = {
+  parsing: "parsing",
+  chunking: "parsing",
+  indexing: "indexing",
+  embedding: "indexing",
+  removing: "removing",
+};
+
+function jobStatus(job) {
+  if (job.state === "succeeded") return job.kind === "delete" ? "removing" : "ready";
+  if (job.state === "failed") return "failed";
+  if (job.state === "queued") return "queued";
+  return PHASES[job.stage] || "processing";
+}
+
+/** Follow a job until it finishes, calling ``onUpdate(job)`` on each change. */
+export async function followJob(jobId, onUpdate) {
+  let last = "";
+  for (;;) {
+    const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
+    const key = `${job.state}/${job.stage}/${job.progress}`;
+    if (key !== last) onUpdate(job);
+    last = key;
+    if (job.state === "succeeded" || job.state === "failed") return job;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+// -- uploads ----------------------------------------------------------------------------------
+
+function startUploads(files) {
+  for (const file of files) {
+    const item = { id: ++uploadSeq, name: file.name, progress: 0, status: "uploading", detail: "" };
+    uploads.unshift(item);
+    runUpload(item, file);
+  }
+  renderUploads();
+}
+
+async function runUpload(item, file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("collection", uploadForm.collection.trim() || "default");
+  if (uploadForm.tags.trim()) form.append("tags", uploadForm.tags.trim());
+  const changed = () => renderUploads();
+  try {
+    const result = await upload("/v1/documents", form, (fraction) => {
+      item.progress = fraction;
+      changed();
+    });
+    item.documentId = result.document_id;
+    if (result.duplicate || !result.job_id) {
+      item.status = "duplicate";
+    } else {
+      item.status = "queued";
+      changed();
+      item.progress = 0;
+      const job = await followJob(result.job_id, (job) => {
+        item.status = jobStatus(job);
+        item.progress = job.progress;
+        item.detail = job.error || "";
+        changed();
+      });
+      item.status = jobStatus(job);
+      item.detail = job.error || "";
+    }
+  } catch (err) {
+    item.status = "failed";
+    item.detail = err.detail;
+  }
+  changed();
+  refreshList();
+}
+
+function uploadRow(item) {
+  const finished = ["ready", "failed", "duplicate"].includes(item.status);
+  const name = item.documentId
+    ? h("a", { href: `#/documents/${encodeURIComponent(item.documentId)}` }, item.name)
+    : item.name;
+  return h(
+    "li",
+    { class: "upload", dataset: { status: item.status, name: item.name } },
+    h("span", { class: "name" }, name),
+    h("progress", {
+      max: "1",
+      value: String(finished ? 1 : item.progress),
+      "aria-label": `${item.name}: ${Math.round(item.progress * 100)} %`,
+    }),
+    badge(item.status, t(`status.${item.status}`)),
+    item.detail ? h("span", { class: "cause" }, item.detail) : null,
+  );
+}
+
+function renderUploads() {
+  const list = document.getElementById("uploads");
+  if (!list) return;
+  const section = list.closest("section");
+  section.hidden = uploads.length === 0;
+  replace(list, uploads.map(uploadRow));
+}
+
+function dropZone() {
+  const input = h("input", {
+    type: "file",
+    multiple: true,
+    id: "file-input",
+    class: "visually-hidden",
+    onchange: () => {
+      startUploads([...input.files]);
+      input.value = "";
+    },
+  });
+  const zone = h(
+    "div",
+    { class: "dropzone", id: "dropzone" },
+    h("span", {}, t("docs.drop"), " "),
+    h("label", { for: "file-input", class: "button-like", tabindex: "0" }, t("docs.choose")),
+    input,
+  );
+  const chooser = zone.querySelector("label");
+  chooser.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      input.click();
+    }
+  });
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    startUploads([...e.dataTransfer.files]);
+  });
+  return zone;
+}
+
+function field(label, control) {
+  return h("label", { class: "field" }, h("span", {}, label), control);
+}
+
+// -- list -------------------------------------------------------------------------------------
+
+let refreshList = () => {};
+
+export async function renderDocuments(main) {
+  const current = nextView();
+  const collections = await api("/v1/collections").catch(() => []);
+  if (!isCurrent(current)) return;
+  const names = collections.map((c) => c.name);
+  const datalist = h("datalist", { id: "collection-names" }, names.map((n) => h("option", { value: n })));
+  const uploadCollection = h("input", {
+    id: "upload-collection",
+    list: "collection-names",
+    value: uploadForm.collection,
+    oninput: (e) => (uploadForm.collection = e.target.value),
+  });
+  const uploadTags = h("input", {
+    id: "upload-tags",
+    value: uploadForm.tags,
+    oninput: (e) => (uploadForm.tags = e.target.value),
+  });
+  const option = (value, label, selected) => h("option", { value, selected: value === selected }, label);
+  const collectionFilter = h(
+    "select",
+    { id: "filter-collection" },
+    option("", t("docs.all"), filters.collection),
+    names.map((n) => option(n, n, filters.collection)),
+  );
+  const statusFilter = h(
+    "select",
+    { id: "filter-status" },
+    option("", t("docs.all"), filters.status),
+    ["queued", "processing", "ready", "failed", "deleting"].map((s) =>
+      option(s, t(`status.${s}`), filters.status),
+    ),
+  );
+  const tagFilter = h("input", { id: "filter-tag", value: filters.tag });
+  const titleFilter = h("input", { id: "filter-title", type: "search", value: filters.title });
+  const rows = h("tbody", { id: "documents" });
+  const more = h("button", { type: "button", id: "more", hidden: true }, t("docs.more"));
+  const empty = h("p", { class: "empty", hidden: true }, t("docs.empty"));
+  let cursor = null;
+  let timer = null;
+
+  async function load(append) {
+    const params = new URLSearchParams({ limit: "50" });
+    for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
+    if (append && cursor) params.set("cursor", cursor);
+    const page = await api(`/v1/documents?${params}`);
+    if (!isCurrent(current)) return;
+    cursor = page.next_cursor;
+    const built = page.items.map(documentRow);
+    if (append) rows.append(...built);
+    else replace(rows, built);
+    more.hidden = !cursor;
+    empty.hidden = rows.children.length > 0;
+    // Live status: while a listed document is being processed, look again shortly.
+    clearTimeout(timer);
+    if (page.items.some((d) => ["queued", "processing", "deleting"].includes(d.status))) {
+      timer = setTimeout(() => isCurrent(current) && load(false), 1500);
+    }
+  }
+  refreshList = () => isCurrent(current) && load(false);
+
+  const onFilter = () => {
+    filters.collection = collectionFilter.value;
+    filters.status = statusFilter.value;
+    filters.tag = tagFilter.value.trim();
+    filters.title = titleFilter.value.trim();
+    load(false);
+  };
+  let debounce = null;
+  const later = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(onFilter, 250);
+  };
+  collectionFilter.addEventListener("change", onFilter);
+  statusFilter.addEventListener("change", onFilter);
+  tagFilter.addEventListener("input", later);
+  titleFilter.addEventListener("input", later);
+  more.addEventListener("click", () => load(true));
+
+  replace(
+    main,
+    h("h1", {}, t("docs.title")),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "upload-title" },
+      h("h2", { id: "upload-title" }, t("docs.upload")),
+      h("div", { class: "row" }, field(t("docs.collection"), uploadCollection), field(t("docs.tags"), uploadTags)),
+      datalist,
+      dropZone(),
+    ),
+    h(
+      "section",
+      { class: "card", hidden: true, "aria-labelledby": "uploads-title" },
+      h(
+        "div",
+        { class: "row between" },
+        h("h2", { id: "uploads-title" }, t("docs.uploads")),
+        h(
+          "button",
+          {
+            type: "button",
+            onclick: () => {
+              for (let i = uploads.length - 1; i >= 0; i -= 1) {
+                if (["ready", "failed", "duplicate"].includes(uploads[i].status)) uploads.splice(i, 1);
+              }
+              renderUploads();
+            },
+          },
+          t("docs.clear"),
+        ),
+      ),
+      h("ul", { id: "uploads", class: "uploads", "aria-live": "polite" }),
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h(
+        "div",
+        { class: "row filters", role: "search" },
+        field(t("docs.search"), titleFilter),
+        field(t("docs.collection"), collectionFilter),
+        field(t("docs.tag"), tagFilter),
+        field(t("docs.status"), statusFilter),
+      ),
+      h(
+        "table",
+        { class: "list" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["title", "collection", "status", "version", "tags", "updated"].map((c) =>
+              h("th", { scope: "col" }, t(`docs.col.${c}`)),
+            ),
+          ),
+        ),
+        rows,
+      ),
+      empty,
+      more,
+    ),
+  );
+  renderUploads();
+  await load(false);
+}
+
+function documentRow(d) {
+  return h(
+    "tr",
+    { dataset: { id: d.id } },
+    h("td", {}, h("a", { href: `#/documents/${encodeURIComponent(d.id)}` }, d.title)),
+    h("td", {}, d.collection),
+    h("td", {}, badge(d.status, t(`status.${d.status}`))),
+    h("td", { class: "num" }, String(d.current_version)),
+    h("td", {}, d.tags.map((tag) => h("span", { class: "tag" }, tag))),
+    h("td", {}, formatDate(d.updated_at)),
+  );
+}
+
+// -- one document -----------------------------------------------------------------------------
+
+export async function renderDocument(main, id) {
+  const current = nextView();
+  let doc;
+  try {
+    doc = await api(`/v1/documents/${encodeURIComponent(id)}`);
+  } catch (err) {
+    replace(main, h("p", { class: "error", role: "alert" }, t("error.generic", { detail: err.detail })));
+    return;
+  }
+  if (!isCurrent(current)) return;
+  const path = `/v1/documents/${encodeURIComponent(id)}`;
+  const status = h("p", { id: "doc-progress", "aria-live": "polite" });
+  const newVersion = h("input", {
+    type: "file",
+    id: "new-version",
+    class: "visually-hidden",
+    onchange: async () => {
+      const file = newVersion.files[0];
+      if (!file) return;
+      const form = new FormData();
+      form.append("file", file, file.name);
+      try {
+        const result = await upload(`${path}/versions`, form, (f) => {
+          status.textContent = `${file.name}: ${t("status.uploading")} ${Math.round(f * 100)} %`;
+        });
+        if (result.job_id) {
+          const job = await followJob(result.job_id, (job) => {
+            status.textContent = `${file.name}: ${t(`status.${jobStatus(job)}`)}`;
+          });
+          status.textContent = `${file.name}: ${t(`status.${jobStatus(job)}`)} ${job.error || ""}`;
+        } else {
+          status.textContent = `${file.name}: ${t("status.duplicate")}`;
+        }
+      } catch (err) {
+        status.textContent = t("error.generic", { detail: err.detail });
+      }
+      if (isCurrent(current)) renderDocument(main, id);
+    },
+  });
+  const dialog = confirmDialog(doc, async () => {
+    try {
+      const job = await api(path, { method: "DELETE" });
+      await followJob(job.id, () => {});
+      toast(t("doc.deleted", { title: doc.title }));
+      location.hash = "#/documents";
+    } catch (err) {
+      toast(t("error.generic", { detail: err.detail }), "error");
+    }
+  });
+  const meta = Object.entries(doc.metadata);
+  replace(
+    main,
+    h("p", {}, h("a", { href: "#/documents" }, `← ${t("doc.back")}`)),
+    h(
+      "div",
+      { class: "row between" },
+      h("h1", { id: "doc-title" }, doc.title),
+      badge(doc.status, t(`status.${doc.status}`)),
+    ),
+    h(
+      "div",
+      { class: "row actions" },
+      h(
+        "button",
+        { type: "button", id: "download", onclick: () => download(`${path}/content`, doc.title) },
+        t("doc.download"),
+      ),
+      h(
+        "label",
+        {
+          for: "new-version",
+          class: "button-like",
+          tabindex: "0",
+          onkeydown: (e) => {
+            if (e.key === "Enter" || e.key === " ") {
+              e.preventDefault();
+              newVersion.click();
+            }
+          },
+        },
+        t("doc.newVersion"),
+      ),
+      newVersion,
+      h("button", { type: "button", id: "delete", class: "danger", onclick: () => dialog.showModal() }, t("doc.delete")),
+    ),
+    status,
+    dialog,
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, t("doc.metadata")),
+      h(
+        "dl",
+        { class: "meta" },
+        h("dt", {}, t("doc.id")),
+        h("dd", {}, h("code", {}, doc.id)),
+        h("dt", {}, t("docs.col.collection")),
+        h("dd", {}, doc.collection),
+        h("dt", {}, t("docs.col.tags")),
+        h("dd", {}, doc.tags.length ? doc.tags.map((x) => h("span", { class: "tag" }, x)) : t("doc.none")),
+        h("dt", {}, t("doc.created")),
+        h("dd", {}, formatDate(doc.created_at)),
+        h("dt", {}, t("docs.col.updated")),
+        h("dd", {}, formatDate(doc.updated_at)),
+        meta.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v))]),
+      ),
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, t("doc.versions")),
+      h(
+        "table",
+        { class: "list", id: "versions" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            [
+              t("docs.col.version"),
+              t("doc.file"),
+              t("doc.size"),
+              t("doc.type"),
+              t("docs.col.status"),
+              t("doc.chunks"),
+              t("doc.entities"),
+              t("doc.created"),
+              "",
+            ].map((c) => h("th", { scope: "col" }, c)),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          [...doc.versions].reverse().map((v) =>
+            h(
+              "tr",
+              { dataset: { version: v.number } },
+              h("td", { class: "num" }, String(v.number)),
+              h("td", {}, v.filename),
+              h("td", { class: "num" }, formatBytes(v.size_bytes)),
+              h("td", {}, v.media_type),
+              h("td", {}, badge(v.status, t(`status.${v.status}`))),
+              h("td", { class: "num chunks" }, v.chunk_count ?? "–"),
+              h("td", { class: "num entities" }, v.entity_count ?? "–"),
+              h("td", {}, formatDate(v.created_at)),
+              h(
+                "td",
+                {},
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    onclick: () => download(`${path}/versions/${v.number}/content`, v.filename),
+                  },
+                  t("doc.download"),
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  if (["queued", "processing", "deleting"].includes(doc.status)) {
+    setTimeout(() => isCurrent(current) && renderDocument(main, id), 1500);
+  }
+}
+
+function confirmDialog(doc, onConfirm) {
+  const dialog = h(
+    "dialog",
+    { id: "confirm-delete", "aria-labelledby": "confirm-text" },
+    h("p", { id: "confirm-text" }, t("doc.confirmDelete", { title: doc.title })),
+    h(
+      "form",
+      { method: "dialog", class: "row actions" },
+      h("button", { value: "cancel", autofocus: true }, t("doc.cancel")),
+      h("button", { value: "delete", class: "danger", id: "confirm-delete-button" }, t("doc.delete")),
+    ),
+  );
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue === "delete") onConfirm();
+  });
+  return dialog;
+}

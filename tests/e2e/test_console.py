@@ -1,0 +1,452 @@
+"""The web console in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+The app runs for real (uvicorn on a free port, embedded worker, temporary data dir). The tests
+upload a document, watch its ingestion status change live, ask a question, open a citation's
+passage, manage a document and show the releases page. Screenshots are written under
+``var/test-artifacts/console/`` (the path is printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from core.settings import BrokerSettings, Settings
+from serving.app import create_app
+from tests.conftest import FIXTURES, REQUIRE_SERVICES, SHARED_DATASETS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console"
+MEMO = "unstructured_fake-memo.pdf"
+SLOW = 120_000  # ms: ingestion of the first document loads the embedding model
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def _chromium() -> str:
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path, why = None, "the Python package playwright is not installed (pip install -e '.[dev]')"
+    else:
+        why = "Chromium is not installed (`make browser`: apt-get install chromium)"
+    if path is None:
+        if REQUIRE_SERVICES:
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
+
+
+@dataclass
+class Server:
+    url: str
+    keys: dict[str, str]
+    settings: Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real app over HTTP, as `make run` serves it, with tenants acme and globex."""
+    _chromium()
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("console") / "var",
+        broker=BrokerSettings(queue=f"test-{uuid.uuid4().hex[:8]}"),
+    )
+    app = create_app(settings)
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    catalog = app.state.runtime.catalog
+    keys = {}
+    for tenant in ("acme", "globex"):
+        catalog.create_tenant(tenant)
+        keys[tenant], _ = catalog.create_api_key(tenant)
+    yield Server(f"http://127.0.0.1:{port}", keys, settings)
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(server: Server) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nconsole screenshots: {ARTIFACTS}")
+    with sync_playwright() as pw:
+        # --no-sandbox: CI and these containers run as root, where Chromium's sandbox cannot start.
+        chromium = pw.chromium.launch(
+            executable_path=_chromium(), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: Any, server: Server, locale: str = "en-GB") -> Any:
+    context = browser.new_context(
+        base_url=server.url,
+        locale=locale,
+        viewport={"width": 1366, "height": 768},  # a laptop screen
+        accept_downloads=True,
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.js_errors = errors
+    return page
+
+
+@pytest.fixture
+def page(browser: Any, server: Server, request: pytest.FixtureRequest) -> Iterator[Any]:
+    page = new_page(browser, server)
+    yield page
+    shot(page, f"{request.node.name}-end")
+    errors = page.js_errors
+    page.context.close()
+    assert errors == [], f"JavaScript errors in the console: {errors}"
+
+
+def shot(page: Any, name: str) -> None:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+def sign_in(page: Any, key: str) -> None:
+    page.goto("/")
+    page.locator("#api-key").fill(key)
+    page.keyboard.press("Enter")
+    page.locator("#dropzone").wait_for()
+
+
+def drop_file(page: Any, name: str, data: bytes, mime: str = "text/markdown") -> None:
+    """A real drop event on the drop zone, carrying a File built in the page."""
+    page.locator("#dropzone").evaluate(
+        """(zone, [name, bytes, mime]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], name, { type: mime }));
+            for (const type of ["dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+            }
+        }""",
+        [name, list(data), mime],
+    )
+
+
+def record_statuses(page: Any) -> None:
+    """Keep every status each upload row shows, in order, to check the live updates."""
+    page.evaluate(
+        """() => {
+            window.seen = {};
+            const note = (li) => {
+                const list = (window.seen[li.dataset.name] ??= []);
+                if (list.at(-1) !== li.dataset.status) list.push(li.dataset.status);
+            };
+            new MutationObserver(() => document.querySelectorAll("li.upload").forEach(note))
+                .observe(document.body, { subtree: true, childList: true, attributes: true });
+        }"""
+    )
+
+
+def upload_row(page: Any, name: str) -> Any:
+    return page.locator(f'li.upload[data-name="{name}"]')
+
+
+@pytest.fixture(scope="module")
+def memo_source() -> Path:
+    """The memo from ../shared/datasets/doc_fixtures when present, else its copy in tests."""
+    shared = SHARED_DATASETS / "doc_fixtures" / "pdf" / MEMO
+    return shared if shared.exists() else FIXTURES / MEMO
+
+
+# -- the user journey of the issue ------------------------------------------------------------
+
+
+def test_upload_wait_ready_ask_and_open_a_cited_passage(
+    page: Any, server: Server, memo_source: Path
+) -> None:
+    sign_in(page, server.keys["acme"])
+    page.locator("#upload-collection").fill("memos")
+    record_statuses(page)
+    page.locator("#file-input").set_input_files(str(memo_source))
+    row = upload_row(page, memo_source.name)
+    row.locator('[data-status="ready"]').wait_for(timeout=SLOW)
+    seen = page.evaluate("() => window.seen")[memo_source.name]
+    assert seen[0] == "uploading" and seen[-1] == "ready"
+    assert "queued" in seen and {"parsing", "indexing"} & set(seen), seen
+    order = ["uploading", "queued", "parsing", "indexing", "ready"]
+    assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen), seen
+    assert row.locator("progress").get_attribute("value") == "1"
+    listed = page.locator("#documents tr", has_text="memos")
+    listed.locator('[data-status="ready"]').wait_for()
+    shot(page, "1-documents-ready")
+
+    page.get_by_role("link", name="Ask").click()
+    page.locator("#ask-collection").select_option("memos")
+    page.locator("#question").fill("How many trucks were used?")
+    page.locator("#question").press("Enter")
+    answer = page.locator(".turn .answer").last
+    answer.locator("button.citation").first.wait_for(timeout=SLOW)
+    assert "3 trucks" in answer.locator(".text").inner_text()
+    assert answer.locator(".not-found").count() == 0
+    shot(page, "2-answer")
+
+    answer.locator("button.citation").first.click()
+    dialog = page.locator("dialog#passage")
+    dialog.wait_for()
+    assert "fake-memo" in dialog.locator("#passage-title").inner_text()
+    assert "p. 1" in dialog.locator(".where").inner_text()
+    mark = dialog.locator("#passage-text mark")
+    assert " ".join(mark.inner_text().split()) == "A total of 3 trucks were used for 15 hours."
+    # The highlight sits inside the passage's own text, not beside it.
+    full = " ".join(dialog.locator("#passage-text").inner_text().split())
+    assert " ".join(mark.inner_text().split()) in full and len(full) > len(mark.inner_text())
+    shot(page, "3-cited-passage")
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+
+    page.locator("#question").fill("What is the boiling point of mercury on Venus?")
+    page.locator("#send").click()
+    page.locator(".turn .answer").last.locator(".not-found").wait_for(timeout=SLOW)
+    assert page.locator(".turn .answer").last.locator("button.citation").count() == 0
+    shot(page, "4-not-found")
+
+
+def test_document_detail_download_new_version_and_delete(page: Any, server: Server) -> None:
+    sign_in(page, server.keys["acme"])
+    record_statuses(page)
+    v1 = b"# Boiler room\n\nThe boiler room door must stay closed at all times.\n"
+    drop_file(page, "boiler.md", v1)
+    upload_row(page, "boiler.md").locator('[data-status="ready"]').wait_for(timeout=SLOW)
+    # Failures show their cause: an empty file is refused by the API.
+    drop_file(page, "empty.md", b"")
+    failed = upload_row(page, "empty.md")
+    failed.locator('[data-status="failed"]').wait_for()
+    assert "empty" in failed.locator(".cause").inner_text().lower()
+
+    page.locator("#filter-title").fill("boiler")
+    expect(page.locator("#documents tr")).to_have_count(1)
+    page.locator("#documents a", has_text="boiler").click()
+    page.locator("#doc-title").wait_for()
+    version = page.locator('#versions tr[data-version="1"]')
+    assert int(version.locator(".chunks").inner_text()) >= 1
+    assert version.locator(".entities").inner_text().strip().isdigit()
+
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    assert download.value.suggested_filename == "boiler.md"
+    assert Path(download.value.path()).read_bytes() == v1
+
+    page.locator("#new-version").set_input_files(
+        files=[{"name": "boiler-v2.md", "mimeType": "text/markdown", "buffer": v1 + b"\nV2.\n"}]
+    )
+    page.locator('#versions tr[data-version="2"] [data-status="ready"]').wait_for(timeout=SLOW)
+    shot(page, "5-document-detail")
+
+    page.locator("#delete").click()
+    page.locator("dialog#confirm-delete").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    assert page.locator("#doc-title").is_visible()
+    page.locator("#delete").click()
+    page.locator("#confirm-delete-button").click()
+    page.wait_for_url("**/#/documents", timeout=SLOW)
+    page.locator("#filter-title").fill("boiler")
+    page.locator(".empty", has_text="No document matches").wait_for()
+
+
+# -- releases (the evaluation API is served by another component) ---------------------------
+
+RELEASES = {
+    "production": "rel-a",
+    "releases": [
+        {
+            "id": "rel-a",
+            "name": "baseline",
+            "production": True,
+            "created_at": "2026-11-01T10:00:00Z",
+            "latest_runs": [
+                {
+                    "id": "run-a",
+                    "suite": "fr-qa",
+                    "suite_id": "s1",
+                    "scores": {"faithfulness": 0.81, "answer_relevancy": 0.77},
+                    "finished_at": "2026-11-02T10:00:00Z",
+                    "report_url": "/v1/eval/runs/run-a/report.html",
+                }
+            ],
+        },
+        {
+            "id": "rel-b",
+            "name": "reranker",
+            "production": False,
+            "created_at": "2026-11-10T10:00:00Z",
+            "latest_runs": [
+                {
+                    "id": "run-b",
+                    "suite": "fr-qa",
+                    "suite_id": "s1",
+                    "scores": {"faithfulness": 0.74, "answer_relevancy": 0.80},
+                    "finished_at": "2026-11-11T10:00:00Z",
+                    "report_url": "/v1/eval/runs/run-b/report.html",
+                }
+            ],
+        },
+    ],
+}
+REPORT = "<html><body><h1>Evaluation run-b</h1><svg width='80' height='40'><rect width='80' height='40'/></svg></body></html>"
+
+
+def test_releases_say_unavailable_when_the_evaluation_api_is_absent(
+    page: Any, server: Server
+) -> None:
+    sign_in(page, server.keys["acme"])
+    page.get_by_role("link", name="Releases").click()
+    state = page.locator("#releases-state")
+    state.wait_for()
+    assert "unavailable" in state.inner_text()
+
+
+def test_releases_show_scores_report_and_the_gate_verdict(page: Any, server: Server) -> None:
+    """Against the routes' contract, served by the browser's request interception."""
+    calls: list[dict[str, Any]] = []
+
+    def releases(route: Any) -> None:
+        assert route.request.headers["authorization"] == f"Bearer {server.keys['acme']}"
+        route.fulfill(json=RELEASES)
+
+    def report(route: Any) -> None:
+        route.fulfill(body=REPORT, content_type="text/html")
+
+    def promote(route: Any) -> None:
+        calls.append(json.loads(route.request.post_data or "{}"))
+        if len(calls) == 1:
+            route.fulfill(
+                json={
+                    "promoted": False,
+                    "release_id": "rel-b",
+                    "previous": "rel-a",
+                    "reasons": ["faithfulness 0.74 < production 0.81 - 0.02"],
+                    "decision_id": "d1",
+                }
+            )
+        else:
+            route.fulfill(
+                status=403, json={"error": "forbidden", "detail": "this key may not promote"}
+            )
+
+    page.route("**/v1/releases", releases)
+    page.route("**/v1/eval/runs/*/report.html", report)
+    page.route("**/v1/releases/rel-b/promote", promote)
+    sign_in(page, server.keys["acme"])
+    page.goto("/#/releases")
+    production = page.locator('#production article[data-id="rel-a"]')
+    production.wait_for()
+    assert production.locator(".promote").count() == 0
+    candidate = page.locator('#candidates article[data-id="rel-b"]')
+    assert candidate.locator('[data-metric="faithfulness"]').inner_text() == "0.740"
+
+    candidate.locator(".report-button").click()
+    frame = candidate.locator("iframe.report-frame")
+    frame.wait_for()
+    assert frame.get_attribute("sandbox") == ""
+    assert "Evaluation run-b" in page.frame_locator(".report-frame").locator("h1").inner_text()
+
+    candidate.locator("select.suite").select_option("fr-qa")
+    candidate.locator(".promote").click()
+    verdict = candidate.locator(".verdict")
+    verdict.locator('[data-promoted="false"]').wait_for()
+    assert "faithfulness 0.74" in verdict.locator(".reasons").inner_text()
+    assert calls == [{"suite": "fr-qa"}]
+    shot(page, "6-releases-gate-refused")
+
+    candidate.locator(".promote").click()
+    verdict.locator(".error", has_text="this key may not promote").wait_for()
+
+
+# -- language, session, keyboard --------------------------------------------------------------
+
+
+def test_french_by_default_when_the_browser_asks_and_the_key_stays_for_the_tab(
+    browser: Any, server: Server
+) -> None:
+    page = new_page(browser, server, locale="fr-FR")
+    try:
+        page.goto("/")
+        assert page.locator("html").get_attribute("lang") == "fr"
+        assert page.locator("#login h1").inner_text() == "Connexion"
+        page.locator("#api-key").fill("gdr_not-a-key")
+        page.keyboard.press("Enter")
+        page.locator("#login .error", has_text="Clé refusée").wait_for()
+
+        page.locator("#api-key").fill(server.keys["acme"])
+        page.keyboard.press("Enter")
+        page.get_by_role("link", name="Questions").wait_for()
+        page.reload()
+        page.locator("#dropzone").wait_for()  # still signed in: the key is in sessionStorage
+        assert page.evaluate("sessionStorage.getItem('gedrag.apiKey')") == server.keys["acme"]
+        shot(page, "7-french")
+
+        page.locator("#lang").select_option("en")
+        page.get_by_role("link", name="Ask").wait_for()
+        page.get_by_role("button", name="Sign out").click()
+        page.locator("#login h1", has_text="Sign in").wait_for()
+        assert page.evaluate("sessionStorage.getItem('gedrag.apiKey')") is None
+        assert page.js_errors == []
+    finally:
+        page.context.close()
+
+
+def test_keyboard_only_navigation_reaches_the_file_chooser_and_the_pages(
+    page: Any, server: Server
+) -> None:
+    sign_in(page, server.keys["globex"])
+    page.reload()  # focus starts at the top of the page
+    page.locator("#dropzone").wait_for()
+    focused = []
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.textContent.trim()"))
+    for label in ("Skip to content", "Documents", "Ask", "Releases", "choose files"):
+        assert label in focused, focused
+    # Another tenant sees none of acme's documents.
+    page.locator(".empty", has_text="No document matches").wait_for()
+    page.reload()
+    page.locator("#dropzone").wait_for()
+    for _ in range(focused.index("Ask") + 1):
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.locator("#question").wait_for()
+    page.keyboard.type("What is in the documents?")
+    page.keyboard.press("Enter")
+    page.locator(".turn .answer .not-found").wait_for(timeout=SLOW)
