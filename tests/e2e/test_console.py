@@ -8,6 +8,7 @@ passage, manage a document and show the releases page. Screenshots are written u
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -150,18 +151,29 @@ def sign_in(page: Any, key: str) -> None:
     page.locator("#dropzone").wait_for()
 
 
-def drop_file(page: Any, name: str, data: bytes, mime: str = "text/markdown") -> None:
-    """A real drop event on the drop zone, carrying a File built in the page."""
+def drop_files(page: Any, *files: tuple[str, bytes, str]) -> None:
+    """A real drop event on the drop zone, carrying Files (name, bytes, type) built in the page."""
     page.locator("#dropzone").evaluate(
-        """(zone, [name, bytes, mime]) => {
+        """(zone, files) => {
             const dt = new DataTransfer();
-            dt.items.add(new File([new Uint8Array(bytes)], name, { type: mime }));
+            for (const [name, bytes, mime] of files) {
+                dt.items.add(new File([new Uint8Array(bytes)], name, { type: mime }));
+            }
             for (const type of ["dragover", "drop"]) {
                 zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
             }
         }""",
-        [name, list(data), mime],
+        [[name, list(data), mime] for name, data, mime in files],
     )
+
+
+def image_pdf() -> bytes:
+    """A scanned page: no text to extract."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), "white").save(out, "PDF")
+    return out.getvalue()
 
 
 def record_statuses(page: Any) -> None:
@@ -210,6 +222,7 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(
     assert row.locator("progress").get_attribute("value") == "1"
     listed = page.locator("#documents tr", has_text="memos")
     listed.locator('[data-status="ready"]').wait_for()
+    assert not page.locator("#more").is_visible()  # one page only
     shot(page, "1-documents-ready")
 
     page.get_by_role("link", name="Ask").click()
@@ -247,13 +260,23 @@ def test_document_detail_download_new_version_and_delete(page: Any, server: Serv
     sign_in(page, server.keys["acme"])
     record_statuses(page)
     v1 = b"# Boiler room\n\nThe boiler room door must stay closed at all times.\n"
-    drop_file(page, "boiler.md", v1)
+    # Many files in one drop, each with its own row; an empty file is refused by the API, and
+    # the row says why.
+    drop_files(page, ("boiler.md", v1, "text/markdown"), ("empty.md", b"", "text/markdown"))
     upload_row(page, "boiler.md").locator('[data-status="ready"]').wait_for(timeout=SLOW)
-    # Failures show their cause: an empty file is refused by the API.
-    drop_file(page, "empty.md", b"")
     failed = upload_row(page, "empty.md")
     failed.locator('[data-status="failed"]').wait_for()
     assert "empty" in failed.locator(".cause").inner_text().lower()
+    # ... and a document the worker cannot read fails its job, with the cause shown.
+    drop_files(page, ("scan.pdf", image_pdf(), "application/pdf"))
+    scan = upload_row(page, "scan.pdf")
+    scan.locator('[data-status="failed"]').wait_for(timeout=SLOW)
+    assert "no extractable text" in scan.locator(".cause").inner_text()
+    assert page.evaluate("() => window.seen")["scan.pdf"][:2] == ["uploading", "queued"]
+    page.locator("#filter-status").select_option("failed")
+    expect(page.locator("#documents tr")).to_have_count(1)
+    assert page.locator("#documents tr").inner_text().startswith("scan")
+    page.locator("#filter-status").select_option("")
 
     page.locator("#filter-title").fill("boiler")
     expect(page.locator("#documents tr")).to_have_count(1)

@@ -87,7 +87,7 @@ async function runUpload(item, file) {
 }
 
 function uploadRow(item) {
-  const finished = ["ready", "failed", "duplicate"].includes(item.status);
+  const finished = ["ready", "duplicate"].includes(item.status);
   const name = item.documentId
     ? h("a", { href: `#/documents/${encodeURIComponent(item.documentId)}` }, item.name)
     : item.name;
