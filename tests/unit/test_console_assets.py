@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -79,8 +78,14 @@ def test_nothing_is_loaded_from_another_origin_and_nothing_is_parsed_as_html() -
 
 
 def test_packaging_ships_every_console_file() -> None:
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+    """setuptools globs package-data relative to the package folder ("*" never crosses "/")."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"
-    ]["*"]
-    for path in STATIC.iterdir():
-        assert any(fnmatch(path.name, p) for p in patterns), f"{path.name} would not be packaged"
+    ]
+    package = STATIC.parent
+    shipped = {
+        path
+        for pattern in package_data.get("*", []) + package_data.get("serving.console", [])
+        for path in package.glob(pattern)
+    }
+    assert set(STATIC.iterdir()) <= shipped
