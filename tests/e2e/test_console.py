@@ -74,7 +74,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The real app over HTTP, as `make run` serves it, with tenants acme and globex."""
+    """The real app over HTTP, as `make run` serves it, with three tenants."""
     _chromium()
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("console") / "var",
@@ -91,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         time.sleep(0.05)
     catalog = app.state.runtime.catalog
     keys = {}
-    for tenant in ("acme", "globex"):
+    for tenant in ("acme", "globex", "initech"):
         catalog.create_tenant(tenant)
         keys[tenant], _ = catalog.create_api_key(tenant)
     yield Server(f"http://127.0.0.1:{port}", keys, settings)
@@ -313,6 +313,33 @@ def test_document_detail_download_new_version_and_delete(page: Any, server: Serv
     page.wait_for_url("**/#/documents", timeout=SLOW)
     page.locator("#filter-title").fill("boiler")
     page.locator(".empty", has_text="No document matches").wait_for()
+
+
+def test_a_drop_of_many_files_sends_three_at_a_time(page: Any, server: Server) -> None:
+    sign_in(page, server.keys["initech"])
+    page.evaluate(
+        """() => {
+            window.uploading = { now: 0, max: 0 };
+            const send = XMLHttpRequest.prototype.send;
+            XMLHttpRequest.prototype.send = function (body) {
+                const u = window.uploading;
+                u.now += 1;
+                u.max = Math.max(u.max, u.now);
+                // readyState 4 comes before "load", whose handler frees the slot
+                this.addEventListener("readystatechange", () => this.readyState === 4 && (u.now -= 1));
+                return send.call(this, body);
+            };
+        }"""
+    )
+    notes = [
+        (f"note-{i}.md", f"# Note {i}\n\nNote number {i}.\n".encode(), "text/markdown")
+        for i in range(5)
+    ]
+    drop_files(page, *notes)
+    for name, _, _ in notes:
+        upload_row(page, name).locator('[data-status="ready"]').wait_for(timeout=SLOW)
+    assert page.evaluate("() => window.uploading") == {"now": 0, "max": 3}
+    expect(page.locator("#documents tr")).to_have_count(5)
 
 
 # -- releases (the evaluation API is served by another component) ---------------------------

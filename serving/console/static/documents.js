@@ -5,6 +5,10 @@ import { badge, h, isCurrent, nextView, replace, toast } from "./dom.js";
 import { formatBytes, formatDate, t } from "./i18n.js";
 
 const POLL_MS = 600;
+// A drop of 100 files must not send 100 uploads at once nor poll 100 jobs every 600 ms: three
+// uploads in flight, and each job polled less often the more jobs are followed (~20 req/s max).
+const PARALLEL_UPLOADS = 3;
+let following = 0;
 const filters = { collection: "", tag: "", status: "", title: "" };
 const uploadForm = { collection: "default", tags: "" };
 // Uploads survive navigation inside the console: the list below the drop zone is this array.
@@ -30,38 +34,66 @@ function jobStatus(job) {
 /** Follow a job until it finishes, calling ``onUpdate(job)`` on each change. */
 export async function followJob(jobId, onUpdate) {
   let last = "";
-  for (;;) {
-    const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
-    const key = `${job.state}/${job.stage}/${job.progress}`;
-    if (key !== last) onUpdate(job);
-    last = key;
-    if (job.state === "succeeded" || job.state === "failed") return job;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  following += 1;
+  try {
+    for (;;) {
+      const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
+      const key = `${job.state}/${job.stage}/${job.progress}`;
+      if (key !== last) onUpdate(job);
+      last = key;
+      if (job.state === "succeeded" || job.state === "failed") return job;
+      const delay = Math.max(POLL_MS, following * 50);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  } finally {
+    following -= 1;
   }
 }
 
 // -- uploads ----------------------------------------------------------------------------------
 
+const waiting = [];
+let sending = 0;
+
 function startUploads(files) {
   for (const file of files) {
     const item = { id: ++uploadSeq, name: file.name, progress: 0, status: "uploading", detail: "" };
     uploads.unshift(item);
-    runUpload(item, file);
+    waiting.push([item, file]);
   }
   renderUploads();
+  pump();
 }
 
-async function runUpload(item, file) {
+function pump() {
+  while (sending < PARALLEL_UPLOADS && waiting.length) {
+    const [item, file] = waiting.shift();
+    sending += 1;
+    runUpload(item, file, () => {
+      sending -= 1;
+      pump();
+    });
+  }
+}
+
+/** Send one file, then follow its ingestion job; ``sent`` frees the upload slot as soon as the
+ * bytes are in (following the job needs no slot). */
+async function runUpload(item, file, sent) {
   const form = new FormData();
   form.append("file", file, file.name);
   form.append("collection", uploadForm.collection.trim() || "default");
   if (uploadForm.tags.trim()) form.append("tags", uploadForm.tags.trim());
   const changed = () => renderUploads();
   try {
-    const result = await upload("/v1/documents", form, (fraction) => {
-      item.progress = fraction;
-      changed();
-    });
+    let result;
+    try {
+      result = await upload("/v1/documents", form, (fraction) => {
+        item.progress = fraction;
+        changed();
+      });
+    } finally {
+      sent();
+    }
     item.documentId = result.document_id;
     if (result.duplicate || !result.job_id) {
       item.status = "duplicate";
