@@ -63,6 +63,7 @@ class Server:
     url: str
     keys: dict[str, str]
     settings: Settings
+    catalog: Any
 
 
 def _free_port() -> int:
@@ -94,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     for tenant in ("acme", "globex", "initech"):
         catalog.create_tenant(tenant)
         keys[tenant], _ = catalog.create_api_key(tenant)
-    yield Server(f"http://127.0.0.1:{port}", keys, settings)
+    yield Server(f"http://127.0.0.1:{port}", keys, settings, catalog)
     uv.should_exit = True
     thread.join(timeout=30)
 
@@ -496,6 +497,16 @@ def test_french_by_default_when_the_browser_asks_and_the_key_stays_for_the_tab(
         assert page.js_errors == []
     finally:
         page.context.close()
+
+
+def test_a_revoked_key_brings_back_the_sign_in_form(page: Any, server: Server) -> None:
+    key, info = server.catalog.create_api_key("initech", name="laptop")
+    sign_in(page, key)
+    server.catalog.revoke_api_key(info.id)
+    page.get_by_role("link", name="Ask").click()
+    page.locator("#login .error", has_text="Your key was refused").wait_for()
+    assert page.evaluate("sessionStorage.getItem('gedrag.apiKey')") is None
+    assert not page.locator("#nav").is_visible()
 
 
 def test_keyboard_only_navigation_reaches_the_file_chooser_and_the_pages(

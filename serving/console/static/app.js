@@ -1,7 +1,7 @@
 // Entry point: sign-in, the hash router and the language switch.
 import { api, session, setUnauthorizedHandler } from "./api.js";
 import { renderAsk } from "./ask.js";
-import { h, replace } from "./dom.js";
+import { h, nextView, replace } from "./dom.js";
 import { renderDocument, renderDocuments } from "./documents.js";
 import { initialLang, setLang, t } from "./i18n.js";
 import { renderReleases } from "./releases.js";
@@ -13,6 +13,7 @@ let loginMessage = "";
 let signingIn = false; // a refused key at sign-in is reported by the form, not as "expired"
 
 function renderLogin() {
+  nextView(); // whatever page was loading stops here
   nav.hidden = true;
   logout.hidden = true;
   const input = h("input", {
@@ -77,7 +78,10 @@ export function route() {
   for (const [pattern, render] of routes) {
     const m = pattern.exec(hash);
     if (m) {
-      render(m);
+      Promise.resolve(render(m)).catch((err) => {
+        if (err.status === 401) return; // back on the sign-in form already
+        replace(main, h("p", { class: "error", role: "alert" }, t("error.generic", { detail: err.detail || err })));
+      });
       return;
     }
   }

@@ -235,8 +235,18 @@ export async function renderDocuments(main) {
     const params = new URLSearchParams({ limit: "50" });
     for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
     if (append && cursor) params.set("cursor", cursor);
-    const page = await api(`/v1/documents?${params}`);
+    let page;
+    try {
+      page = await api(`/v1/documents?${params}`);
+    } catch (err) {
+      if (isCurrent(current)) {
+        empty.hidden = false;
+        empty.textContent = t("error.generic", { detail: err.detail });
+      }
+      return;
+    }
     if (!isCurrent(current)) return;
+    empty.textContent = t("docs.empty");
     cursor = page.next_cursor;
     const built = page.items.map(documentRow);
     if (append) rows.append(...built);
@@ -338,6 +348,10 @@ export async function renderDocuments(main) {
   await load(false);
 }
 
+function save(path, name) {
+  download(path, name).catch((err) => toast(t("error.generic", { detail: err.detail }), "error"));
+}
+
 function documentRow(d) {
   return h(
     "tr",
@@ -417,7 +431,7 @@ export async function renderDocument(main, id) {
       { class: "row actions" },
       h(
         "button",
-        { type: "button", id: "download", onclick: () => download(`${path}/content`, doc.title) },
+        { type: "button", id: "download", onclick: () => save(`${path}/content`, doc.title) },
         t("doc.download"),
       ),
       h(
@@ -508,7 +522,7 @@ export async function renderDocument(main, id) {
                   "button",
                   {
                     type: "button",
-                    onclick: () => download(`${path}/versions/${v.number}/content`, v.filename),
+                    onclick: () => save(`${path}/versions/${v.number}/content`, v.filename),
                   },
                   t("doc.download"),
                 ),
