@@ -80,6 +80,26 @@ class ApiSettings(BaseModel):
     page_size_max: int = Field(default=200, gt=0, description="Largest page of a listing.")
 
 
+class ObservabilitySettings(BaseModel):
+    """Logs, metrics and readiness probes."""
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one object per line with request_id, job_id and tenant (production).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    worker_metrics_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of a `gedrag worker`'s own /metrics; 0 turns it off.",
+    )
+    ready_timeout_s: float = Field(
+        default=2.0, gt=0, description="Per-backend time limit of the /ready checks."
+    )
+
+
 class ParsingSettings(BaseModel):
     """Bounds on what one document may expand to; beyond them its job fails with the cause."""
 
@@ -236,6 +256,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     graph: GraphSettings = GraphSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

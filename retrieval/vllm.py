@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from core.errors import ConfigurationError, StoreUnavailable
+from core.metrics import TOKENS
 from ingestion.language import detect_language
 from retrieval.citations import validate
 from retrieval.prompt import NOT_FOUND_MARKER, SYSTEM_PROMPT, build_messages
@@ -171,6 +172,7 @@ class VLLMGenerator:
             return not_found(question)
         response = self._post(self._body(question, sent, history, stream=False))
         text, finish = _reply(response)
+        TOKENS.labels(self.name).inc(_completion_tokens(response))
         if finish == "length":
             log.info(
                 "answer cut at max_tokens",
@@ -270,6 +272,8 @@ class VLLMGenerator:
                     self._check(response)
                     for delta in _sse_deltas(response.iter_lines()):
                         chars += len(delta)
+                        # vLLM streams one event per generated token.
+                        TOKENS.labels(self.name).inc()
                         yield delta
                 return
             except _TRANSIENT_ERRORS as exc:
@@ -322,6 +326,15 @@ def _reply(response: httpx.Response) -> tuple[str, str | None]:
     return (content if isinstance(content, str) else ""), (
         finish if isinstance(finish, str) else None
     )
+
+
+def _completion_tokens(response: httpx.Response) -> int:
+    """``usage.completion_tokens`` of a reply; 0 when the server did not report it."""
+    try:
+        n = response.json()["usage"]["completion_tokens"]
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return n if isinstance(n, int) else 0
 
 
 def _sse_deltas(lines: Iterator[str]) -> Iterator[str]:

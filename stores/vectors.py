@@ -104,6 +104,10 @@ class VectorStore(Protocol):
 
     def ensure_collection(self, dim: int) -> None: ...
 
+    def ping(self) -> None:
+        """One round trip to the store (readiness); :class:`StoreUnavailable` when down."""
+        ...
+
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 
     def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None: ...
@@ -182,6 +186,10 @@ class QdrantVectorStore:
             if exc.status_code is not None and exc.status_code >= 500:
                 raise StoreUnavailable(f"Qdrant error during {what}: {exc}") from exc
             raise
+
+    def ping(self) -> None:
+        with self._call("ping"):
+            self.client.get_collections()
 
     def ensure_collection(self, dim: int) -> None:
         if self._ready:

@@ -11,7 +11,7 @@ import pytest
 from qdrant_client import models
 
 from core import ids
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, StoreUnavailable
 from stores.vectors import QdrantVectorStore, SearchFilter, VectorPoint, collection_name
 
 pytestmark = pytest.mark.integration
@@ -217,3 +217,13 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
     store.set_payload("t1", "d7", {"tags": ["g0"]})
     compare()
     store.close()
+
+
+def test_ping_answers(store: QdrantVectorStore) -> None:
+    store.ping()
+
+
+def test_ping_of_an_unreachable_server_is_store_unavailable() -> None:
+    store = QdrantVectorStore("c", url="http://127.0.0.1:1", timeout_s=2)
+    with pytest.raises(StoreUnavailable):
+        store.ping()
