@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigurationError
 
 MB = 1024 * 1024
+# What .env.example puts in every secret; production refuses to start with it.
+PLACEHOLDER = "change-me"
 
 
 class CatalogSettings(BaseModel):
@@ -207,6 +209,12 @@ class QdrantSettings(BaseModel):
         default="gedrag", description="Collections are <prefix>_<embedding model>."
     )
     timeout_s: int = Field(default=10, ge=1, description="Server request timeout.")
+    shard_number: int | None = Field(
+        default=None, ge=1, description="Distributed server: shards of a new collection."
+    )
+    replicas: int | None = Field(
+        default=None, ge=1, description="Distributed server: copies of each shard."
+    )
 
 
 class GraphSettings(BaseModel):
@@ -264,6 +272,11 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "GEDRAG_ENV=prod needs a real broker: set GEDRAG_BROKER__URL=redis://..."
             )
+        if self.env == "prod" and (placeholders := self._placeholder_secrets()):
+            raise ConfigurationError(
+                f"GEDRAG_ENV=prod refuses the placeholder secrets of .env.example in "
+                f"{', '.join(placeholders)}: set real ones"
+            )
         if self.graph.backend == "neo4j" and not (self.neo4j.uri and self.neo4j.password):
             raise ConfigurationError(
                 "GEDRAG_GRAPH__BACKEND=neo4j needs GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD"
@@ -275,6 +288,20 @@ class Settings(BaseSettings):
                 "GEDRAG_LLM__MODEL"
             )
         return self
+
+    def _placeholder_secrets(self) -> list[str]:
+        secrets = {
+            "GEDRAG_CATALOG__URL": self.catalog.url,
+            "GEDRAG_NEO4J__PASSWORD": self.neo4j.password,
+            "GEDRAG_QDRANT__API_KEY": self.qdrant.api_key,
+            "GEDRAG_LLM__API_KEY": self.llm.api_key,
+        }
+        return [
+            name
+            for name, value in secrets.items()
+            if value is not None
+            and PLACEHOLDER in (value.get_secret_value() if isinstance(value, SecretStr) else value)
+        ]
 
     @property
     def catalog_url(self) -> str:

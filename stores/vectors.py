@@ -150,8 +150,12 @@ class QdrantVectorStore:
         path: Path | None = None,
         api_key: str | None = None,
         timeout_s: int = 10,
+        shards: dict[str, int] | None = None,
     ) -> None:
+        """``shards``: ``shard_number`` / ``replication_factor`` of new collections on a
+        distributed Qdrant server (Qdrant's defaults when absent)."""
         self.collection = collection
+        self._shards = shards or {}
         self.local = url is None
         self._lock = threading.Lock()
         try:
@@ -204,6 +208,7 @@ class QdrantVectorStore:
                     sparse_vectors_config={
                         SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
+                    **({} if self.local else self._shards),  # type: ignore[arg-type]
                 )
                 if not self.local:  # local mode has no payload indexes (it scans)
                     self._create_indexes()
