@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from core.errors import ConfigurationError, StoreUnavailable
+from core.http import openai_client
 from core.metrics import TOKENS
 from ingestion.language import detect_language
 from retrieval.citations import validate
@@ -119,10 +120,7 @@ class VLLMGenerator:
         self.context_token_budget = context_token_budget
         self.temperature = temperature
         self.backoff_s = backoff_s
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
-        )
+        self.client = openai_client(self.base_url, api_key, timeout_s, transport)
 
     @property
     def name(self) -> str:

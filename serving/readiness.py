@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import httpx
 from kombu.connection import Connection
 
 from core.errors import GedragError
+from core.http import openai_client
 from core.settings import Settings
 from ingestion.runtime import Runtime
 
@@ -108,6 +108,5 @@ def _broker(url: str, timeout: float) -> None:
 
 def _llm(s: Settings, timeout: float) -> None:
     url, _, key = s.llm.endpoint()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(f"{url.rstrip('/')}/models", headers=headers, timeout=timeout)
-    response.raise_for_status()
+    with openai_client(url, key, timeout) as client:
+        client.get("/models").raise_for_status()
