@@ -53,7 +53,7 @@ def checks(rt: Runtime) -> dict[str, Check]:
         "graph": Check(s.graph.backend, lambda: rt.graph.ping()),
     }
     if _uses_llm(s):
-        found["llm"] = Check("openai-compatible", lambda: _llm(s, timeout))
+        found["llm"] = Check("openai-compatible", lambda: llm_answers(s, timeout))
     return found
 
 
@@ -106,7 +106,8 @@ def _broker(url: str, timeout: float) -> None:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
 
 
-def _llm(s: Settings, timeout: float) -> None:
+def llm_answers(s: Settings, timeout: float) -> None:
+    """The LLM endpoint lists its models (vLLM: ``GET /v1/models``)."""
     url, _, key = s.llm.endpoint()
     with openai_client(url, key, timeout) as client:
         client.get("/models").raise_for_status()
