@@ -104,6 +104,10 @@ class VectorStore(Protocol):
 
     def ensure_collection(self, dim: int) -> None: ...
 
+    def ping(self) -> None:
+        """One round trip to the store (readiness); :class:`StoreUnavailable` when down."""
+        ...
+
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 
     def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None: ...
@@ -146,8 +150,12 @@ class QdrantVectorStore:
         path: Path | None = None,
         api_key: str | None = None,
         timeout_s: int = 10,
+        shards: dict[str, int] | None = None,
     ) -> None:
+        """``shards``: ``shard_number`` / ``replication_factor`` of new collections on a
+        distributed Qdrant server (Qdrant's defaults when absent)."""
         self.collection = collection
+        self._shards = shards or {}
         self.local = url is None
         self._lock = threading.Lock()
         try:
@@ -183,6 +191,10 @@ class QdrantVectorStore:
                 raise StoreUnavailable(f"Qdrant error during {what}: {exc}") from exc
             raise
 
+    def ping(self) -> None:
+        with self._call("ping"):
+            self.client.get_collections()
+
     def ensure_collection(self, dim: int) -> None:
         if self._ready:
             return
@@ -196,6 +208,7 @@ class QdrantVectorStore:
                     sparse_vectors_config={
                         SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
+                    **({} if self.local else self._shards),  # type: ignore[arg-type]
                 )
                 if not self.local:  # local mode has no payload indexes (it scans)
                     self._create_indexes()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.errors import StoreUnavailable
 from stores.catalog import Catalog
 from stores.graph import GraphChunk, GraphEntity, GraphStore, VersionGraph
 from stores.graph.neo4j import Neo4jGraphStore
@@ -146,3 +147,19 @@ def test_expansion_reaches_mentions_and_related_entities(graph: GraphStore, tena
     assert list(graph.expand(tenant, ["acme"], limit=1)) == [ids[0]]
     assert graph.expand(tenant, [], limit=5) == {}
     assert graph.expand(f"{tenant}-other", ["acme"], limit=5) == {}
+
+
+def test_ping_answers(graph: GraphStore) -> None:
+    graph.ping()
+
+
+@pytest.mark.parametrize("kind", ["relational-postgresql", "neo4j"])
+def test_ping_of_an_unreachable_engine_is_store_unavailable(kind: str) -> None:
+    """Nothing listens on port 1: the real driver fails to connect, the store says so."""
+    if kind == "neo4j":
+        store: GraphStore = Neo4jGraphStore("bolt://127.0.0.1:1", user="neo4j", password="x")
+    else:
+        catalog = Catalog("postgresql+psycopg://postgres@127.0.0.1:1/test")
+        store = RelationalGraphStore(catalog)
+    with pytest.raises(StoreUnavailable):
+        store.ping()
