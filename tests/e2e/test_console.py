@@ -227,6 +227,14 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(page: Any, server: Serve
     expect(listed).to_have_count(2)
     expect(listed.locator('[data-status="ready"]')).to_have_count(2)
     assert not page.locator("#more").is_visible()  # one page only
+    page.reload()  # the collection filter lists "memos" once it exists
+    options = page.locator("#filter-collection option")
+    assert options.all_inner_texts() == ["All", "memos"]
+    page.locator("#filter-collection").select_option("memos")
+    page.locator("#filter-status").select_option("failed")
+    page.locator(".empty", has_text="No document matches").wait_for()
+    page.locator("#filter-status").select_option("ready")
+    expect(page.locator("#documents tr")).to_have_count(2)
     shot(page, "1-documents-ready")
 
     page.get_by_role("link", name="Ask").click()
