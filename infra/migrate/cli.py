@@ -61,7 +61,19 @@ def _runtime() -> Runtime:
 def _logged(
     rt: Runtime, command: str, args: dict[str, Any], dry_run: bool
 ) -> Iterator[dict[str, Any]]:
-    """Log the run in the catalog; print GedragErrors as one line and exit 1."""
+    """Log the run in the catalog; print GedragErrors as one line and exit 1; close the stores
+    (a local Qdrant folder admits one client)."""
+    try:
+        with _logging(rt, command, args, dry_run) as summary:
+            yield summary
+    finally:
+        rt.close()
+
+
+@contextmanager
+def _logging(
+    rt: Runtime, command: str, args: dict[str, Any], dry_run: bool
+) -> Iterator[dict[str, Any]]:
     summary: dict[str, Any] = {}
     run_id = migration_state.start_run(rt.catalog, command, args, dry_run=dry_run)
     try:
@@ -130,8 +142,15 @@ def _indexer(
 def plan() -> None:
     """What a migration would move, how much, and how long it would take here."""
     rt = _runtime()
+    with _logged(rt, "plan", {}, False) as out:
+        table = _plan(rt, out)
+    console.print(table)
+
+
+def _plan(rt: Runtime, out: dict[str, Any]) -> Table:
     docs = catalog_reads.all_live_documents(rt.catalog)
     chunks = catalog_reads.chunk_count(rt.catalog)
+    out.update(documents=len(docs), chunks=chunks)
     g = rt.graph
     table = Table("what", "value")
     table.add_row("documents (catalog)", str(len(docs)))
@@ -166,7 +185,7 @@ def plan() -> None:
         "copy to production estimate",
         f"~{chunks / COPY_POINTS_PER_S + chunks / GRAPH_CHUNKS_PER_S:.0f} s",
     )
-    console.print(table)
+    return table
 
 
 @app.command()
@@ -396,4 +415,5 @@ def runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 2
             "yes" if r["dry_run"] else "",
             detail[:120],
         )
+    rt.close()
     console.print(table)
