@@ -1,0 +1,100 @@
+"""Re-embedding while a client queries continuously: a new collection with other sparse
+weights is built from the catalog while the old one serves, documents are added and deleted
+meanwhile, then one alias switch; no query fails and none ever sees a half-built collection."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from core.settings import Settings, SparseSettings
+from infra.migrate import vectors, verify
+from stores.vectors import SPARSE, SearchFilter
+from tests.e2e.test_migrate import DOCS, ingest, running, runtime
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_reembedding_switches_the_alias_atomically_while_queries_run(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with running(make_settings()) as api:
+        rt = runtime(api)
+        ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook", "memo")}
+        tenant = rt.catalog.get_tenant("acme").id
+        live = rt.vectors.collection
+        # A probe on the two documents nobody touches: its hit count is the same in the old
+        # and the complete new collection, and lower in any half-built one.
+        probe = rt.indexer.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
+        steady = SearchFilter(tenant_id=tenant, document_ids=[ids["contract"], ids["handbook"]])
+
+        def probe_hits() -> int:
+            return len(rt.vectors.search_sparse(probe.indices, probe.values, steady, 100))
+
+        expected_hits = probe_hits()
+        assert expected_hits > 0
+        failures: list[str] = []
+        counts: list[int] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            while not stop.is_set():
+                r = api.client.post(
+                    "/v1/search",
+                    headers=api.h(),
+                    json={"query": "annual price of the maintenance contract"},
+                )
+                if r.status_code != 200 or not r.json()["passages"]:
+                    failures.append(f"{r.status_code}: {r.text[:200]}")
+                counts.append(probe_hits())
+
+        querying = threading.Thread(target=client)
+        querying.start()
+        try:
+            indexer = vectors.target_indexer(rt, sparse=SparseSettings(k1=1.6, b=0.5))
+            built: list[dict[str, object]] = []
+            builder = threading.Thread(
+                target=lambda: built.append(vectors.build(rt, indexer, batch_size=1))
+            )
+            builder.start()
+            ids["notes"] = ingest(api, "notes", DOCS["notes"])  # during the build
+            gone = api.client.delete(f"/v1/documents/{ids['memo']}", headers=api.h()).json()
+            assert api.wait(gone["id"])["state"] == "succeeded"
+            builder.join(120)
+            assert built, "the build did not finish"
+            switched = vectors.switch(rt, indexer)
+            for _ in range(20):  # and queries go on after the switch
+                counts.append(probe_hits())
+        finally:
+            stop.set()
+            querying.join(30)
+
+        assert failures == []
+        assert len(counts) > 20 and set(counts) == {expected_hits}
+        new = str(switched["to"])
+        assert rt.vectors.alias_target() == new and switched["from"] == f"{live}__legacy"
+
+        # The new collection holds exactly the live chunks, with the new sparse weights.
+        assert verify.verify(rt).ok
+        assert rt.vectors.point_ids(tenant, ids["memo"]) == set()
+        notes = rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["notes"]).id)
+        point = rt.vectors.client.retrieve(live, ids=[notes[0].id], with_vectors=True)[0]
+        assert isinstance(point.vector, dict)
+        assert list(point.vector[SPARSE].values) == pytest.approx(
+            indexer.sparse.encode_document(notes[0].text, notes[0].language).values
+        )
+        r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
+        assert ids["notes"] in {p["document_id"] for p in r.json()["passages"]}
+
+        # Rollback points the alias back; finalize drops the collection it left.
+        back = vectors.rollback(rt)
+        assert rt.vectors.alias_target() == back["to"] == f"{live}__legacy"
+        assert probe_hits() == expected_hits
+        assert verify.verify(rt).ok
+        vectors.switch(rt, indexer)
+        assert rt.vectors.alias_target() == new
+        assert vectors.finalize(rt)["dropped"] == f"{live}__legacy"
+        assert not rt.vectors.client.collection_exists(f"{live}__legacy")
+        assert probe_hits() == expected_hits
