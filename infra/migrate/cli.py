@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.errors import GedragError
+from core.errors import ConfigurationError, GedragError
 from core.settings import SparseSettings, get_settings
 from infra.migrate import catalog_reads, graph, production, vectors, verify
 from ingestion.runtime import Runtime
@@ -155,10 +155,11 @@ def _plan(rt: Runtime, out: dict[str, Any]) -> Table:
     table = Table("what", "value")
     table.add_row("documents (catalog)", str(len(docs)))
     table.add_row("chunk records (catalog)", str(chunks))
-    table.add_row(
-        "vector collection",
-        f"{rt.vectors.collection} → {rt.vectors.alias_target() or '(plain collection)'}",
-    )
+    try:
+        target = rt.vectors.alias_target() or "(plain collection)"
+        table.add_row("vector collection", f"{rt.vectors.collection} → {target}")
+    except ConfigurationError as exc:  # a running `gedrag up` holds the local Qdrant folder
+        table.add_row("vector collection", exc.detail)
     if isinstance(g, DualGraphStore):
         key = graph.checkpoint_key(rt.settings)
         state = migration_state.get_state(rt.catalog, key) or {}
@@ -297,6 +298,12 @@ def reembed(
                 )
         if switch:
             out["switch"] = vectors.switch(rt, indexer, dry_run=dry_run)
+            if (sparse_k1, sparse_b, sparse_avg_doc_length) != (None, None, None):
+                sp = indexer.settings.sparse
+                out["next"] = (
+                    f"deploy GEDRAG_SPARSE__K1={sp.k1} GEDRAG_SPARSE__B={sp.b} "
+                    f"GEDRAG_SPARSE__AVG_DOC_LENGTH={sp.avg_doc_length} (new documents)"
+                )
             if not t.serving:
                 out["next"] = (
                     f"deploy GEDRAG_EMBEDDING__MODEL={indexer.embedder.model_id} "
