@@ -160,6 +160,8 @@ def copy_graph(
     if backend == "relational" and not url:
         raise ConfigurationError("a relational target graph needs --graph-url or --catalog-url")
     settings: Settings = rt.settings
+    if backend == "neo4j" and not (settings.neo4j.uri and settings.neo4j.password):
+        raise ConfigurationError("--graph neo4j needs GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD")
     if (
         backend == settings.graph.backend == "relational"
         and url
