@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, SparseSettings
+from core.settings import EmbeddingSettings, Settings, SparseSettings
 from infra.migrate import vectors, verify
-from stores.vectors import SPARSE, SearchFilter
+from ingestion.runtime import Runtime
+from stores.vectors import SPARSE, SearchFilter, collection_name
 from tests.e2e.test_migrate import DOCS, ingest, running, runtime
+from tests.support import tiny_embedder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -98,3 +101,36 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
         assert vectors.finalize(rt)["dropped"] == f"{live}__legacy"
         assert not rt.vectors.client.collection_exists(f"{live}__legacy")
         assert probe_hits() == expected_hits
+
+
+def test_reembedding_with_another_model_then_a_rolling_restart(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    tiny = str(tiny_embedder.build(tmp_path / "tiny-embedder"))
+    settings = make_settings()
+    with running(settings) as api:
+        ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook")}
+        rt = runtime(api)
+        indexer = vectors.target_indexer(rt, model=tiny)
+        assert vectors.build(rt, indexer)["built"] == 2
+        out = vectors.switch(rt, indexer)
+        assert out["alias"] == collection_name("gedrag", tiny) != rt.vectors.collection
+        # This process keeps its model and its collection until it restarts.
+        r = api.client.post("/v1/search", headers=api.h(), json={"query": "annual price"})
+        assert r.status_code == 200 and r.json()["passages"]
+        ids["notes"] = ingest(api, "notes", DOCS["notes"])  # before the restart: old only
+
+    restarted = settings.model_copy(update={"embedding": EmbeddingSettings(model=tiny)})
+    rt = Runtime.build(restarted)
+    try:
+        assert rt.vectors.dim() == tiny_embedder.DIM
+        report = verify.verify(rt)
+        assert {d.document_id: d.stores for d in report.drift} == {ids["notes"]: {"vectors"}}
+        verify.repair(rt, report)
+        assert verify.verify(rt).ok
+    finally:
+        rt.close()
+    with running(restarted) as api:
+        r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
+        assert r.status_code == 200
+        assert ids["notes"] in {p["document_id"] for p in r.json()["passages"]}
