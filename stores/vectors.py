@@ -430,12 +430,15 @@ class QdrantVectorStore:
             for pid, payload in self._scroll_payloads(None, ["version_id"])
         }
 
-    def documents(self) -> set[tuple[str, str]]:
-        """``(tenant_id, document_id)`` of every document with points (a full scan)."""
-        return {
-            (str(payload.get("tenant_id")), str(payload.get("document_id")))
-            for _, payload in self._scroll_payloads(None, ["tenant_id", "document_id"])
-        }
+    def point_index(self) -> dict[tuple[str, str], dict[str, str]]:
+        """``(tenant_id, document_id) → {point id: version_id}`` of every point, in one scan
+        (per-document filtered scans cost a full scan each in local mode)."""
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        fields = ["tenant_id", "document_id", "version_id"]
+        for pid, payload in self._scroll_payloads(None, fields):
+            key = (str(payload.get("tenant_id")), str(payload.get("document_id")))
+            out.setdefault(key, {})[pid] = str(payload.get("version_id"))
+        return out
 
     def _scroll_payloads(
         self, flt: models.Filter | None, fields: list[str]

@@ -22,6 +22,7 @@ from qdrant_client import models
 from sqlalchemy import select
 
 from core import ids
+from core.domain import DocumentStatus
 from core.errors import Conflict, NotFound
 from core.settings import SparseSettings
 from infra.migrate import catalog_reads
@@ -158,6 +159,8 @@ def catch_up(rt: Runtime, t: Target, since: datetime | None) -> dict[str, int]:
             cid: (tenant, doc, ver)
             for cid, tenant, doc, ver in s.execute(
                 select(ChunkRow.id, ChunkRow.tenant_id, ChunkRow.document_id, ChunkRow.version_id)
+                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                .where(DocumentRow.status != DocumentStatus.DELETING)
             )
         }
         edited = (

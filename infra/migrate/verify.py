@@ -112,6 +112,7 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
     graphs = graph_stores(rt)
     recompute = rt.settings.entities.extractor == "rules"
     chunks_by_doc = catalog_reads.chunk_ids_by_document(rt.catalog, [d.document_id for d in docs])
+    points = rt.vectors.point_index()
     drift: list[DocumentDrift] = []
     busy: list[str] = []
     for i, d in enumerate(docs):
@@ -131,7 +132,7 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
         if stray:
             report.problems.append(f"catalog: {stray} chunk records of inactive versions")
             report.stores.add("catalog")
-        vectors = rt.vectors.point_versions(d.tenant_id, d.document_id)
+        vectors = points.get((d.tenant_id, d.document_id), {})
         got = Side.of({f"{pid}:{ver}" for pid, ver in vectors.items()})
         if got != want:
             report.problems.append(_describe("vectors", want, got, expected, vectors))
@@ -160,7 +161,7 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
             report.stores.update(mention_sides)
         if report.problems:
             drift.append(report)
-    drift.extend(_orphans(rt, graphs, {d.document_id for d in docs}))
+    drift.extend(_orphans(rt, graphs, points))
     if progress:
         progress(len(docs), len(docs))
     return VerifyReport(len(docs), busy, drift)
@@ -185,11 +186,13 @@ def _describe(
     )
 
 
-def _orphans(rt: Runtime, graphs: dict[str, GraphStore], live: set[str]) -> list[DocumentDrift]:
+def _orphans(
+    rt: Runtime, graphs: dict[str, GraphStore], points: dict[tuple[str, str], dict[str, str]]
+) -> list[DocumentDrift]:
     """Documents held by a store but gone from the catalog (deleting ones are not orphans)."""
     known = catalog_reads.document_ids(rt.catalog)
     found: dict[tuple[str, str], set[str]] = {}
-    for tenant_id, document_id in rt.vectors.documents():
+    for tenant_id, document_id in points:
         if document_id not in known:
             found.setdefault((tenant_id, document_id), set()).add("vectors")
     for name, store in graphs.items():
