@@ -134,3 +134,32 @@ def test_reembedding_with_another_model_then_a_rolling_restart(
         r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
         assert r.status_code == 200
         assert ids["notes"] in {p["document_id"] for p in r.json()["passages"]}
+
+
+def test_an_interrupted_build_resumes_from_its_checkpoint(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with running(make_settings()) as api:
+        for name in ("contract", "handbook", "memo"):
+            ingest(api, name, DOCS[name])
+        rt = runtime(api)
+        indexer = vectors.target_indexer(rt, sparse=SparseSettings(b=0.4))
+
+        def crash_after_first_batch(done: int, _total: int | None) -> None:
+            if done == 1:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            vectors.build(rt, indexer, batch_size=1, progress=crash_after_first_batch)
+        seen: list[int] = []
+        vectors.build(rt, indexer, batch_size=1, progress=lambda done, _t: seen.append(done))
+        assert seen[0] == 1 and seen[-1] == 3  # resumed after the first document
+        new = vectors.target(rt, indexer).new
+        tenant = rt.catalog.get_tenant("acme").id
+        live = [d["id"] for d in api.client.get("/v1/documents", headers=api.h()).json()["items"]]
+        chunks = {
+            c.id
+            for doc in live
+            for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, doc).id)
+        }
+        assert len(live) == 3 and set(new.all_point_versions()) == chunks
