@@ -179,7 +179,8 @@ def cutover(rt: Runtime, *, force: bool = False, dry_run: bool = False) -> dict[
     if drifted and not force:
         raise Conflict(
             f"{len(drifted)} documents differ between the graph stores (first: {drifted[0]}); "
-            "run `gedrag migrate backfill graph --restart` or `gedrag migrate repair`"
+            "a document being written differs for a moment: retry, else run "
+            "`gedrag migrate backfill graph --restart` or `gedrag migrate repair`"
         )
     summary = {"reads": "secondary", "store": describe(rt.settings, "secondary"), "drift": drifted}
     if not dry_run:

@@ -14,8 +14,8 @@ from core.settings import EmbeddingSettings, Settings, SparseSettings
 from infra.migrate import vectors, verify
 from ingestion.runtime import Runtime
 from stores.vectors import SPARSE, SearchFilter, collection_name
-from tests.e2e.test_migrate import DOCS, ingest, running, runtime
 from tests.support import tiny_embedder
+from tests.support.migration import DOCS, ingest, running, runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
