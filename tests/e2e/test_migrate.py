@@ -63,8 +63,16 @@ def test_graph_migration_under_dual_write_loses_nothing(
         rt = runtime(api)
         assert isinstance(rt.graph, DualGraphStore)
         results: list[Any] = []
+        writes_done = threading.Event()
+
+        def pause_after_first_batch(done: int, _total: int | None) -> None:
+            if done == 1:  # half the old documents copied: the writes below happen now
+                assert writes_done.wait(60)
+
         backfill = threading.Thread(
-            target=lambda: results.append(graph_migration.backfill(rt, batch_size=1))
+            target=lambda: results.append(
+                graph_migration.backfill(rt, batch_size=1, progress=pause_after_first_batch)
+            )
         )
         backfill.start()
         ids["memo"] = ingest(api, "memo", DOCS["memo"])
@@ -77,8 +85,10 @@ def test_graph_migration_under_dual_write_loses_nothing(
             files={"file": ("memo.md", DOCS["memo"] + b"\nThe audit lasts two days.\n")},
         ).json()
         assert api.wait(v2["job_id"])["state"] == "succeeded"
+        assert backfill.is_alive() and not results  # the backfill is mid-way
+        writes_done.set()
         backfill.join(60)
-        assert results and results[0].complete
+        assert results and results[0].complete and results[0].batches >= 2
 
         report = verify.verify(rt)
         assert report.ok, report.to_dict()

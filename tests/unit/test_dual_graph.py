@@ -73,3 +73,43 @@ def test_writes_reach_both_and_reads_follow_the_recorded_role(tmp_path: Path) ->
     migration_state.put_state(catalog, migration_state.GRAPH_ROLE, {"reads": "primary"})
     store.refresh()
     assert store.reader is store.primary
+
+
+class RacingSource:
+    """The source store, with a dual write (a new version replacing the old one in both stores)
+    landing right after the copy's first read: the read it copies is already stale."""
+
+    def __init__(self, src: RelationalGraphStore, dst: RelationalGraphStore, new: VersionGraph):
+        self.src, self.dst, self.new, self.fired = src, dst, new, False
+
+    def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
+        out = self.src.export_document(tenant_id, document_id)
+        if not self.fired:
+            self.fired = True
+            for store in (self.src, self.dst):
+                store.upsert_version(self.new)
+                store.delete_version(tenant_id, document_id, f"{document_id}-v1")
+        return out
+
+
+def test_a_copy_never_lets_an_old_read_overwrite_a_newer_dual_write(tmp_path: Path) -> None:
+    from infra.migrate.graph import copy_document
+
+    stores = []
+    for name in ("a", "b"):
+        catalog = Catalog(f"sqlite:///{tmp_path / name}.db")
+        store = RelationalGraphStore(catalog)
+        store.setup()
+        stores.append(store)
+    src, dst = stores
+    src.upsert_version(graph("d1"))
+    v2 = VersionGraph(
+        tenant_id="t",
+        document_id="d1",
+        version_id="d1-v2",
+        title="d1",
+        chunks=[GraphChunk(id="d1-v2-c1", ordinal=0)],
+        entities=[],
+    )
+    copy_document(RacingSource(src, dst, v2), dst, "t", "d1")  # type: ignore[arg-type]
+    assert dst.export_document("t", "d1") == src.export_document("t", "d1") == [v2]
