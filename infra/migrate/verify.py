@@ -133,9 +133,10 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
             report.problems.append(f"catalog: {stray} chunk records of inactive versions")
             report.stores.add("catalog")
         vectors = points.get((d.tenant_id, d.document_id), {})
-        got = Side.of({f"{pid}:{ver}" for pid, ver in vectors.items()})
+        held = {f"{pid}:{ver}" for pid, ver in vectors.items()}
+        got = Side.of(held)
         if got != want:
-            report.problems.append(_describe("vectors", want, got, expected, vectors))
+            report.problems.append(_describe("vectors", want, got, expected, held))
             report.stores.add("vectors")
         want_mentions: Side | None = None
         if recompute:
@@ -146,7 +147,7 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
             chunks, mentions = _graph_sides(store.export_document(d.tenant_id, d.document_id))
             got_chunks = Side.of(chunks)
             if got_chunks != want:
-                report.problems.append(_describe(name, want, got_chunks, expected, None, chunks))
+                report.problems.append(_describe(name, want, got_chunks, expected, chunks))
                 report.stores.add(name)
             mention_sides[name] = Side.of(mentions)
             if want_mentions is not None and mention_sides[name] != want_mentions:
@@ -167,22 +168,14 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
     return VerifyReport(len(docs), busy, drift)
 
 
-def _describe(
-    name: str,
-    want: Side,
-    got: Side,
-    expected: set[str],
-    vectors: dict[str, str] | None,
-    graph_lines: set[str] | None = None,
-) -> str:
-    lines = graph_lines if vectors is None else {f"{p}:{v}" for p, v in vectors.items()}
-    assert lines is not None
-    missing = len({e.split(":")[0] for e in expected} - {x.split(":")[0] for x in lines})
-    held_ids = {x.split(":")[0] for x in lines}
-    stale = len({x for x in lines if x not in expected and x.split(":")[0] in held_ids})
+def _describe(name: str, want: Side, got: Side, expected: set[str], held: set[str]) -> str:
+    """``expected`` and ``held`` are ``chunk_id:version_id`` lines."""
+    missing = len({e.split(":")[0] for e in expected} - {h.split(":")[0] for h in held})
+    unexpected = len(held - expected)
     return (
         f"{name}: {got.count} chunks, expected {want.count} ({missing} missing, "
-        f"{stale} unexpected or of another version; checksum {got.checksum} != {want.checksum})"
+        f"{unexpected} unexpected or of another version; checksum {got.checksum} != "
+        f"{want.checksum})"
     )
 
 
