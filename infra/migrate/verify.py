@@ -239,7 +239,11 @@ def repair(
 def _reindex(rt: Runtime, d: DocumentDrift, graphs: dict[str, GraphStore]) -> None:
     doc = rt.catalog.get_document(d.tenant_id, d.document_id)
     version = next((v for v in doc.versions if v.number == doc.active_version), None)
-    if version is None:
+    if version is None:  # nothing readers may see: leftovers of failed versions go
+        if "vectors" in d.stores:
+            rt.vectors.delete(d.tenant_id, d.document_id)
+        for name in d.stores & graphs.keys():
+            graphs[name].delete_document(d.tenant_id, d.document_id)
         return
     chunks = rt.catalog.version_chunks(version.id)
     if "catalog" in d.stores:  # leftovers of versions no job is working on any more
