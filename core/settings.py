@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigurationError
 
 MB = 1024 * 1024
+# What .env.example puts in every secret; production refuses to start with it.
+PLACEHOLDER = "change-me"
 
 
 class CatalogSettings(BaseModel):
@@ -78,6 +80,26 @@ class ApiSettings(BaseModel):
         default=100 * MB, gt=0, description="Largest accepted upload; larger answers 413."
     )
     page_size_max: int = Field(default=200, gt=0, description="Largest page of a listing.")
+
+
+class ObservabilitySettings(BaseModel):
+    """Logs, metrics and readiness probes."""
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one object per line with request_id, job_id and tenant (production).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    worker_metrics_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of a `gedrag worker`'s own /metrics; 0 turns it off.",
+    )
+    ready_timeout_s: float = Field(
+        default=2.0, gt=0, description="Per-backend time limit of the /ready checks."
+    )
 
 
 class ParsingSettings(BaseModel):
@@ -198,6 +220,12 @@ class QdrantSettings(BaseModel):
         default="gedrag", description="Collections are <prefix>_<embedding model>."
     )
     timeout_s: int = Field(default=10, ge=1, description="Server request timeout.")
+    shard_number: int | None = Field(
+        default=None, ge=1, description="Distributed server: shards of a new collection."
+    )
+    replicas: int | None = Field(
+        default=None, ge=1, description="Distributed server: copies of each shard."
+    )
 
 
 GraphBackend = Literal["relational", "neo4j"]
@@ -279,6 +307,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     graph: GraphSettings = GraphSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     migrate: MigrateSettings = MigrateSettings()
 
     @model_validator(mode="after")
@@ -286,6 +315,11 @@ class Settings(BaseSettings):
         if self.env == "prod" and self.broker.url.startswith("memory://"):
             raise ConfigurationError(
                 "GEDRAG_ENV=prod needs a real broker: set GEDRAG_BROKER__URL=redis://..."
+            )
+        if self.env == "prod" and (placeholders := self._placeholder_secrets()):
+            raise ConfigurationError(
+                f"GEDRAG_ENV=prod refuses the placeholder secrets of .env.example in "
+                f"{', '.join(placeholders)}: set real ones"
             )
         uses_neo4j = "neo4j" in (self.graph.backend, self.graph.secondary)
         if uses_neo4j and not (self.neo4j.uri and self.neo4j.password):
@@ -307,6 +341,20 @@ class Settings(BaseSettings):
                 "GEDRAG_LLM__MODEL"
             )
         return self
+
+    def _placeholder_secrets(self) -> list[str]:
+        secrets = {
+            "GEDRAG_CATALOG__URL": self.catalog.url,
+            "GEDRAG_NEO4J__PASSWORD": self.neo4j.password,
+            "GEDRAG_QDRANT__API_KEY": self.qdrant.api_key,
+            "GEDRAG_LLM__API_KEY": self.llm.api_key,
+        }
+        return [
+            name
+            for name, value in secrets.items()
+            if value is not None
+            and PLACEHOLDER in (value.get_secret_value() if isinstance(value, SecretStr) else value)
+        ]
 
     @property
     def catalog_url(self) -> str:

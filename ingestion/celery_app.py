@@ -12,12 +12,19 @@ import logging
 import threading
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from core.settings import Settings
 from ingestion.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+@signals.setup_logging.connect  # type: ignore[untyped-decorator]
+def _keep_gedrag_logging(**_: Any) -> None:
+    """Logging is gedrag's (``core.observability.configure_logging``, JSON in production).
+    With a receiver on this signal Celery leaves it alone; without one, a worker starting
+    resets the root logger's level (the embedded one to WARNING, hiding the access log)."""
 
 
 class GedragCelery(Celery):  # type: ignore[misc]

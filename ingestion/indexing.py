@@ -12,6 +12,7 @@ from typing import Any, assert_never
 
 from core import ids
 from core.domain import ChunkRecord, Document, Version
+from core.metrics import INGEST_STAGE
 from core.settings import Settings
 from ingestion.chunking import ChunkerConfig, chunk
 from ingestion.embedding import Embedder, SentenceTransformerEmbedder
@@ -82,11 +83,13 @@ class Indexer:
         self, data: bytes, version: Version, tenant_id: str, progress: Progress
     ) -> list[ChunkRecord]:
         """Parse and chunk one version; :class:`IngestionError` when the document is bad."""
-        elements = parse(
-            data, media_type=version.media_type, filename=version.filename, limits=self.limits
-        )
+        with INGEST_STAGE.labels("parse").time():
+            elements = parse(
+                data, media_type=version.media_type, filename=version.filename, limits=self.limits
+            )
         progress("chunking", 0.3)
-        drafts = chunk(elements, config=self.chunker, count_tokens=self.embedder.count_tokens)
+        with INGEST_STAGE.labels("chunk").time():
+            drafts = chunk(elements, config=self.chunker, count_tokens=self.embedder.count_tokens)
         return [
             ChunkRecord(
                 id=ids.chunk_id(

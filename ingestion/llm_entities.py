@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from core.errors import StoreUnavailable
+from core.http import openai_client
 from ingestion.entities import Entity, EntityKind, RuleBasedEntityExtractor, normalise_key
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,7 @@ class LLMEntityExtractor:
     ) -> None:
         self.model = model
         self.rules = RuleBasedEntityExtractor()
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
-        )
+        self.client = openai_client(base_url, api_key, timeout_s, transport)
 
     @property
     def name(self) -> str:

@@ -19,6 +19,7 @@ import logging
 
 from core.domain import Document, DocumentStatus, Job, JobState, Version
 from core.errors import IngestionError, NotFound, StoreUnavailable, UnsupportedMediaType
+from core.metrics import INGEST_STAGE, JOBS
 from ingestion.indexing import Progress
 from ingestion.runtime import Runtime
 
@@ -30,6 +31,8 @@ def fail_job(rt: Runtime, job_id: str, cause: str) -> None:
     job = rt.catalog.load_job(job_id)
     if job.state == JobState.FAILED and job.error and cause not in job.error:
         cause = f"{job.error}; {cause}"
+    if job.state != JobState.FAILED:
+        JOBS.labels(job.kind, "failed").inc()
     job = rt.catalog.update_job(job_id, state=JobState.FAILED, error=cause)
     if job.version_id is not None:
         # NotFound: the document was deleted meanwhile, nothing left to mark.
@@ -94,9 +97,11 @@ def index_vectors(rt: Runtime, job_id: str) -> None:
         return
     _, version, doc = loaded
     chunks = rt.catalog.version_chunks(version.id)
-    points = rt.indexer.vector_points(chunks, doc, version, _progress(rt, job_id))
-    rt.vectors.ensure_collection(rt.indexer.embedder.dim)
-    rt.vectors.upsert(points)
+    with INGEST_STAGE.labels("embed").time():
+        points = rt.indexer.vector_points(chunks, doc, version, _progress(rt, job_id))
+    with INGEST_STAGE.labels("vector_write").time():
+        rt.vectors.ensure_collection(rt.indexer.embedder.dim)
+        rt.vectors.upsert(points)
 
 
 def index_graph(rt: Runtime, job_id: str) -> None:
@@ -105,8 +110,10 @@ def index_graph(rt: Runtime, job_id: str) -> None:
     if loaded is None:
         return
     _, version, doc = loaded
-    graph = rt.indexer.version_graph(rt.catalog.version_chunks(version.id), doc, version)
-    rt.graph.upsert_version(graph)
+    with INGEST_STAGE.labels("entities").time():
+        graph = rt.indexer.version_graph(rt.catalog.version_chunks(version.id), doc, version)
+    with INGEST_STAGE.labels("graph_write").time():
+        rt.graph.upsert_version(graph)
     rt.catalog.set_entity_count(version.id, len(graph.entities))
 
 
@@ -134,6 +141,7 @@ def finalize_version(rt: Runtime, job_id: str) -> None:
     if doc.active_version != version.number:  # a newer version finished first
         _drop_version(rt, job.tenant_id, version)
     rt.catalog.update_job(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0, error="")
+    JOBS.labels(job.kind, "succeeded").inc()
     log.info("version active", extra={"job_id": job_id, "version": version.number})
 
 
@@ -173,6 +181,7 @@ def delete_document(rt: Runtime, job_id: str) -> None:
         rt.blobs.delete(tenant_id, sha)
     rt.catalog.purge_document(job.document_id)
     rt.catalog.update_job(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0)
+    JOBS.labels(job.kind, "succeeded").inc()
     log.info("document deleted", extra={"job_id": job_id, "document_id": job.document_id})
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import chord
 
+from core import observability
 from core.errors import GedragError, TransientError
 from ingestion import pipeline
 from ingestion.runtime import Runtime
@@ -32,6 +33,14 @@ SYNC = "gedrag.sync_document"
 Step = Callable[[Runtime, str], Any]
 
 
+def _tenant_of(runtime: Runtime, job_id: str) -> str | None:
+    """The job's tenant id, for the log context (None when the job is gone or unreachable)."""
+    try:
+        return runtime.catalog.load_job(job_id).tenant_id
+    except GedragError:
+        return None
+
+
 def register(app: GedragCelery) -> None:
     """Attach gedrag's tasks to ``app`` (one Celery app per settings, so tests can have many)."""
     broker = app.settings.broker
@@ -43,6 +52,10 @@ def register(app: GedragCelery) -> None:
         removes the partial writes.
         """
         runtime = app.runtime
+        with observability.bound(job_id=job_id, tenant=_tenant_of(runtime, job_id)):
+            return _run(task, runtime, step, job_id, what)
+
+    def _run(task: Any, runtime: Runtime, step: Step, job_id: str, what: str) -> Any:
         try:
             return step(runtime, job_id)
         except TransientError as exc:

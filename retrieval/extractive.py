@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.metrics import TOKENS
 from ingestion.language import detect_language
 from ingestion.sparse import SparseEncoder
 from retrieval.citations import citation, sentences
@@ -77,7 +78,9 @@ class ExtractiveGenerator:
         for c in picked:
             parts.append(f"{c.text} [{c.passage.n}]")
             citations.setdefault(c.passage.n, citation(c.passage, c.text))
-        return Answer(text=" ".join(parts), citations=list(citations.values()), grounded=True)
+        text = " ".join(parts)
+        TOKENS.labels(self.name).inc(len(text.split()))
+        return Answer(text=text, citations=list(citations.values()), grounded=True)
 
     def stream(
         self, question: str, passages: Sequence[Passage], history: Sequence[Message] = ()

@@ -7,9 +7,11 @@ scored on exactly the code path users get.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from core.metrics import GENERATION, RETRIEVAL
 from ingestion.language import detect_language
 from retrieval.citations import validate
 from retrieval.generation import Generator
@@ -53,7 +55,7 @@ class QA:
         self.generator = generator
 
     def search(self, query: str, flt: SearchFilter, top_k: int | None = None) -> SearchResult:
-        return self.retriever.search(query, flt, top_k=top_k)
+        return observed(self.retriever.search(query, flt, top_k=top_k))
 
     def ask(
         self,
@@ -64,9 +66,10 @@ class QA:
         history: Sequence[Message] = (),
     ) -> Reply:
         standalone = standalone_question(question, history)
-        found = self.retriever.search(standalone, flt, top_k=top_k)
+        found = self.search(standalone, flt, top_k=top_k)
         used = self.generator.fit(standalone, found.passages, history)
-        answer = self.generator.generate(standalone, used, history)
+        with GENERATION.labels(self.generator.name, "complete").time():
+            answer = self.generator.generate(standalone, used, history)
         return Reply(answer=checked(answer, used, standalone), search=found, question=standalone)
 
     def stream(
@@ -78,9 +81,26 @@ class QA:
         history: Sequence[Message] = (),
     ) -> Streamed:
         standalone = standalone_question(question, history)
-        found = self.retriever.search(standalone, flt, top_k=top_k)
+        found = self.search(standalone, flt, top_k=top_k)
         used = self.generator.fit(standalone, found.passages, history)
-        return Streamed(found, standalone, self.generator.stream(standalone, used, history), used)
+        deltas = self.generator.stream(standalone, used, history)
+        return Streamed(found, standalone, self._timed(deltas), used)
+
+    def _timed(self, deltas: Iterator[str]) -> Iterator[str]:
+        """The deltas, timing the whole generation (first call to the last delta)."""
+        start = time.perf_counter()
+        try:
+            yield from deltas
+        finally:
+            elapsed = time.perf_counter() - start
+            GENERATION.labels(self.generator.name, "stream").observe(elapsed)
+
+
+def observed(result: SearchResult) -> SearchResult:
+    """Record the search's per-stage timings in the retrieval histogram."""
+    for stage, ms in result.timings_ms.items():
+        RETRIEVAL.labels(stage).observe(ms / 1000)
+    return result
 
 
 def checked(answer: Answer, passages: Sequence[Passage], question: str) -> Answer:

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 
 from core.errors import ConfigurationError, StoreUnavailable
+from core.http import openai_client
+from core.metrics import TOKENS
 from ingestion.language import detect_language
 from retrieval.citations import validate
 from retrieval.prompt import NOT_FOUND_MARKER, SYSTEM_PROMPT, build_messages
@@ -118,10 +120,7 @@ class VLLMGenerator:
         self.context_token_budget = context_token_budget
         self.temperature = temperature
         self.backoff_s = backoff_s
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
-        )
+        self.client = openai_client(self.base_url, api_key, timeout_s, transport)
 
     @property
     def name(self) -> str:
@@ -171,6 +170,7 @@ class VLLMGenerator:
             return not_found(question)
         response = self._post(self._body(question, sent, history, stream=False))
         text, finish = _reply(response)
+        TOKENS.labels(self.name).inc(_completion_tokens(response))
         if finish == "length":
             log.info(
                 "answer cut at max_tokens",
@@ -270,6 +270,8 @@ class VLLMGenerator:
                     self._check(response)
                     for delta in _sse_deltas(response.iter_lines()):
                         chars += len(delta)
+                        # vLLM streams one event per generated token.
+                        TOKENS.labels(self.name).inc()
                         yield delta
                 return
             except _TRANSIENT_ERRORS as exc:
@@ -322,6 +324,15 @@ def _reply(response: httpx.Response) -> tuple[str, str | None]:
     return (content if isinstance(content, str) else ""), (
         finish if isinstance(finish, str) else None
     )
+
+
+def _completion_tokens(response: httpx.Response) -> int:
+    """``usage.completion_tokens`` of a reply; 0 when the server did not report it."""
+    try:
+        n = response.json()["usage"]["completion_tokens"]
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return n if isinstance(n, int) else 0
 
 
 def _sse_deltas(lines: Iterator[str]) -> Iterator[str]:

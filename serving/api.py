@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
+from core import observability
 from core.domain import DocumentFilter, DocumentStatus, Tenant
 from core.errors import InvalidInput, Unauthorized
 from ingestion.runtime import Runtime
@@ -37,12 +39,17 @@ def service(request: Request) -> DocumentService:
     return svc
 
 
-def current_tenant(
+async def current_tenant(
+    request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Tenant:
-    """The tenant of the key in ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    """The tenant of the key in ``Authorization: Bearer <key>`` or ``X-API-Key``.
+
+    Async so that the tenant it sets in the logging context reaches the endpoint (a sync
+    dependency runs in a worker thread whose context is discarded); the lookup still runs in
+    the thread pool."""
     key = x_api_key
     if authorization:
         scheme, _, value = authorization.partition(" ")
@@ -51,7 +58,10 @@ def current_tenant(
         key = value.strip()
     if not key:
         raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
-    return rt.catalog.authenticate(key)
+    tenant = await run_in_threadpool(rt.catalog.authenticate, key)
+    observability.tenant.set(tenant.id)
+    request.state.tenant = tenant.id  # for the access log, written outside this context
+    return tenant
 
 
 RT = Annotated[Runtime, Depends(runtime)]

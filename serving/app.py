@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
+from core import observability
+from core.errors import StoreUnavailable
+from core.metrics import HTTP_LATENCY, QUEUE_DEPTH
 from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
 from ingestion.runtime import Runtime
-from serving import api, errors, qa_api
+from serving import api, errors, qa_api, readiness
 from serving.documents import DocumentService
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("gedrag.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's own request id is kept when it is a plain token; anything else is replaced.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Multipart framing around the file: boundaries, part headers and the small form fields.
 MULTIPART_SLACK = 256 * 1024
@@ -85,9 +98,66 @@ def create_app(
                 )
         return await call_next(request)
 
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Request id (kept from the caller or made), latency histogram, one access log line.
+        Outermost middleware: rejected requests are counted too. A streamed response is timed
+        to its headers."""
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        with observability.bound(request_id=rid):
+            start = time.perf_counter()
+            status = 500
+            try:
+                response = await call_next(request)
+                status = response.status_code
+            finally:
+                elapsed = time.perf_counter() - start
+                # The route template, not the path: ids must not become label values.
+                route = getattr(request.scope.get("route"), "path", "unmatched")
+                HTTP_LATENCY.labels(request.method, route, str(status)).observe(elapsed)
+                access.info(
+                    "%s %s %s",
+                    request.method,
+                    request.url.path,
+                    status,
+                    extra={
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                        "tenant": getattr(request.state, "tenant", None),
+                    },
+                )
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    def ready(request: Request) -> JSONResponse:
+        """Readiness: each configured backend answers in time; 503 naming those that do not."""
+        timeout = settings.observability.ready_timeout_s
+        report = readiness.probe(readiness.checks(request.app.state.runtime), timeout)
+        body = readiness.as_json(report)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+    if settings.observability.metrics:
+
+        @app.get("/metrics", tags=["ops"], include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            """Prometheus exposition: this process's metrics and the catalog's queue depth."""
+            rt: Runtime = request.app.state.runtime
+            try:
+                counts = await run_in_threadpool(rt.catalog.pending_job_counts)
+            except StoreUnavailable:
+                counts = {}  # the metrics still answer while the catalog is down
+            for state, n in counts.items():
+                QUEUE_DEPTH.labels(state.value).set(n)
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,11 +9,13 @@ from typing import Annotated, Any
 import httpx
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core.errors import GedragError
+from core.observability import configure_logging
 from core.settings import Settings, get_settings
 from infra.migrate.cli import app as migrate_app
 from ingestion.celery_app import GedragCelery
@@ -63,9 +64,22 @@ def _bootstrap(rt: Runtime) -> None:
     )
 
 
-def _serve(settings: Settings, *, embedded_worker: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _server_runtime(settings: Settings) -> Runtime:
+    """The runtime of a long-running process (API, worker), with logging configured and the
+    local Qdrant folder claimed at once: a second process on it is refused at start, with the
+    reason, rather than at its first search or indexing."""
+    configure_logging(settings.observability)
     rt = _runtime()
+    if not settings.qdrant.url:
+        try:
+            rt.vectors  # noqa: B018 - opening is the point
+        except GedragError as exc:
+            raise _fail(exc.detail) from exc
+    return rt
+
+
+def _serve(settings: Settings, *, embedded_worker: bool) -> None:
+    rt = _server_runtime(settings)
     _bootstrap(rt)
     console.print(
         f"gedrag API on http://{settings.api.host}:{settings.api.port} "
@@ -76,7 +90,9 @@ def _serve(settings: Settings, *, embedded_worker: bool) -> None:
         create_app(settings, runtime=rt, embedded_worker=embedded_worker),
         host=settings.api.host,
         port=settings.api.port,
-        log_level="info",
+        # gedrag's own access log (with request id and tenant) replaces uvicorn's.
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -107,9 +123,24 @@ def worker(
             "the in-process broker (memory://) only serves `gedrag up`; "
             "set GEDRAG_BROKER__URL=redis://... for separate workers"
         )
-    celery = GedragCelery(settings, _runtime())
+    rt = _server_runtime(settings)
+    port = settings.observability.worker_metrics_port
+    if port:
+        try:
+            start_http_server(port)
+            console.print(f"worker metrics on http://0.0.0.0:{port}/metrics")
+        except OSError as exc:  # another worker on this host has it: work on, say so
+            err.print(
+                f"[yellow]warning:[/yellow] worker metrics off, port {port}: {exc.strerror}; "
+                "give each worker its own GEDRAG_OBSERVABILITY__WORKER_METRICS_PORT"
+            )
+    celery = GedragCelery(settings, rt)
+    # Threads, not processes: one embedding model in memory per worker and one set of
+    # metrics (torch and the parsers release the GIL while they work).
     celery.Worker(
-        concurrency=concurrency, pool="prefork" if concurrency > 1 else "solo", loglevel="INFO"
+        concurrency=concurrency,
+        pool="threads" if concurrency > 1 else "solo",
+        loglevel=settings.observability.log_level,
     ).start()
 
 

@@ -23,6 +23,11 @@ def vector_store(settings: Settings, model_id: str) -> QdrantVectorStore:
         path=None if q.url else settings.qdrant_path,
         api_key=q.api_key.get_secret_value() if q.api_key else None,
         timeout_s=q.timeout_s,
+        shards={
+            k: v
+            for k, v in (("shard_number", q.shard_number), ("replication_factor", q.replicas))
+            if v is not None
+        },
     )
 
 

@@ -9,6 +9,7 @@ applies at query time. Point ids are the chunk ids (uuid5), so every write is an
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
@@ -104,6 +105,10 @@ class VectorStore(Protocol):
 
     def ensure_collection(self, dim: int) -> None: ...
 
+    def ping(self) -> None:
+        """One round trip to the store (readiness); :class:`StoreUnavailable` when down."""
+        ...
+
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 
     def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None: ...
@@ -146,8 +151,12 @@ class QdrantVectorStore:
         path: Path | None = None,
         api_key: str | None = None,
         timeout_s: int = 10,
+        shards: dict[str, int] | None = None,
     ) -> None:
+        """``shards``: ``shard_number`` / ``replication_factor`` of new collections on a
+        distributed Qdrant server (Qdrant's defaults when absent)."""
         self.collection = collection
+        self._shards = shards or {}
         self.local = url is None
         # Reentrant: a migration holds it across several calls to switch an alias atomically.
         self._lock = threading.RLock()
@@ -184,6 +193,10 @@ class QdrantVectorStore:
                 raise StoreUnavailable(f"Qdrant error during {what}: {exc}") from exc
             raise
 
+    def ping(self) -> None:
+        with self._call("ping"):
+            self.client.get_collections()
+
     def ensure_collection(self, dim: int) -> None:
         if self._ready:
             return
@@ -197,6 +210,7 @@ class QdrantVectorStore:
                     sparse_vectors_config={
                         SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
+                    **({} if self.local else self._shards),  # type: ignore[arg-type]
                 )
                 if not self.local:  # local mode has no payload indexes (it scans)
                     self._create_indexes()
@@ -390,11 +404,8 @@ class QdrantVectorStore:
     def sibling(self, collection: str) -> QdrantVectorStore:
         """Another collection through the same client and lock (local mode allows one client
         per folder and per process)."""
-        other = QdrantVectorStore.__new__(QdrantVectorStore)
+        other = copy.copy(self)  # shares client, lock and creation options
         other.collection = collection
-        other.local = self.local
-        other._lock = self._lock
-        other.client = self.client
         other._ready = False
         other._index = None
         return other

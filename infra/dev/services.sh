@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the integration tests use run on this machine: PostgreSQL (db `test`,
-# trust auth on 127.0.0.1:5432) and Redis (127.0.0.1:6379). Starts them when installed but
+# trust auth on 127.0.0.1:5432) and Redis (127.0.0.1:6379); and a Compose client, which the
+# tests use to validate docker-compose.yml (`docker compose` v2, or Debian's docker-compose). Starts them when installed but
 # stopped; installs them with apt when missing and we are root. Never fails the build: tests that
 # need an absent service skip and say why (CI sets GEDRAG_TEST_REQUIRE_SERVICES=1 to fail instead).
 set -u
@@ -23,6 +24,11 @@ if ! up 6379; then
   if command -v redis-server >/dev/null; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
     sleep 1
+  fi
+fi
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
   fi
 fi
 for p in 5432 6379; do

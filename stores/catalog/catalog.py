@@ -132,6 +132,11 @@ class Catalog:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """One round trip to the database; :class:`StoreUnavailable` when it does not answer."""
+        with self.session() as s:
+            s.execute(text("SELECT 1"))
+
     # -- tenants and keys -------------------------------------------------------------------
 
     def create_tenant(self, name: str) -> Tenant:
@@ -667,6 +672,19 @@ class Catalog:
                 .order_by(JobRow.created_at)
             )
             return [_job(r) for r in rows]
+
+    def pending_job_counts(self) -> dict[JobState, int]:
+        """How many jobs are queued and running (the queue depth, without loading them)."""
+        pending = (JobState.QUEUED, JobState.RUNNING)
+        with self.session() as s:
+            rows = s.execute(
+                select(JobRow.state, func.count())
+                .where(JobRow.state.in_(pending))
+                .group_by(JobRow.state)
+            ).all()
+        counts = {state: 0 for state in pending}
+        counts.update({JobState(state): n for state, n in rows})
+        return counts
 
     def delete_job(self, job_id: str) -> None:
         with self.session() as s:

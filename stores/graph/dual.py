@@ -52,6 +52,11 @@ class DualGraphStore:
         self.primary.setup()
         self.secondary.setup()
 
+    def ping(self) -> None:
+        """Both stores: a write needs both."""
+        self.primary.ping()
+        self.secondary.ping()
+
     def upsert_version(self, graph: VersionGraph) -> None:
         self.primary.upsert_version(graph)
         self.secondary.upsert_version(graph)

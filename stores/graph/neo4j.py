@@ -116,6 +116,10 @@ class Neo4jGraphStore:
             for statement in CONSTRAINTS:
                 s.run(statement).consume()
 
+    def ping(self) -> None:
+        with self._guard("ping"):
+            self.driver.verify_connectivity()
+
     def close(self) -> None:
         self.driver.close()
 

@@ -39,6 +39,9 @@ class RelationalGraphStore:
         """The tables come with the catalog's migrations."""
         self.catalog.migrate()
 
+    def ping(self) -> None:
+        self.catalog.ping()
+
     def upsert_version(self, graph: VersionGraph) -> None:
         t = graph.tenant_id
         with self.catalog.session() as s:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.errors import StoreUnavailable
 from stores.catalog import Catalog
 from stores.graph import GraphChunk, GraphEntity, GraphStore, VersionGraph
 from stores.graph.neo4j import Neo4jGraphStore
@@ -191,3 +192,19 @@ def test_export_rebuilds_the_document_elsewhere_and_documents_page_by_id(
     ids = [d for d, _ in seen]
     assert ids == sorted(ids)
     assert {(d, t) for d, t in seen if d in mine} == {(d, tenant) for d in mine}
+
+
+def test_ping_answers(graph: GraphStore) -> None:
+    graph.ping()
+
+
+@pytest.mark.parametrize("kind", ["relational-postgresql", "neo4j"])
+def test_ping_of_an_unreachable_engine_is_store_unavailable(kind: str) -> None:
+    """Nothing listens on port 1: the real driver fails to connect, the store says so."""
+    if kind == "neo4j":
+        store: GraphStore = Neo4jGraphStore("bolt://127.0.0.1:1", user="neo4j", password="x")
+    else:
+        catalog = Catalog("postgresql+psycopg://postgres@127.0.0.1:1/test")
+        store = RelationalGraphStore(catalog)
+    with pytest.raises(StoreUnavailable):
+        store.ping()

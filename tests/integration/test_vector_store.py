@@ -11,7 +11,7 @@ import pytest
 from qdrant_client import models
 
 from core import ids
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, StoreUnavailable
 from stores.vectors import QdrantVectorStore, SearchFilter, VectorPoint, collection_name
 
 pytestmark = pytest.mark.integration
@@ -217,3 +217,29 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
     store.set_payload("t1", "d7", {"tags": ["g0"]})
     compare()
     store.close()
+
+
+def test_ping_answers(store: QdrantVectorStore) -> None:
+    store.ping()
+
+
+def test_ping_of_an_unreachable_server_is_store_unavailable() -> None:
+    store = QdrantVectorStore("c", url="http://127.0.0.1:1", timeout_s=2)
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("GEDRAG_QDRANT__URL"), reason="shards exist on a Qdrant server only"
+)
+def test_new_collections_get_the_configured_shards() -> None:
+    name = f"test_{uuid.uuid4().hex[:8]}"
+    url = os.environ["GEDRAG_QDRANT__URL"]
+    store = QdrantVectorStore(name, url=url, shards={"shard_number": 2, "replication_factor": 1})
+    try:
+        store.ensure_collection(4)
+        params = store.client.get_collection(name).config.params
+        assert (params.shard_number, params.replication_factor) == (2, 1)
+    finally:
+        store.client.delete_collection(name)
+        store.close()

@@ -26,9 +26,11 @@ import httpx
 import pytest
 
 from core.errors import ConfigurationError, StoreUnavailable
+from core.settings import GenerationSettings, LLMSettings, Settings
 from retrieval.prompt import NOT_FOUND_MARKER
 from retrieval.types import NOT_FOUND, Answer, Passage
 from retrieval.vllm import VLLMGenerator, to_answer
+from serving import readiness
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.tiny_llm import MAX_MODEL_LEN, build_tiny_llm
 
@@ -186,6 +188,16 @@ def test_stream_yields_deltas(server: Server) -> None:
     assert len(deltas) >= 3
     assert all(isinstance(d, str) and d for d in deltas)
     assert_well_formed(to_answer("".join(deltas), "When?", gen.fit("When?", PASSAGES)))
+
+
+def test_readiness_check_sees_the_real_server(server: Server) -> None:
+    settings = Settings(
+        generation=GenerationSettings(backend="vllm"),
+        llm=LLMSettings(url=server.base_url, model=MODEL),
+    )
+    check = readiness.Check("openai-compatible", lambda: readiness.llm_answers(settings, 5))
+    report = readiness.probe({"llm": check}, 5)
+    assert report["llm"].status == "up", report
 
 
 def test_unknown_model_is_a_configuration_error(server: Server) -> None:
