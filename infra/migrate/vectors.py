@@ -117,18 +117,18 @@ def build(
     t.new.ensure_collection(indexer.embedder.dim)
     after: str | None = state["after"]
     done = int(state["documents"])
-    pending = [d for d in docs if after is None or d.document_id > after]
     if progress:
-        progress(done, done + len(pending))
-    for i in range(0, len(pending), size):
-        batch = pending[i : i + size]
+        progress(done, len(docs))
+    # Paged by the database (its collation orders ids, as the checkpoint compares them).
+    while batch := catalog_reads.live_documents(rt.catalog, after, size):
         for d in batch:
             _embed_document(rt, t, d.tenant_id, d.document_id, None)
         done += len(batch)
-        state = {**state, "after": batch[-1].document_id, "documents": done}
+        after = batch[-1].document_id
+        state = {**state, "after": after, "documents": done}
         migration_state.put_state(rt.catalog, key, state)
         if progress:
-            progress(done, done + len(pending) - i - len(batch))
+            progress(done, max(done, len(docs)))
     migration_state.put_state(rt.catalog, key, {**state, "complete": True})
     return summary | {"built": done}
 
