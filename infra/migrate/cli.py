@@ -296,6 +296,8 @@ def reembed(
                         progress=report,
                     )
                 )
+        else:
+            out["built"] = f"{t.new.collection} already built (--restart rebuilds it)"
         if switch:
             out["switch"] = vectors.switch(rt, indexer, dry_run=dry_run)
             if (sparse_k1, sparse_b, sparse_avg_doc_length) != (None, None, None):
