@@ -145,3 +145,51 @@ def _same_pair_chunks() -> int:
         for i in range(4)
         if ENTITIES[(n + i) % 12].key == ENTITIES[(n + 2 * i + 1) % 12].key
     )
+
+
+def test_plan_and_dry_run_change_nothing(
+    make_settings: Callable[..., Settings], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from core.settings import get_settings
+    from serving.cli import app
+
+    settings = make_settings(
+        graph=GraphSettings(secondary="relational", secondary_url=postgres_url)
+    )
+    rt = Runtime.build(settings)
+    dual = rt.graph
+    assert isinstance(dual, DualGraphStore)
+    for n in range(5):
+        dual.primary.upsert_version(version_graph("t", n))
+    for name, value in (
+        ("GEDRAG_DATA_DIR", str(settings.data_dir)),
+        ("GEDRAG_GRAPH__SECONDARY", "relational"),
+        ("GEDRAG_GRAPH__SECONDARY_URL", postgres_url),
+        ("COLUMNS", "200"),
+    ):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        cli = CliRunner()
+        plan = cli.invoke(app, ["migrate", "plan"])
+        assert plan.exit_code == 0, plan.output
+        assert "5 / 0" in plan.output and "(not started)" in plan.output
+        dry = cli.invoke(app, ["migrate", "backfill", "graph", "--dry-run"])
+        assert dry.exit_code == 0 and "dry run: nothing was changed" in dry.output
+        assert graph_migration.count_documents(dual.secondary) == 0
+        assert (
+            migration_state.get_state(rt.catalog, graph_migration.checkpoint_key(settings)) is None
+        )
+        early = cli.invoke(app, ["migrate", "cutover", "graph"])
+        assert early.exit_code == 1 and "backfill has not completed" in early.output
+        runs = migration_state.list_runs(rt.catalog)
+        assert [(r["command"], r["dry_run"], r["state"]) for r in runs] == [
+            ("cutover graph", False, "failed"),
+            ("backfill graph", True, "succeeded"),
+            ("plan", False, "succeeded"),
+        ]
+    finally:
+        get_settings.cache_clear()
+        rt.close()
