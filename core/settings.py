@@ -131,6 +131,17 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
 
 
+class SparseSettings(BaseModel):
+    """BM25 weights of the sparse document vectors (queries weigh each term 1, so changing
+    these needs a re-embedding of the documents only: `gedrag migrate reembed`)."""
+
+    k1: float = Field(default=1.2, ge=0, description="Term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="Length normalisation.")
+    avg_doc_length: float = Field(
+        default=100.0, gt=0, description="Mean indexed terms per chunk (~100 at 254 tokens)."
+    )
+
+
 class LLMSettings(BaseModel):
     """An OpenAI-compatible chat endpoint (vLLM in production)."""
 
@@ -217,12 +228,43 @@ class QdrantSettings(BaseModel):
     )
 
 
-class GraphSettings(BaseModel):
-    """Which graph store holds documents, chunks and entities."""
+GraphBackend = Literal["relational", "neo4j"]
 
-    backend: Literal["relational", "neo4j"] = Field(
+
+class GraphSettings(BaseModel):
+    """Which graph store holds documents, chunks and entities, and during a migration which
+    second store receives every write too (dual write; reads come from the primary)."""
+
+    backend: GraphBackend = Field(
         default="relational",
-        description="relational: tables in the catalog database; neo4j: GEDRAG_NEO4J__*.",
+        description="relational: tables in a SQL database (GEDRAG_GRAPH__URL); neo4j: "
+        "GEDRAG_NEO4J__*.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the relational graph store; unset = the catalog database.",
+    )
+    secondary: GraphBackend | None = Field(
+        default=None,
+        description="Dual write: a second graph store that receives every write; unset = none.",
+    )
+    secondary_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a relational secondary; unset = the catalog database.",
+    )
+    role_check_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Dual write: how often a process re-reads from the catalog which of the two "
+        "stores serves reads (`gedrag migrate cutover` flips it).",
+    )
+
+
+class MigrateSettings(BaseModel):
+    """`gedrag migrate`: store migrations, backfills, re-embedding, verification."""
+
+    batch_size: int = Field(
+        default=50, ge=1, description="Documents per backfill batch (one checkpoint each)."
     )
 
 
@@ -257,6 +299,7 @@ class Settings(BaseSettings):
     parsing: ParsingSettings = ParsingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
+    sparse: SparseSettings = SparseSettings()
     qdrant: QdrantSettings = QdrantSettings()
     entities: EntitySettings = EntitySettings()
     llm: LLMSettings = LLMSettings()
@@ -265,6 +308,7 @@ class Settings(BaseSettings):
     graph: GraphSettings = GraphSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    migrate: MigrateSettings = MigrateSettings()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -277,9 +321,18 @@ class Settings(BaseSettings):
                 f"GEDRAG_ENV=prod refuses the placeholder secrets of .env.example in "
                 f"{', '.join(placeholders)}: set real ones"
             )
-        if self.graph.backend == "neo4j" and not (self.neo4j.uri and self.neo4j.password):
+        uses_neo4j = "neo4j" in (self.graph.backend, self.graph.secondary)
+        if uses_neo4j and not (self.neo4j.uri and self.neo4j.password):
             raise ConfigurationError(
-                "GEDRAG_GRAPH__BACKEND=neo4j needs GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD"
+                "a neo4j graph store (GEDRAG_GRAPH__BACKEND or GEDRAG_GRAPH__SECONDARY) needs "
+                "GEDRAG_NEO4J__URI and GEDRAG_NEO4J__PASSWORD"
+            )
+        g = self.graph
+        if g.secondary == g.backend and (
+            g.backend == "neo4j" or self.graph_url == self.graph_secondary_url
+        ):
+            raise ConfigurationError(
+                "GEDRAG_GRAPH__SECONDARY names the same store as the primary graph store"
             )
         needs_llm = self.entities.extractor == "llm" or self.generation.backend == "vllm"
         if needs_llm and not (self.llm.url and self.llm.model):
@@ -309,6 +362,15 @@ class Settings(BaseSettings):
         if self.catalog.url:
             return self.catalog.url
         return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def graph_url(self) -> str:
+        """Database of the relational graph store (the catalog's unless GEDRAG_GRAPH__URL)."""
+        return self.graph.url or self.catalog_url
+
+    @property
+    def graph_secondary_url(self) -> str:
+        return self.graph.secondary_url or self.catalog_url
 
     @property
     def qdrant_path(self) -> Path:

@@ -58,7 +58,8 @@ class Indexer:
             overlap_tokens=settings.chunking.overlap_tokens,
             min_section_tokens=settings.chunking.min_section_tokens,
         )
-        self.sparse = SparseEncoder()
+        sp = settings.sparse
+        self.sparse = SparseEncoder(k1=sp.k1, b=sp.b, avg_doc_length=sp.avg_doc_length)
         self.extractor = extractor or make_extractor(settings)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
 

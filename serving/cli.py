@@ -17,6 +17,7 @@ from rich.table import Table
 from core.errors import GedragError
 from core.observability import configure_logging
 from core.settings import Settings, get_settings
+from infra.migrate.cli import app as migrate_app
 from ingestion.celery_app import GedragCelery
 from ingestion.runtime import Runtime
 from serving.app import create_app
@@ -30,6 +31,7 @@ docs = typer.Typer(help="Browse documents through the API.", no_args_is_help=Tru
 app.add_typer(tenants, name="tenants")
 app.add_typer(keys, name="keys")
 app.add_typer(docs, name="docs")
+app.add_typer(migrate_app, name="migrate")
 
 console = Console()
 err = Console(stderr=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import assert_never
 
-from core.settings import Settings
-from stores.catalog import Catalog
+from core.settings import GraphBackend, Settings
+from stores.catalog import Catalog, migration_state
+from stores.catalog.catalog import normalise_url
 from stores.graph import GraphStore
+from stores.graph.dual import DualGraphStore
 from stores.graph.neo4j import Neo4jGraphStore
 from stores.graph.relational import RelationalGraphStore
 from stores.vectors import QdrantVectorStore, collection_name
@@ -29,13 +32,37 @@ def vector_store(settings: Settings, model_id: str) -> QdrantVectorStore:
 
 
 def graph_store(settings: Settings, catalog: Catalog) -> GraphStore:
-    backend = settings.graph.backend
+    """The graph store reads and writes go to: one store, or two in dual write
+    (``GEDRAG_GRAPH__SECONDARY``), reads from the one the catalog names (see
+    :class:`~stores.graph.dual.DualGraphStore`)."""
+    g = settings.graph
+    primary = single_graph_store(settings, catalog, g.backend, settings.graph_url)
+    if g.secondary is None:
+        return primary
+    secondary = single_graph_store(settings, catalog, g.secondary, settings.graph_secondary_url)
+    return DualGraphStore(
+        primary,
+        secondary,
+        reads_secondary=functools.partial(migration_state.graph_reads_secondary, catalog),
+        recheck_s=g.role_check_s,
+    )
+
+
+def single_graph_store(
+    settings: Settings, catalog: Catalog, backend: GraphBackend, url: str
+) -> GraphStore:
+    """One graph store: relational tables in the database at ``url`` (the catalog's own, or
+    another one, migrated on open), or Neo4j (GEDRAG_NEO4J__*)."""
     match backend:
         case "relational":
-            return RelationalGraphStore(catalog)
+            if normalise_url(url) == catalog.url:
+                return RelationalGraphStore(catalog)
+            store_r = RelationalGraphStore(Catalog(url, echo=settings.catalog.echo))
+            store_r.setup()
+            return store_r
         case "neo4j":
             n = settings.neo4j
-            # Both checked by Settings when the backend is neo4j.
+            # Both checked by Settings when a graph store is neo4j.
             assert n.uri is not None
             assert n.password is not None
             store = Neo4jGraphStore(

@@ -9,6 +9,7 @@ applies at query time. Point ids are the chunk ids (uuid5), so every write is an
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
@@ -157,7 +158,8 @@ class QdrantVectorStore:
         self.collection = collection
         self._shards = shards or {}
         self.local = url is None
-        self._lock = threading.Lock()
+        # Reentrant: a migration holds it across several calls to switch an alias atomically.
+        self._lock = threading.RLock()
         try:
             if url is not None:
                 self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
@@ -396,6 +398,111 @@ class QdrantVectorStore:
 
     def close(self) -> None:
         self.client.close()
+
+    # -- for migrations (infra.migrate): not part of the VectorStore Protocol ----------------
+
+    def sibling(self, collection: str) -> QdrantVectorStore:
+        """Another collection through the same client and lock (local mode allows one client
+        per folder and per process)."""
+        other = copy.copy(self)  # shares client, lock and creation options
+        other.collection = collection
+        other._ready = False
+        other._index = None
+        return other
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the store: no other thread of this process reads or writes it meanwhile (local
+        mode; a server has no such lock)."""
+        with self._lock:
+            yield
+
+    def scroll_points(self, offset: Any = None, limit: int = 256) -> tuple[list[VectorPoint], Any]:
+        """One page of whole points (vectors and payload) and the offset of the next."""
+        with self._call("scroll"):
+            points, nxt = self.client.scroll(
+                self.collection, limit=limit, offset=offset, with_payload=True, with_vectors=True
+            )
+        return [_point(p) for p in points], nxt
+
+    def point_versions(self, tenant_id: str, document_id: str) -> dict[str, str]:
+        """``point id → version_id`` of the document's points."""
+        return {
+            pid: str(payload.get("version_id"))
+            for pid, payload in self._scroll_payloads(
+                _filter(tenant_id, document_id), ["version_id"]
+            )
+        }
+
+    def all_point_versions(self) -> dict[str, str]:
+        """``point id → version_id`` of every point (a full scan)."""
+        return {
+            pid: str(payload.get("version_id"))
+            for pid, payload in self._scroll_payloads(None, ["version_id"])
+        }
+
+    def point_index(self) -> dict[tuple[str, str], dict[str, str]]:
+        """``(tenant_id, document_id) → {point id: version_id}`` of every point, in one scan
+        (per-document filtered scans cost a full scan each in local mode)."""
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        fields = ["tenant_id", "document_id", "version_id"]
+        for pid, payload in self._scroll_payloads(None, fields):
+            key = (str(payload.get("tenant_id")), str(payload.get("document_id")))
+            out.setdefault(key, {})[pid] = str(payload.get("version_id"))
+        return out
+
+    def _scroll_payloads(
+        self, flt: models.Filter | None, fields: list[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        if not self._exists():
+            return []
+        out: list[tuple[str, dict[str, Any]]] = []
+        offset: Any = None
+        with self._call("scroll"):
+            while True:
+                points, offset = self.client.scroll(
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=1000,
+                    offset=offset,
+                    with_payload=fields,
+                    with_vectors=False,
+                )
+                out.extend((str(p.id), p.payload or {}) for p in points)
+                if offset is None:
+                    return out
+
+    def dim(self) -> int | None:
+        """Dense vector size of the collection, ``None`` when it does not exist."""
+        with self._call("collection info"):
+            if not self.client.collection_exists(self.collection):
+                return None
+            vectors = self.client.get_collection(self.collection).config.params.vectors
+        return vectors[DENSE].size if isinstance(vectors, dict) else None
+
+    def alias_target(self) -> str | None:
+        """The collection this store's name is an alias of (``None``: a plain collection or
+        nothing)."""
+        with self._call("aliases"):
+            for a in self.client.get_aliases().aliases:
+                if a.alias_name == self.collection:
+                    return str(a.collection_name)
+        return None
+
+    def build_mirror(self) -> LocalIndex | None:
+        """A fresh in-memory mirror of the collection (local mode), not yet in use."""
+        if not self.local:
+            return None
+        with self._lock:
+            saved, self._index = self._index, None
+            try:
+                return self._local_index()
+            finally:
+                self._index = saved
+
+    def use_mirror(self, index: LocalIndex | None) -> None:
+        with self._lock:
+            self._index = index
 
     def _local_index(self) -> LocalIndex | None:
         """Local mode: the in-memory mirror searches use (built from the folder once)."""

@@ -241,3 +241,34 @@ class GraphRelationRow(Base):
     source_key: Mapped[str] = mapped_column(String(300), primary_key=True)
     target_key: Mapped[str] = mapped_column(String(300), primary_key=True)
     weight: Mapped[int] = mapped_column(Integer)
+
+
+# -- store migrations (infra.migrate) ----------------------------------------------------------
+
+
+class MigrationRunRow(Base):
+    """One `gedrag migrate ...` run: what was asked, how it ended, what it did."""
+
+    __tablename__ = "migration_runs"
+    __table_args__ = (Index("ix_migration_runs_started", "started_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    command: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MigrationStateRow(Base):
+    """Durable state of the store migrations: backfill checkpoints, which graph store serves
+    reads during dual write, the collection an alias pointed to before a switch."""
+
+    __tablename__ = "migration_state"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -85,6 +85,17 @@ class GraphStore(Protocol):
 
     def chunk_ids(self, tenant_id: str, document_id: str) -> set[str]: ...
 
+    def documents(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """``(document_id, tenant_id)`` of the documents held, by id, the first ``limit`` after
+        ``after`` (a resumable scan for backfills and verification)."""
+        ...
+
+    def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
+        """Everything held for the document, one :class:`VersionGraph` per version (ordered by
+        version id, chunks by ordinal, entities by key): ``upsert_version`` of each rebuilds it
+        in another store. ``[]`` when the store holds no chunk of it."""
+        ...
+
     def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
         """Chunks reached from these entities: ``chunk_id → score``, best first, at most
         ``limit``. A chunk scores 1 per entity of ``keys`` it mentions, plus

@@ -15,7 +15,7 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from core.errors import StoreUnavailable
-from stores.graph import RELATED_FACTOR, GraphCounts, VersionGraph
+from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
 
 BATCH = 1000
 
@@ -227,6 +227,62 @@ class Neo4jGraphStore:
             document=document_id,
         )
         return {r["id"] for r in rows}
+
+    def documents(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        rows = self._read(
+            "documents",
+            """
+            MATCH (d:Document) WHERE $after IS NULL OR d.id > $after
+            RETURN d.id AS id, d.tenant_id AS tenant ORDER BY d.id LIMIT $limit
+            """,
+            after=after,
+            limit=limit,
+        )
+        return [(r["id"], r["tenant"]) for r in rows]
+
+    def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
+        rows = self._read(
+            "export",
+            """
+            MATCH (c:Chunk {tenant_id: $tenant, document_id: $document})
+            OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+            WITH c, collect(e) AS es
+            OPTIONAL MATCH (d:Document {id: $document, tenant_id: $tenant})
+            RETURN c.id AS id, c.version_id AS version, c.ordinal AS ordinal,
+                   [x IN es | {key: x.key, name: x.name, kind: x.kind}] AS entities,
+                   coalesce(d.title, '') AS title
+            ORDER BY version, ordinal
+            """,
+            tenant=tenant_id,
+            document=document_id,
+        )
+        versions: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            versions.setdefault(r["version"], []).append(r)
+        out: list[VersionGraph] = []
+        for version_id, chunks in versions.items():
+            entities = {e["key"]: e for r in chunks for e in r["entities"]}
+            out.append(
+                VersionGraph(
+                    tenant_id=tenant_id,
+                    document_id=document_id,
+                    version_id=version_id,
+                    title=chunks[0]["title"],
+                    chunks=[
+                        GraphChunk(
+                            id=r["id"],
+                            ordinal=r["ordinal"],
+                            entity_keys=tuple(sorted(e["key"] for e in r["entities"])),
+                        )
+                        for r in chunks
+                    ],
+                    entities=[
+                        GraphEntity(key=k, name=entities[k]["name"], kind=entities[k]["kind"])
+                        for k in sorted(entities)
+                    ],
+                )
+            )
+        return out
 
     def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
         if not keys:

@@ -24,7 +24,7 @@ from stores.catalog.models import (
     GraphMentionRow,
     GraphRelationRow,
 )
-from stores.graph import RELATED_FACTOR, GraphCounts, VersionGraph
+from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
 
 T = TypeVar("T")
 # Bound parameters per statement stay under SQLite's limit (32,766) with room to spare.
@@ -154,6 +154,63 @@ class RelationalGraphStore:
                     )
                 )
             )
+
+    def documents(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        q = select(GraphDocumentRow.id, GraphDocumentRow.tenant_id)
+        if after is not None:
+            q = q.where(GraphDocumentRow.id > after)
+        with self.catalog.session() as s:
+            return [(d, t) for d, t in s.execute(q.order_by(GraphDocumentRow.id).limit(limit))]
+
+    def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
+        c = GraphChunkRow
+        with self.catalog.session() as s:
+            doc = s.get(GraphDocumentRow, document_id)
+            title = doc.title if doc is not None and doc.tenant_id == tenant_id else ""
+            chunks = s.execute(
+                select(c.id, c.version_id, c.ordinal)
+                .where(c.tenant_id == tenant_id, c.document_id == document_id)
+                .order_by(c.version_id, c.ordinal)
+            ).all()
+            mentions: dict[str, list[str]] = {}
+            for chunk_id, key in s.execute(
+                select(GraphMentionRow.chunk_id, GraphMentionRow.entity_key)
+                .join(c, c.id == GraphMentionRow.chunk_id)
+                .where(c.tenant_id == tenant_id, c.document_id == document_id)
+                .order_by(GraphMentionRow.chunk_id, GraphMentionRow.entity_key)
+            ):
+                mentions.setdefault(chunk_id, []).append(key)
+            keys = sorted({k for ks in mentions.values() for k in ks})
+            entities: dict[str, GraphEntity] = {}
+            for batch in _batches(keys):
+                for e in s.scalars(
+                    select(GraphEntityRow).where(
+                        GraphEntityRow.tenant_id == tenant_id, GraphEntityRow.key.in_(batch)
+                    )
+                ):
+                    entities[e.key] = GraphEntity(key=e.key, name=e.name, kind=e.kind)
+        by_version: dict[str, list[GraphChunk]] = {}
+        for chunk_id, version_id, ordinal in chunks:
+            by_version.setdefault(version_id, []).append(
+                GraphChunk(
+                    id=chunk_id, ordinal=ordinal, entity_keys=tuple(mentions.get(chunk_id, ()))
+                )
+            )
+        return [
+            VersionGraph(
+                tenant_id=tenant_id,
+                document_id=document_id,
+                version_id=version_id,
+                title=title,
+                chunks=version_chunks,
+                entities=[
+                    entities[k]
+                    for k in sorted({k for ch in version_chunks for k in ch.entity_keys})
+                    if k in entities
+                ],
+            )
+            for version_id, version_chunks in by_version.items()
+        ]
 
     def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
         if not keys:

@@ -149,6 +149,51 @@ def test_expansion_reaches_mentions_and_related_entities(graph: GraphStore, tena
     assert graph.expand(f"{tenant}-other", ["acme"], limit=5) == {}
 
 
+def test_export_rebuilds_the_document_elsewhere_and_documents_page_by_id(
+    graph: GraphStore, tenant: str
+) -> None:
+    v1 = version(tenant, "d1", "v1", {"c1": ("acme", "faa"), "c2": ("lyon",), "c3": ()})
+    v2 = version(tenant, "d1", "v2", {"c1": ("paris",)})
+    graph.upsert_version(v1)
+    graph.upsert_version(v2)
+    graph.upsert_version(version(tenant, "d2", "v1", {"c1": ("acme",)}))
+    exported = graph.export_document(tenant, v1.document_id)
+    assert exported == sorted([v1, v2], key=lambda v: v.version_id)
+    assert graph.export_document(f"{tenant}-other", v1.document_id) == []
+
+    # Upserting the export under another tenant rebuilds the same graph there.
+    other = f"{tenant}-copy"
+    for v in exported:
+        graph.upsert_version(
+            VersionGraph(
+                tenant_id=other,
+                document_id=f"{other}-d1",
+                version_id=v.version_id.replace(tenant, other),
+                title=v.title,
+                chunks=[
+                    GraphChunk(
+                        id=c.id.replace(tenant, other), ordinal=c.ordinal, entity_keys=c.entity_keys
+                    )
+                    for c in v.chunks
+                ],
+                entities=v.entities,
+            )
+        )
+    assert graph.relations(other) == {("acme", "faa"): 1}
+    assert graph.entity_keys(other) == {"acme", "faa", "lyon", "paris"}
+    assert graph.counts(other, f"{other}-d1") == graph.counts(tenant, v1.document_id)
+
+    mine = {f"{tenant}-d1", f"{tenant}-d2"}
+    seen: list[tuple[str, str]] = []
+    after = None
+    while batch := graph.documents(after, 1):
+        seen.extend(batch)
+        after = batch[-1][0]
+    ids = [d for d, _ in seen]
+    assert len(ids) == len(set(ids))  # paging by id neither repeats nor skips
+    assert {(d, t) for d, t in seen if d in mine} == {(d, tenant) for d in mine}
+
+
 def test_ping_answers(graph: GraphStore) -> None:
     graph.ping()
 

@@ -1,0 +1,428 @@
+"""`gedrag migrate ...`: the operator's commands; each run is logged in the catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.errors import ConfigurationError, GedragError
+from core.settings import SparseSettings, get_settings
+from infra.migrate import catalog_reads, graph, production, vectors, verify
+from ingestion.runtime import Runtime
+from stores.catalog import migration_state
+from stores.graph.dual import DualGraphStore
+
+app = typer.Typer(
+    help="Migrate between stores with no downtime: dual-write graph migration, re-embedding "
+    "behind a Qdrant alias, embedded → production copy, verification and repair.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")]
+BatchSize = Annotated[int | None, typer.Option(help="Documents per batch (one checkpoint each).")]
+Restart = Annotated[bool, typer.Option(help="Ignore the checkpoint and start from the beginning.")]
+Model = Annotated[str | None, typer.Option(help="Embedding model of the new collection.")]
+K1 = Annotated[float | None, typer.Option("--sparse-k1", help="BM25 k1 of the new collection.")]
+B = Annotated[float | None, typer.Option("--sparse-b", help="BM25 b of the new collection.")]
+AvgLen = Annotated[
+    float | None, typer.Option("--sparse-avg-doc-length", help="BM25 mean chunk length.")
+]
+
+# Rates measured on the reference machine (2 cores, README): they scale the estimates of `plan`.
+EMBED_CHUNKS_PER_S = 13.0
+GRAPH_CHUNKS_PER_S = 400.0
+COPY_POINTS_PER_S = 1000.0
+
+
+class Store(StrEnum):
+    graph = "graph"
+    vectors = "vectors"
+
+
+def _runtime() -> Runtime:
+    try:
+        return Runtime.build(get_settings())
+    except GedragError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+
+
+@contextmanager
+def _logged(
+    rt: Runtime, command: str, args: dict[str, Any], dry_run: bool
+) -> Iterator[dict[str, Any]]:
+    """Log the run in the catalog; print GedragErrors as one line and exit 1; close the stores
+    (a local Qdrant folder admits one client)."""
+    try:
+        with _logging(rt, command, args, dry_run) as summary:
+            yield summary
+    finally:
+        rt.close()
+
+
+@contextmanager
+def _logging(
+    rt: Runtime, command: str, args: dict[str, Any], dry_run: bool
+) -> Iterator[dict[str, Any]]:
+    summary: dict[str, Any] = {}
+    run_id = migration_state.start_run(rt.catalog, command, args, dry_run=dry_run)
+    try:
+        yield summary
+    except GedragError as exc:
+        migration_state.finish_run(
+            rt.catalog, run_id, state="failed", summary=summary, error=exc.detail
+        )
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    except typer.Exit as exc:
+        state = "succeeded" if exc.exit_code == 0 else "failed"
+        migration_state.finish_run(rt.catalog, run_id, state=state, summary=summary)
+        raise
+    except BaseException as exc:
+        migration_state.finish_run(
+            rt.catalog,
+            run_id,
+            state="failed",
+            summary=summary,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    migration_state.finish_run(rt.catalog, run_id, state="succeeded", summary=summary)
+    if dry_run:
+        console.print("[yellow]dry run: nothing was changed[/yellow]")
+
+
+@contextmanager
+def _bar(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def report(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+def _show(summary: dict[str, Any]) -> None:
+    console.print_json(json.dumps(summary, default=str))
+
+
+def _indexer(
+    rt: Runtime, model: str | None, k1: float | None, b: float | None, avg: float | None
+) -> Any:
+    sparse = None
+    if (k1, b, avg) != (None, None, None):
+        cur = rt.settings.sparse
+        sparse = SparseSettings(
+            k1=cur.k1 if k1 is None else k1,
+            b=cur.b if b is None else b,
+            avg_doc_length=cur.avg_doc_length if avg is None else avg,
+        )
+    return vectors.target_indexer(rt, model=model, sparse=sparse)
+
+
+@app.command()
+def plan() -> None:
+    """What a migration would move, how much, and how long it would take here."""
+    rt = _runtime()
+    with _logged(rt, "plan", {}, False) as out:
+        table = _plan(rt, out)
+    console.print(table)
+
+
+def _plan(rt: Runtime, out: dict[str, Any]) -> Table:
+    docs = catalog_reads.all_live_documents(rt.catalog)
+    chunks = catalog_reads.chunk_count(rt.catalog)
+    out.update(documents=len(docs), chunks=chunks)
+    g = rt.graph
+    table = Table("what", "value")
+    table.add_row("documents (catalog)", str(len(docs)))
+    table.add_row("chunk records (catalog)", str(chunks))
+    try:
+        target = rt.vectors.alias_target() or "(plain collection)"
+        table.add_row("vector collection", f"{rt.vectors.collection} → {target}")
+    except ConfigurationError as exc:  # a running `gedrag up` holds the local Qdrant folder
+        table.add_row("vector collection", exc.detail)
+    if isinstance(g, DualGraphStore):
+        key = graph.checkpoint_key(rt.settings)
+        state = migration_state.get_state(rt.catalog, key) or {}
+        src = graph.count_documents(g.primary)
+        table.add_row(
+            "graph dual write",
+            graph.describe(rt.settings, "primary")
+            + " → "
+            + graph.describe(rt.settings, "secondary"),
+        )
+        table.add_row(
+            "graph documents (primary / secondary)", f"{src} / {graph.count_documents(g.secondary)}"
+        )
+        table.add_row("graph reads from", graph.role(rt))
+        table.add_row("graph backfill checkpoint", json.dumps(state) if state else "(not started)")
+        table.add_row("graph backfill estimate", f"~{chunks / GRAPH_CHUNKS_PER_S:.0f} s")
+    else:
+        table.add_row("graph store", graph.describe(rt.settings, "primary") + " (no dual write)")
+    table.add_row(
+        "re-embedding estimate",
+        f"~{chunks / EMBED_CHUNKS_PER_S:.0f} s ({EMBED_CHUNKS_PER_S:.0f} chunks/s)",
+    )
+    table.add_row(
+        "copy to production estimate",
+        f"~{chunks / COPY_POINTS_PER_S + chunks / GRAPH_CHUNKS_PER_S:.0f} s",
+    )
+    return table
+
+
+@app.command()
+def backfill(
+    store: Annotated[Store, typer.Argument(help="graph (re-embedding is `reembed`)")],
+    batch_size: BatchSize = None,
+    restart: Restart = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Copy what the primary graph store holds into the secondary, resumably."""
+    if store is not Store.graph:
+        err.print("[red]error:[/red] vectors are rebuilt with `gedrag migrate reembed`")
+        raise typer.Exit(2)
+    rt = _runtime()
+    with _logged(
+        rt, "backfill graph", {"batch_size": batch_size, "restart": restart}, dry_run
+    ) as out:
+        with _bar("backfill graph") as report:
+            result = graph.backfill(
+                rt, batch_size=batch_size, restart=restart, dry_run=dry_run, progress=report
+            )
+        out.update(result.to_dict())
+        _show(out)
+
+
+@app.command()
+def cutover(
+    store: Annotated[Store, typer.Argument(help="graph (vectors switch with `reembed --switch`)")],
+    force: Annotated[
+        bool, typer.Option(help="Cut over despite drift or an unfinished backfill.")
+    ] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Make the secondary graph store serve reads (dual write continues)."""
+    if store is not Store.graph:
+        err.print("[red]error:[/red] vectors switch with `gedrag migrate reembed --switch`")
+        raise typer.Exit(2)
+    rt = _runtime()
+    with _logged(rt, "cutover graph", {"force": force}, dry_run) as out:
+        out.update(graph.cutover(rt, force=force, dry_run=dry_run))
+        _show(out)
+
+
+@app.command()
+def rollback(store: Store, dry_run: DryRun = False) -> None:
+    """Serve reads from the previous store again: the primary graph store, or the collection
+    the vector alias pointed to before the last switch."""
+    rt = _runtime()
+    with _logged(rt, f"rollback {store}", {}, dry_run) as out:
+        out.update(
+            graph.rollback(rt, dry_run=dry_run)
+            if store is Store.graph
+            else vectors.rollback(rt, dry_run=dry_run)
+        )
+        _show(out)
+
+
+@app.command()
+def finalize(store: Store, dry_run: DryRun = False) -> None:
+    """End a migration: graph: keep the store serving reads (prints the settings to deploy);
+    vectors: drop the collection the alias left."""
+    rt = _runtime()
+    with _logged(rt, f"finalize {store}", {}, dry_run) as out:
+        out.update(
+            graph.finalize(rt, dry_run=dry_run)
+            if store is Store.graph
+            else vectors.finalize(rt, dry_run=dry_run)
+        )
+        _show(out)
+
+
+@app.command()
+def reembed(
+    model: Model = None,
+    sparse_k1: K1 = None,
+    sparse_b: B = None,
+    sparse_avg_doc_length: AvgLen = None,
+    switch: Annotated[bool, typer.Option("--switch", help="Then point the alias at it.")] = False,
+    batch_size: BatchSize = None,
+    restart: Restart = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Build a new Qdrant collection (another model or sparse weights) while the old one
+    serves; with --switch, move the alias to it in one step. Local Qdrant: only the process
+    that holds the folder can do this (stop `gedrag up`, or use a Qdrant server)."""
+    rt = _runtime()
+    args = {
+        "model": model,
+        "k1": sparse_k1,
+        "b": sparse_b,
+        "avg": sparse_avg_doc_length,
+        "switch": switch,
+    }
+    with _logged(rt, "reembed", args, dry_run) as out:
+        indexer = _indexer(rt, model, sparse_k1, sparse_b, sparse_avg_doc_length)
+        t = vectors.target(rt, indexer)
+        state = migration_state.get_state(rt.catalog, f"vectors.reembed:{t.new.collection}")
+        if restart or not (state and state.get("complete")):
+            with _bar("re-embed") as report:
+                out.update(
+                    vectors.build(
+                        rt,
+                        indexer,
+                        batch_size=batch_size,
+                        restart=restart,
+                        dry_run=dry_run,
+                        progress=report,
+                    )
+                )
+        else:
+            out["built"] = f"{t.new.collection} already built (--restart rebuilds it)"
+        if switch:
+            out["switch"] = vectors.switch(rt, indexer, dry_run=dry_run)
+            if (sparse_k1, sparse_b, sparse_avg_doc_length) != (None, None, None):
+                sp = indexer.settings.sparse
+                out["next"] = (
+                    f"deploy GEDRAG_SPARSE__K1={sp.k1} GEDRAG_SPARSE__B={sp.b} "
+                    f"GEDRAG_SPARSE__AVG_DOC_LENGTH={sp.avg_doc_length} (new documents)"
+                )
+            if not t.serving:
+                out["next"] = (
+                    f"deploy GEDRAG_EMBEDDING__MODEL={indexer.embedder.model_id} "
+                    "(queries must use the new model)"
+                )
+        _show(out)
+
+
+@app.command("verify")
+def verify_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Per document, counts and checksums of chunks, vectors and mentions in every store;
+    exits 1 when anything drifted."""
+    rt = _runtime()
+    with _logged(rt, "verify", {}, False) as out:
+        with _bar("verify") as report:
+            result = verify.verify(rt, progress=report)
+        out.update(result.to_dict())
+        _print_report(result, as_json)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def _print_report(result: verify.VerifyReport, as_json: bool) -> None:
+    if as_json:
+        _show(result.to_dict())
+        return
+    if result.ok:
+        console.print(
+            f"[green]no drift[/green] in {result.documents} documents"
+            + (
+                f" ({len(result.skipped_busy)} skipped: jobs running)"
+                if result.skipped_busy
+                else ""
+            )
+        )
+        return
+    table = Table(
+        "document",
+        "tenant",
+        "stores",
+        "problems",
+        title=f"drift in {len(result.drift)} of {result.documents} documents",
+    )
+    for d in result.drift:
+        table.add_row(
+            d.document_id, d.tenant_id, ", ".join(sorted(d.stores)), "\n".join(d.problems)
+        )
+    console.print(table)
+
+
+@app.command()
+def repair(dry_run: DryRun = False) -> None:
+    """Re-index exactly the documents `verify` finds drifted, in the stores that drifted."""
+    rt = _runtime()
+    with _logged(rt, "repair", {}, dry_run) as out:
+        with _bar("verify") as report:
+            found = verify.verify(rt, progress=report)
+        with _bar("repair") as report:
+            result = verify.repair(rt, found, dry_run=dry_run, progress=report)
+        out.update(result.to_dict())
+        _show(out)
+
+
+@app.command("to-production")
+def to_production(
+    catalog_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL of the new catalog.")
+    ] = None,
+    qdrant_url: Annotated[str | None, typer.Option(help="URL of the Qdrant server.")] = None,
+    qdrant_api_key: Annotated[str | None, typer.Option(help="Qdrant server API key.")] = None,
+    qdrant_path: Annotated[str | None, typer.Option(help="Or another local Qdrant folder.")] = None,
+    graph_backend: Annotated[
+        str | None, typer.Option("--graph", help="relational or neo4j (GEDRAG_NEO4J__*).")
+    ] = None,
+    graph_url: Annotated[
+        str | None, typer.Option(help="Relational graph: its database (default: the new catalog).")
+    ] = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Copy the embedded stores (local Qdrant, SQLite catalog, graph) to production servers.
+    Idempotent: rerun it until it reports nothing new, then switch the settings."""
+    rt = _runtime()
+    args = {
+        "catalog_url": catalog_url and production.mask(catalog_url),
+        "qdrant_url": qdrant_url,
+        "qdrant_path": qdrant_path,
+        "graph": graph_backend,
+    }
+    with _logged(rt, "to-production", args, dry_run) as out:
+        target = production.Target(
+            catalog_url=catalog_url,
+            qdrant_url=qdrant_url,
+            qdrant_api_key=qdrant_api_key,
+            qdrant_path=qdrant_path,
+            graph_backend=graph_backend,
+            graph_url=graph_url,
+        )
+        with _bar("copy") as report:
+            out.update(production.copy_all(rt, target, dry_run=dry_run, progress=report))
+        _show(out)
+
+
+@app.command()
+def runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """The log of migration runs."""
+    rt = _runtime()
+    table = Table("started", "command", "state", "dry run", "summary / error")
+    for r in migration_state.list_runs(rt.catalog, limit):
+        detail = r["error"] or json.dumps(r["summary"], default=str)
+        table.add_row(
+            r["started_at"].isoformat(timespec="seconds"),
+            r["command"],
+            r["state"],
+            "yes" if r["dry_run"] else "",
+            detail[:120],
+        )
+    rt.close()
+    console.print(table)

@@ -1,0 +1,173 @@
+"""Re-embedding while a client queries continuously: a new collection with other sparse
+weights is built from the catalog while the old one serves, documents are added and deleted
+meanwhile, then one alias switch; no query fails and none ever sees a half-built collection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.settings import EmbeddingSettings, Settings, SparseSettings
+from infra.migrate import vectors, verify
+from ingestion.runtime import Runtime
+from stores.vectors import SPARSE, SearchFilter, collection_name
+from tests.support import tiny_embedder
+from tests.support.migration import DOCS, ingest, running, runtime
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_reembedding_switches_the_alias_atomically_while_queries_run(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with running(make_settings()) as api:
+        rt = runtime(api)
+        ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook", "memo")}
+        tenant = rt.catalog.get_tenant("acme").id
+        live = rt.vectors.collection
+        # A probe on the two documents nobody touches: its hit count is the same in the old
+        # and the complete new collection, and lower in any half-built one.
+        probe = rt.indexer.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
+        steady = SearchFilter(tenant_id=tenant, document_ids=[ids["contract"], ids["handbook"]])
+
+        def probe_hits() -> int:
+            return len(rt.vectors.search_sparse(probe.indices, probe.values, steady, 100))
+
+        expected_hits = probe_hits()
+        assert expected_hits > 0
+        failures: list[str] = []
+        counts: list[int] = []
+        samples: list[float] = []  # when the client's queries returned
+        stop = threading.Event()
+
+        def client() -> None:
+            while not stop.is_set():
+                r = api.client.post(
+                    "/v1/search",
+                    headers=api.h(),
+                    json={"query": "annual price of the maintenance contract"},
+                )
+                if r.status_code != 200 or not r.json()["passages"]:
+                    failures.append(f"{r.status_code}: {r.text[:200]}")
+                counts.append(probe_hits())
+                samples.append(time.monotonic())
+
+        querying = threading.Thread(target=client)
+        querying.start()
+        try:
+            indexer = vectors.target_indexer(rt, sparse=SparseSettings(k1=1.6, b=0.5))
+            built: list[dict[str, object]] = []
+            builder = threading.Thread(
+                target=lambda: built.append(vectors.build(rt, indexer, batch_size=1))
+            )
+            builder.start()
+            ids["notes"] = ingest(api, "notes", DOCS["notes"])  # during the build
+            gone = api.client.delete(f"/v1/documents/{ids['memo']}", headers=api.h()).json()
+            assert api.wait(gone["id"])["state"] == "succeeded"
+            builder.join(120)
+            assert built, "the build did not finish"
+            switch_started = time.monotonic()
+            switched = vectors.switch(rt, indexer)
+            switch_ended = time.monotonic()
+            deadline = switch_ended + 60
+            while sum(t > switch_ended for t in samples) < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the client goes on after the switch
+        finally:
+            stop.set()
+            querying.join(30)
+
+        assert failures == []
+        assert set(counts) == {expected_hits}
+        assert sum(t < switch_started for t in samples) >= 5  # it queried before,
+        assert sum(t > switch_ended for t in samples) >= 5  # and after the switch
+        new = str(switched["to"])
+        assert rt.vectors.alias_target() == new and switched["from"] == f"{live}__legacy"
+
+        # The new collection holds exactly the live chunks, with the new sparse weights.
+        assert verify.verify(rt).ok
+        assert rt.vectors.point_ids(tenant, ids["memo"]) == set()
+        notes = rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["notes"]).id)
+        point = rt.vectors.client.retrieve(live, ids=[notes[0].id], with_vectors=True)[0]
+        assert isinstance(point.vector, dict)
+        assert list(point.vector[SPARSE].values) == pytest.approx(
+            indexer.sparse.encode_document(notes[0].text, notes[0].language).values
+        )
+        r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
+        assert ids["notes"] in {p["document_id"] for p in r.json()["passages"]}
+
+        # Rollback points the alias back; finalize drops the collection it left.
+        back = vectors.rollback(rt)
+        assert rt.vectors.alias_target() == back["to"] == f"{live}__legacy"
+        assert probe_hits() == expected_hits
+        assert verify.verify(rt).ok
+        vectors.switch(rt, indexer)
+        assert rt.vectors.alias_target() == new
+        assert vectors.finalize(rt)["dropped"] == f"{live}__legacy"
+        assert not rt.vectors.client.collection_exists(f"{live}__legacy")
+        assert probe_hits() == expected_hits
+
+
+def test_reembedding_with_another_model_then_a_rolling_restart(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    tiny = str(tiny_embedder.build(tmp_path / "tiny-embedder"))
+    settings = make_settings()
+    with running(settings) as api:
+        ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook")}
+        rt = runtime(api)
+        indexer = vectors.target_indexer(rt, model=tiny)
+        assert vectors.build(rt, indexer)["built"] == 2
+        out = vectors.switch(rt, indexer)
+        assert out["alias"] == collection_name("gedrag", tiny) != rt.vectors.collection
+        # This process keeps its model and its collection until it restarts.
+        r = api.client.post("/v1/search", headers=api.h(), json={"query": "annual price"})
+        assert r.status_code == 200 and r.json()["passages"]
+        ids["notes"] = ingest(api, "notes", DOCS["notes"])  # before the restart: old only
+
+    restarted = settings.model_copy(update={"embedding": EmbeddingSettings(model=tiny)})
+    rt = Runtime.build(restarted)
+    try:
+        assert rt.vectors.dim() == tiny_embedder.DIM
+        report = verify.verify(rt)
+        assert {d.document_id: d.stores for d in report.drift} == {ids["notes"]: {"vectors"}}
+        verify.repair(rt, report)
+        assert verify.verify(rt).ok
+    finally:
+        rt.close()
+    with running(restarted) as api:
+        r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
+        assert r.status_code == 200
+        assert ids["notes"] in {p["document_id"] for p in r.json()["passages"]}
+
+
+def test_an_interrupted_build_resumes_from_its_checkpoint(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with running(make_settings()) as api:
+        for name in ("contract", "handbook", "memo"):
+            ingest(api, name, DOCS[name])
+        rt = runtime(api)
+        indexer = vectors.target_indexer(rt, sparse=SparseSettings(b=0.4))
+
+        def crash_after_first_batch(done: int, _total: int | None) -> None:
+            if done == 1:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            vectors.build(rt, indexer, batch_size=1, progress=crash_after_first_batch)
+        seen: list[int] = []
+        vectors.build(rt, indexer, batch_size=1, progress=lambda done, _t: seen.append(done))
+        assert seen[0] == 1 and seen[-1] == 3  # resumed after the first document
+        new = vectors.target(rt, indexer).new
+        tenant = rt.catalog.get_tenant("acme").id
+        live = [d["id"] for d in api.client.get("/v1/documents", headers=api.h()).json()["items"]]
+        chunks = {
+            c.id
+            for doc in live
+            for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, doc).id)
+        }
+        assert len(live) == 3 and set(new.all_point_versions()) == chunks
