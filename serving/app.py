@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
 from ingestion.runtime import Runtime
-from serving import api, errors, qa_api
+from serving import api, errors, eval_api, qa_api
 from serving.documents import DocumentService
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def create_app(
         app.state.celery = celery
         app.state.service = DocumentService(rt, celery)
         app.state.qa = None
+        app.state.release_checked_at = None
         worker: Any = None
         if run_worker:
             worker = start_embedded_worker(celery)
@@ -64,6 +65,7 @@ def create_app(
     errors.install(app)
     app.include_router(api.router)
     app.include_router(qa_api.router)
+    app.include_router(eval_api.router)
 
     @app.middleware("http")
     async def reject_oversized(
