@@ -10,6 +10,7 @@ faithfulness, answer relevancy and LLM context precision (with reference).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 from ingestion.embedding import Embedder
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # no telemetry: gedrag runs offline
+log = logging.getLogger(__name__)
 
 NON_LLM = (
     "non_llm_context_precision_with_reference",
@@ -44,10 +46,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class Judge:
+    """An OpenAI-compatible endpoint (vLLM) that RAGAS's LLM-judged metrics call."""
+
     url: str
     model: str
     api_key: str | None
     timeout_s: float
+    http_client: Any = None  # an httpx.AsyncClient; tests pass one with a MockTransport
+    max_retries: int = 2  # the OpenAI client's retries on 5xx / connection errors
 
 
 def _embeddings(embedder: Embedder) -> Any:
@@ -91,6 +97,7 @@ class RagasScorer:
             "rouge_score": RougeScore(),
         }
         self.judged: dict[str, Any] = {}
+        self.judge_errors = 0
         if judge is not None:
             self.judged = _judged_metrics(judge, self.embeddings)
 
@@ -125,7 +132,12 @@ class RagasScorer:
                 continue
             out[name] = round(float(await metric.single_turn_ascore(row)), 6)
         for name, metric in self.judged.items():
-            out[name] = await _judged_score(name, metric, s)
+            try:
+                out[name] = await _judged_score(name, metric, s)
+            except Exception as exc:  # a judge that errs or writes invalid JSON: no score
+                self.judge_errors += 1
+                log.warning("judge failed", extra={"metric": name, "error": str(exc)[:300]})
+                out[name] = None
         return out
 
 
@@ -139,7 +151,11 @@ def _judged_metrics(judge: Judge, embeddings: Any) -> dict[str, Any]:
     )
 
     client = AsyncOpenAI(
-        base_url=judge.url, api_key=judge.api_key or "none", timeout=judge.timeout_s
+        base_url=judge.url,
+        api_key=judge.api_key or "none",
+        timeout=judge.timeout_s,
+        http_client=judge.http_client,
+        max_retries=judge.max_retries,
     )
     llm = llm_factory(judge.model, client=client)
     return {

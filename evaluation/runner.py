@@ -314,6 +314,7 @@ def _answer_and_score(
         "questions": len(results),
         "answerable": sum(1 for r in results if r["answerable"]),
         "metrics": {"ragas": scorer.names, "judge": judge.model if judge else None},
+        "judge_errors": scorer.judge_errors,
         "latency_ms": {
             stage: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)}
             for stage, v in stages.items()

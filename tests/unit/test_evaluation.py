@@ -301,3 +301,69 @@ def test_ragas_non_llm_metrics_score_with_ragas_code() -> None:
     # no reference contexts: the metrics that need them are not invented
     bare = scorer.score(Sample("How long?", ctx, ctx, [ctx], [], [], []))
     assert bare["non_llm_context_recall"] is None and bare["id_based_context_recall"] is None
+
+
+def fake_judge() -> Any:
+    """An OpenAI-compatible endpoint (httpx.MockTransport) answering RAGAS's JSON prompts
+    by the schema each prompt asks for: every statement supported, every context useful."""
+    import httpx
+
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        prompt = json.loads(request.content)["messages"][-1]["content"]
+        calls.append(prompt)
+        if '"noncommittal"' in prompt:
+            content: dict[str, Any] = {"question": "How long is parental leave?", "noncommittal": 0}
+        elif '"verdict"' in prompt and '"statements"' in prompt:
+            content = {"statements": [{"statement": "s", "reason": "in context", "verdict": 1}]}
+        elif '"statements"' in prompt:
+            content = {"statements": ["Parental leave lasts sixteen weeks."]}
+        else:
+            content = {"reason": "useful", "verdict": 1}
+        message = {"role": "assistant", "content": json.dumps(content)}
+        return httpx.Response(
+            200,
+            json={
+                "id": "c",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "judge",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            },
+        )
+
+    from evaluation.ragas_metrics import Judge
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return Judge("http://judge.test/v1", "judge", None, 10, http_client=client), calls
+
+
+def test_llm_judged_ragas_metrics_run_when_a_judge_is_configured() -> None:
+    from evaluation.ragas_metrics import LLM_JUDGED, NON_LLM, RagasScorer, Sample
+
+    judge, calls = fake_judge()
+    scorer = RagasScorer(WordsEmbedder(), judge)
+    assert scorer.names == [*NON_LLM, *LLM_JUDGED]
+    ctx = "Parental leave lasts sixteen weeks at full salary."
+    scores = scorer.score(
+        Sample("How long is parental leave?", ctx, ctx, [ctx], [ctx], ["a"], ["a"])
+    )
+    assert scores["faithfulness"] == 1.0
+    assert scores["answer_relevancy"] == pytest.approx(1.0)
+    assert scores["llm_context_precision_with_reference"] == pytest.approx(1.0, abs=1e-6)
+    assert calls and scorer.judge_errors == 0
+
+
+def test_a_failing_judge_leaves_its_metrics_unscored() -> None:
+    import httpx
+
+    from evaluation.ragas_metrics import Judge, RagasScorer, Sample
+
+    down = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    scorer = RagasScorer(
+        WordsEmbedder(), Judge("http://judge.test/v1", "j", None, 5, down, max_retries=0)
+    )
+    scores = scorer.score(Sample("Q?", "A.", "A.", ["A."], ["A."], ["a"], ["a"]))
+    assert scores["faithfulness"] is None and scores["answer_relevancy"] is None
+    assert scores["rouge_score"] == 1.0 and scorer.judge_errors == 3
