@@ -101,7 +101,9 @@ def bars_svg(series: list[tuple[str, dict[str, float]]], metrics: list[str]) -> 
     return "".join(parts)
 
 
-def scatter_svg(points: list[tuple[str, float, float]], x_label: str, y_label: str) -> str:
+def scatter_svg(
+    points: list[tuple[str, float, float]], x_label: str, y_label: str, *, diagonal: bool = True
+) -> str:
     """One dot per question; the diagonal marks 'no change' when both axes are one metric."""
     size, pad = 260, 36
     inner = size - 2 * pad
@@ -109,8 +111,12 @@ def scatter_svg(points: list[tuple[str, float, float]], x_label: str, y_label: s
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img" '
         f'aria-label="per-question scatter">',
         f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#999"/>',
-        f'<line x1="{pad}" y1="{pad + inner}" x2="{pad + inner}" y2="{pad}" stroke="#ccc" '
-        f'stroke-dasharray="4"/>',
+        (
+            f'<line x1="{pad}" y1="{pad + inner}" x2="{pad + inner}" y2="{pad}" stroke="#ccc" '
+            f'stroke-dasharray="4"/>'
+            if diagonal
+            else ""
+        ),
         f'<text x="{size / 2}" y="{size - 6}" font-size="11" text-anchor="middle">'
         f"{html.escape(x_label)}</text>",
         f'<text transform="translate(12,{size / 2}) rotate(-90)" font-size="11" '
@@ -162,7 +168,8 @@ def to_html(
                 if r["scores"].get(mx) is not None and r["scores"].get(my) is not None
             ]
             if pts:
-                scatters.append((f"per question: {mx} (x) vs {my} (y)", scatter_svg(pts, mx, my)))
+                title = f"per question: {mx} (x) vs {my} (y)"
+                scatters.append((title, scatter_svg(pts, mx, my, diagonal=False)))
     e = html.escape
     score_rows = "".join(
         f"<tr><td>{e(k)}</td>" + "".join(f"<td>{_fmt(s.get(k))}</td>" for _, s in series) + "</tr>"
