@@ -14,9 +14,12 @@ from core.errors import Forbidden
 from evaluation import service as evals
 from ingestion.runtime import Runtime
 from serving.api import ERRORS, current_tenant, runtime
+from serving.schemas import ErrorPublic
 from stores.catalog.evaluation import EvalStore
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["evaluation"])
+router = APIRouter(
+    prefix="/v1", responses={**ERRORS, 403: {"model": ErrorPublic}}, tags=["evaluation"]
+)
 Caller = Annotated[Tenant, Depends(current_tenant)]
 
 

@@ -151,6 +151,11 @@ def test_promotion_over_http_is_for_promoters_only_and_explains_refusals(env: En
     assert refused["promoted"] is False and refused["release_id"] == env.worse.id
     assert refused["previous"] == production and refused["decision_id"]
     assert any("below the floor" in r for r in refused["reasons"])
+    # No body: the policy's default suite, on which nothing was evaluated here.
+    bare = api.client.post(url, headers=api.h("acme")).json()
+    assert bare["promoted"] is False
+    assert "no finished evaluation on suite 'fr_service_public_qa'" in bare["reasons"][0]
+    assert env.store.production_id() == production
 
 
 def test_serving_uses_the_promoted_release_without_restart(env: Env) -> None:

@@ -69,3 +69,20 @@ def test_production_is_the_last_promoted_release_refusals_change_nothing(
     )
     assert store.production_id() == "rel_b"
     assert [d.promoted for d in store.decisions("rel_b")] == [True, False]
+
+
+def test_migration_0003_creates_the_tables_the_models_describe(catalog_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from stores.catalog.models import Base
+
+    catalog = Catalog(catalog_url)
+    catalog.migrate()
+    try:
+        with catalog.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        catalog.dispose()
+    ours = [d for d in diff if "eval_" in repr(d)]
+    assert ours == []
