@@ -3,6 +3,7 @@ tenants named in ``GEDRAG_EVALUATION__PROMOTERS`` may promote)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -34,13 +35,47 @@ class PromoteRequest(BaseModel):
     suite: str | None = Field(default=None, description="Suite to judge on (policy default).")
 
 
-@router.get("/releases")
+class RunSummary(BaseModel):
+    id: str
+    suite: str
+    suite_id: str
+    scores: dict[str, float]
+    finished_at: datetime | None
+    report_url: str
+
+
+class ReleasePublic(BaseModel):
+    id: str = Field(description="rel_ + hash of the canonical config.")
+    name: str
+    production: bool
+    created_at: datetime
+    latest_runs: list[RunSummary] = Field(description="The newest run per suite.")
+
+
+class ReleaseDetail(ReleasePublic):
+    config: dict[str, Any] = Field(description="The release file as JSON, defaults filled in.")
+
+
+class ReleasesPage(BaseModel):
+    production: str | None = Field(description="Id of the production release, if any.")
+    releases: list[ReleasePublic]
+
+
+class PromotionPublic(BaseModel):
+    promoted: bool
+    release_id: str
+    previous: str | None = Field(description="Production before this decision.")
+    reasons: list[str] = Field(description="Why it was refused (empty when promoted).")
+    decision_id: str
+
+
+@router.get("/releases", response_model=ReleasesPage)
 def list_releases(_: Caller, store: Store) -> dict[str, Any]:
     """Every release, which one is in production, and each one's newest run per suite."""
     return evals.releases_public(store)
 
 
-@router.get("/releases/{release_id}")
+@router.get("/releases/{release_id}", response_model=ReleaseDetail)
 def get_release(release_id: str, _: Caller, store: Store) -> dict[str, Any]:
     r = store.get_release(release_id)
     return {
@@ -49,7 +84,7 @@ def get_release(release_id: str, _: Caller, store: Store) -> dict[str, Any]:
     }
 
 
-@router.post("/releases/{release_id}/promote")
+@router.post("/releases/{release_id}/promote", response_model=PromotionPublic)
 def promote_release(
     release_id: str,
     tenant: Caller,
