@@ -22,7 +22,13 @@ from typing import Any
 
 from core import ids, media
 from core.errors import ConfigurationError, GedragError
-from core.settings import BrokerSettings, CatalogSettings, QdrantSettings, Settings
+from core.settings import (
+    BrokerSettings,
+    CatalogSettings,
+    GraphSettings,
+    QdrantSettings,
+    Settings,
+)
 from evaluation.metrics import percentile, retrieval_scores
 from evaluation.ragas_metrics import Judge, RagasScorer, Sample
 from evaluation.release import Release, installed_revision
@@ -116,12 +122,15 @@ class Namespace:
 
 
 def namespace_settings(base: Settings, release: Release, root: Path) -> Settings:
+    """Embedded stores inside ``root`` whatever ``base`` points at: an evaluation never
+    writes to the production catalog, Qdrant server or Neo4j."""
     settings = base.model_copy(
         update={
             "data_dir": root,
             "catalog": CatalogSettings(),
             "broker": BrokerSettings(),
             "qdrant": QdrantSettings(collection_prefix="eval"),
+            "graph": GraphSettings(),
         }
     )
     return release.settings(settings)

@@ -367,3 +367,28 @@ def test_a_failing_judge_leaves_its_metrics_unscored() -> None:
     scores = scorer.score(Sample("Q?", "A.", "A.", ["A."], ["A."], ["a"], ["a"]))
     assert scores["faithfulness"] is None and scores["answer_relevancy"] is None
     assert scores["rouge_score"] == 1.0 and scorer.judge_errors == 3
+
+
+def test_the_namespace_of_a_run_is_embedded_whatever_production_uses(make_settings: Any) -> None:
+    from pydantic import SecretStr
+
+    from core.settings import CatalogSettings, EvaluationSettings, Neo4jSettings, QdrantSettings
+    from evaluation.runner import judge_from, namespace_settings
+
+    prod = make_settings(
+        catalog=CatalogSettings(url="postgresql://db/gedrag"),
+        qdrant=QdrantSettings(url="http://qdrant:6333"),
+        graph={"backend": "neo4j"},
+        neo4j=Neo4jSettings(uri="bolt://neo4j:7687", password=SecretStr("x")),
+    )
+    worse = load_release(REPO / "releases" / "dense-top1.yaml")
+    ns = namespace_settings(prod, worse, Path("/tmp/ns"))
+    assert ns.catalog_url.startswith("sqlite:////tmp/ns/")
+    assert ns.qdrant.url is None and ns.qdrant_path == Path("/tmp/ns/qdrant")
+    assert ns.graph.backend == "relational" and ns.retrieval.top_k == 1
+    assert judge_from(prod) is None
+    judged = make_settings(
+        evaluation=EvaluationSettings(judge_url="http://vllm:8000/v1", judge_model="m")
+    )
+    judge = judge_from(judged)
+    assert judge is not None and (judge.url, judge.model) == ("http://vllm:8000/v1", "m")
