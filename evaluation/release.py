@@ -103,9 +103,6 @@ class Release:
         """What decides the index: releases sharing it share an ingested corpus."""
         return _sha(self.config["ingestion"])[:16]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, **self.config}
-
     def settings(self, base: Settings) -> Settings:
         """``base`` with every pipeline setting replaced by this release's."""
         ing = self.config["ingestion"]
