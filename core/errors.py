@@ -50,6 +50,12 @@ class Unauthorized(GedragError):
     code = "unauthorized"
 
 
+class Forbidden(GedragError):
+    """A valid key that may not do this (e.g. promote a release)."""
+
+    code = "forbidden"
+
+
 class InvalidInput(GedragError):
     """The request is well-formed HTTP but its content is invalid (names the field)."""
 

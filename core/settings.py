@@ -210,6 +210,32 @@ class GenerationSettings(BaseModel):
     )
 
 
+class EvaluationSettings(BaseModel):
+    """Evaluation harness and release promotion (``gedrag eval``, ``gedrag release``)."""
+
+    judge_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL of the LLM judge (vLLM); unset = no LLM-judged "
+        "RAGAS metrics.",
+    )
+    judge_model: str | None = Field(default=None, description="Model served at judge_url.")
+    judge_api_key: SecretStr | None = Field(default=None, description="Judge bearer token.")
+    judge_timeout_s: float = Field(default=120, gt=0, description="Judge request timeout.")
+    policy: Path | None = Field(
+        default=None, description="Gate policy YAML; unset = releases/gate.yaml of the repo."
+    )
+    promoters: list[str] = Field(
+        default=["default"],
+        description="Tenants whose API keys may promote a release through the API.",
+    )
+    release_cache_s: float = Field(
+        default=5,
+        ge=0,
+        description="Serving re-reads the production release at most this often (promotions "
+        "through this process apply at once).",
+    )
+
+
 class QdrantSettings(BaseModel):
     """Vector store: a local folder by default, a Qdrant server when ``url`` is set."""
 
@@ -306,6 +332,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
     graph: GraphSettings = GraphSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     migrate: MigrateSettings = MigrateSettings()

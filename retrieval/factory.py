@@ -36,8 +36,10 @@ def generator(settings: Settings) -> Generator:
             assert_never(backend)
 
 
-def qa(rt: Runtime) -> QA:
-    settings = rt.settings
+def qa(rt: Runtime, settings: Settings | None = None) -> QA:
+    """The QA stack over ``rt``'s stores; ``settings`` may replace the query-time half
+    (retrieval, generation), e.g. with the production release's."""
+    settings = settings or rt.settings
     reranker = (
         CrossEncoderReranker(settings.retrieval.reranker, device=settings.embedding.device)
         if settings.retrieval.reranker

@@ -21,7 +21,7 @@ from core.metrics import HTTP_LATENCY, QUEUE_DEPTH
 from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
 from ingestion.runtime import Runtime
-from serving import api, console, errors, qa_api, readiness
+from serving import api, console, errors, eval_api, qa_api, readiness
 from serving.documents import DocumentService
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def create_app(
         app.state.celery = celery
         app.state.service = DocumentService(rt, celery)
         app.state.qa = None
+        app.state.release_checked_at = None
         worker: Any = None
         if run_worker:
             worker = start_embedded_worker(celery)
@@ -77,6 +78,7 @@ def create_app(
     errors.install(app)
     app.include_router(api.router)
     app.include_router(qa_api.router)
+    app.include_router(eval_api.router)
     console.install(app)
 
     @app.middleware("http")

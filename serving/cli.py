@@ -21,6 +21,7 @@ from infra.migrate.cli import app as migrate_app
 from ingestion.celery_app import GedragCelery
 from ingestion.runtime import Runtime
 from serving.app import create_app
+from stores.catalog.evaluation import EvalStore
 
 app = typer.Typer(
     help="gedrag: document management with grounded, cited answers.", no_args_is_help=True
@@ -32,6 +33,10 @@ app.add_typer(tenants, name="tenants")
 app.add_typer(keys, name="keys")
 app.add_typer(docs, name="docs")
 app.add_typer(migrate_app, name="migrate")
+evals = typer.Typer(help="Evaluate pipeline releases on suites.", no_args_is_help=True)
+releases = typer.Typer(help="Pipeline releases and their promotion.", no_args_is_help=True)
+app.add_typer(evals, name="eval")
+app.add_typer(releases, name="release")
 
 console = Console()
 err = Console(stderr=True)
@@ -354,3 +359,204 @@ def docs_list(
             d["id"],
         )
     console.print(table)
+
+
+# -- evaluation and releases --------------------------------------------------------------
+
+
+def _eval_store() -> tuple[Settings, EvalStore]:
+    rt = _runtime()
+    return rt.settings, EvalStore(rt.catalog)
+
+
+@evals.command("run")
+def eval_run(
+    release: Annotated[Path, typer.Option("--release", "-r", help="Release YAML file.")],
+    suite: Annotated[str, typer.Option("--suite", "-s", help="Suite name.")],
+    path: Annotated[
+        Path | None, typer.Option(help="Folder of the suite's data (default: its descriptor's).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the reports (default <data dir>/reports/<run>).")
+    ] = None,
+) -> None:
+    """Ingest the suite under the release's config, answer every question, score, store."""
+    from evaluation import runner, suites
+    from evaluation import service as ev
+    from evaluation.release import load_release
+
+    settings, store = _eval_store()
+    try:
+        rel = load_release(release)
+        data = suites.load_suite(suite, path, limit=limit)
+    except GedragError as exc:
+        raise _fail(exc.detail) from exc
+    console.print(
+        f"release [bold]{rel.name}[/bold] ({rel.id}) on suite [bold]{data.name}[/bold] "
+        f"({data.id}): {len(data.corpus)} documents, {len(data.questions)} questions"
+    )
+    columns = (
+        TextColumn("{task.description:>15}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    tasks: dict[str, Any] = {}
+    started = time.perf_counter()
+    with Progress(*columns, console=console) as progress:
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        try:
+            result = runner.run(settings, rel, data, store, progress=report)
+        except GedragError as exc:
+            raise _fail(exc.detail) from exc
+    elapsed = time.perf_counter() - started
+    table = Table("metric", "score", title=f"run {result.id}")
+    for k, v in result.scores.items():
+        table.add_row(k, f"{v:.4f}")
+    console.print(table)
+    lat = result.info.get("latency_ms", {})
+    if lat:
+        console.print(
+            "latency ms (p50/p95): "
+            + ", ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}" for k, v in lat.items())
+        )
+    folder = out or settings.data_dir / "reports" / result.id
+    folder.mkdir(parents=True, exist_ok=True)
+    for fmt, name in (("json", "report.json"), ("md", "report.md"), ("html", "report.html")):
+        (folder / name).write_text(ev.report(store, result.id, fmt), encoding="utf-8")
+    reused = "reused" if result.info.get("index_reused") else f"{result.info.get('ingest_s')} s"
+    console.print(
+        f"finished in {elapsed:.0f} s (ingestion {reused}, answers "
+        f"{result.info.get('answer_s')} s); reports in {folder}/report.{{json,md,html}}"
+    )
+
+
+@evals.command("compare")
+def eval_compare(
+    a: Annotated[str, typer.Argument(help="Run id, or release (id, name or file).")],
+    b: Annotated[str, typer.Argument(help="Run id, or release (id, name or file).")],
+    suite: Annotated[str | None, typer.Option("--suite", "-s")] = None,
+    metric: Annotated[str, typer.Option(help="Metric of the per-question table.")] = "ndcg@10",
+    show: Annotated[int, typer.Option(help="Questions listed (largest changes first).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per-question differences B - A, with paired bootstrap intervals per metric."""
+    import json
+
+    from evaluation import service as ev
+
+    _, store = _eval_store()
+    try:
+        cmp = ev.compare(store, a, b, suite)
+    except GedragError as exc:
+        raise _fail(exc.detail) from exc
+    if as_json:
+        console.print_json(json.dumps(cmp, default=str))
+        return
+    console.print(
+        f"A = run {cmp['a']['id']} (release {cmp['a']['release_id']}), "
+        f"B = run {cmp['b']['id']} (release {cmp['b']['release_id']}), suite {cmp['a']['suite']}"
+    )
+    table = Table("metric", "A", "B", "B - A", "95% CI", "n")
+    for m, d in cmp["metrics"].items():
+        table.add_row(
+            m,
+            f"{d['a']:.4f}",
+            f"{d['b']:.4f}",
+            f"{d['mean']:+.4f}",
+            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]",
+            str(d["n"]),
+        )
+    console.print(table)
+    rows = [q for q in cmp["questions"] if metric in q["diff"]]
+    rows.sort(key=lambda q: -abs(q["diff"][metric]))
+    per_q = Table("question", f"A {metric}", f"B {metric}", "B - A", title="per question")
+    for q in rows[:show]:
+        per_q.add_row(
+            f"{q['id']}: {q['question'][:60]}",
+            f"{q['a'][metric]:.3f}",
+            f"{q['b'][metric]:.3f}",
+            f"{q['diff'][metric]:+.3f}",
+        )
+    console.print(per_q)
+    changed = sum(1 for q in rows if q["diff"][metric] != 0)
+    console.print(f"{changed} of {len(rows)} questions changed on {metric}")
+
+
+@evals.command("report")
+def eval_report(
+    run_id: str,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html, md or json.")] = "html",
+    out: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """A stored run's report."""
+    from evaluation import service as ev
+
+    _, store = _eval_store()
+    try:
+        text = ev.report(store, run_id, fmt)
+    except GedragError as exc:
+        raise _fail(exc.detail) from exc
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+@releases.command("list")
+def release_list() -> None:
+    """Releases, the production one, and their newest score per suite."""
+    from evaluation import service as ev
+
+    _, store = _eval_store()
+    data = ev.releases_public(store)
+    table = Table("", "name", "id", "created", "latest runs (suite: nDCG@10, run id)")
+    for r in data["releases"]:
+        runs = "; ".join(
+            f"{x['suite']}: {x['scores'].get('ndcg@10', float('nan')):.3f} ({x['id'][:8]})"
+            for x in r["latest_runs"]
+        )
+        table.add_row(
+            "★" if r["production"] else "", r["name"], r["id"], r["created_at"][:19], runs
+        )
+    console.print(table)
+    console.print(f"production: {data['production'] or 'none (serving uses its settings)'}")
+
+
+@releases.command("promote")
+def release_promote(
+    release: Annotated[str, typer.Argument(help="Release id, name or YAML file.")],
+    suite: Annotated[str | None, typer.Option("--suite", "-s")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Gate policy YAML.")] = None,
+) -> None:
+    """Promote a release to production if the gate passes; the decision is recorded."""
+    from evaluation import service as ev
+
+    settings, store = _eval_store()
+    try:
+        decision = ev.promote(
+            store, release, suite=suite, policy_path=policy or settings.evaluation.policy
+        )
+    except GedragError as exc:
+        raise _fail(exc.detail) from exc
+    if decision.promoted:
+        console.print(
+            f"[green]promoted[/green] {decision.release_id} "
+            f"(previous: {decision.previous_id or 'none'}; decision {decision.id})"
+        )
+        return
+    console.print(f"[red]refused[/red] {decision.release_id} (decision {decision.id}):")
+    for reason in decision.reasons:
+        console.print(f"  - {reason}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import (
     ConfigurationError,
     Conflict,
+    Forbidden,
     GedragError,
     IngestionError,
     InvalidInput,
@@ -25,6 +26,7 @@ from core.errors import (
 # Most specific first is not needed: the class's own MRO is walked, nearest ancestor wins.
 STATUS: dict[type[GedragError], int] = {
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,

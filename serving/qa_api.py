@@ -4,6 +4,7 @@ OpenAI-compatible chat endpoint so existing chat front ends can use gedrag."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -15,6 +16,8 @@ from fastapi.responses import StreamingResponse
 
 from core.domain import Tenant
 from core.errors import InvalidInput
+from evaluation import service as evals
+from ingestion.runtime import Runtime
 from retrieval import factory
 from retrieval.search import SearchResult
 from retrieval.service import QA, Reply
@@ -32,21 +35,52 @@ from serving.schemas import (
     SearchRequest,
     SearchResponse,
 )
+from stores.catalog.evaluation import EvalStore
 from stores.vectors import SearchFilter
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["questions"])
 Caller = Annotated[Tenant, Depends(current_tenant)]
 _qa_lock = threading.Lock()
 
 
 def qa(request: Request) -> QA:
-    """Built on first use: loading the embedding model takes seconds, uploads need none."""
+    """Built on first use (loading the embedding model takes seconds, uploads need none), and
+    rebuilt when another release is promoted: the production release's retrieval and
+    generation settings apply without a restart. Production is re-read at most every
+    ``GEDRAG_EVALUATION__RELEASE_CACHE_S`` seconds, at once after a promotion in this process."""
     state = request.app.state
+    rt = state.runtime
     with _qa_lock:
-        if getattr(state, "qa", None) is None:
-            state.qa = factory.qa(state.runtime)
+        now = time.monotonic()
+        checked = getattr(state, "release_checked_at", None)
+        if (
+            getattr(state, "qa", None) is None
+            or checked is None
+            or (now - checked >= rt.settings.evaluation.release_cache_s)
+        ):
+            production = EvalStore(rt.catalog).production_id()
+            state.release_checked_at = now
+            if getattr(state, "qa", None) is None or production != getattr(
+                state, "qa_release", None
+            ):
+                state.qa = _build_qa(rt, production)
+                state.qa_release = production
         built: QA = state.qa
         return built
+
+
+def _build_qa(rt: Runtime, production: str | None) -> QA:
+    if production is None:
+        return factory.qa(rt)
+    release = evals.as_release(EvalStore(rt.catalog).get_release(production))
+    if release.config["ingestion"]["embedding"]["model"] != rt.settings.embedding.model:
+        log.warning(
+            "production release indexes with another embedding model; serving keeps its own",
+            extra={"release_id": production},
+        )
+    log.info("serving release", extra={"release_id": production})
+    return factory.qa(rt, release.serving_overlay(rt.settings))
 
 
 QADep = Annotated[QA, Depends(qa)]

@@ -272,3 +272,59 @@ class MigrationStateRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- evaluation: releases, runs, per-question results, promotion decisions -----------------
+# Platform-level (no tenant): a release is the pipeline every tenant is served by.
+
+
+class ReleaseRow(Base):
+    __tablename__ = "eval_releases"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # hash of the canonical config
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvalRunRow(Base):
+    __tablename__ = "eval_runs"
+    __table_args__ = (Index("ix_eval_runs_release", "release_id", "suite_id", "finished_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("eval_releases.id", ondelete="CASCADE"))
+    suite: Mapped[str] = mapped_column(String(100))
+    suite_id: Mapped[str] = mapped_column(String(40))
+    code_version: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)  # latency, counts, judge, error
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class EvalResultRow(Base):
+    __tablename__ = "eval_results"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    question_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column()
+
+
+class PromotionRow(Base):
+    __tablename__ = "eval_promotions"
+    __table_args__ = (Index("ix_eval_promotions_decided", "promoted", "decided_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("eval_releases.id", ondelete="CASCADE"))
+    previous_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    suite: Mapped[str | None] = mapped_column(String(100), default=None)
+    promoted: Mapped[bool] = mapped_column()
+    reasons: Mapped[dict[str, Any]] = mapped_column()  # {"reasons": [...]}
+    evidence: Mapped[dict[str, Any]] = mapped_column()
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
