@@ -194,7 +194,8 @@ def to_html(
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gedrag evaluation {e(run.id)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ddd;padding:3px 8px;
+table{{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto}}
+svg{{max-width:100%;height:auto}}td,th{{border:1px solid #ddd;padding:3px 8px;
 font-size:13px;text-align:left}}figure{{display:inline-block;margin:0 1em 1em 0}}
 figcaption{{font-size:12px;color:#555}}</style></head><body>
 <h1>Evaluation of release {e(release_name)}</h1>

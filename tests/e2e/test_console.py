@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,18 @@ import pytest
 import uvicorn
 
 from core.settings import BrokerSettings, Settings
+from evaluation import runner
+from evaluation.release import load_release
+from evaluation.suites import load_suite
 from serving.app import create_app
+from stores.catalog.evaluation import EvalStore
 from tests.conftest import FIXTURES, REQUIRE_SERVICES, SHARED_DATASETS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console"
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "var" / "test-artifacts" / "console"
 MEMO = "unstructured_fake-memo.pdf"
 HANDBOOK = "docling_amt_handbook_sample.pdf"
 SLOW = 120_000  # ms: ingestion of the first document loads the embedding model
@@ -393,14 +399,51 @@ RELEASES = {
 REPORT = "<html><body><h1>Evaluation run-b</h1><svg width='80' height='40'><rect width='80' height='40'/></svg></body></html>"
 
 
-def test_releases_say_unavailable_when_the_evaluation_api_is_absent(
-    page: Any, server: Server
-) -> None:
-    sign_in(page, server.keys["acme"])
-    page.get_by_role("link", name="Releases").click()
-    state = page.locator("#releases-state")
-    state.wait_for()
-    assert "unavailable" in state.inner_text()
+def test_releases_over_the_real_evaluation_harness(page: Any, server: Server) -> None:
+    """Two releases scored on the tiny suite by the real harness, shown, reported and put
+    through the real gate from the page (a key of the `default` tenant, the default promoter)."""
+    server.catalog.create_tenant("default")
+    promoter, _ = server.catalog.create_api_key("default")
+    sign_in(page, promoter)
+    page.goto("/#/releases")
+    assert "No releases yet" in page.locator("#releases-state").inner_text()
+
+    store = EvalStore(server.catalog)
+    suite = load_suite(str(FIXTURES / "eval_suite" / "suite.yaml"))
+    default = load_release(REPO / "releases" / "default.yaml")
+    worse = load_release(REPO / "releases" / "dense-top1.yaml")
+    # In a thread: ragas runs its own event loop, and Playwright's holds this thread's.
+    with ThreadPoolExecutor(1) as pool:
+        scored = {
+            r.id: pool.submit(runner.run, server.settings, r, suite, store).result()
+            for r in (default, worse)
+        }
+
+    page.reload()
+    assert "No release is in production" in page.locator("#production").inner_text()
+    cards = {r.id: page.locator(f'#candidates article[data-id="{r.id}"]') for r in (default, worse)}
+    for release_id, card in cards.items():
+        cell = card.locator('[data-metric="recall@k"]')
+        assert cell.inner_text() == f"{scored[release_id].scores['recall@k']:.3f}"
+
+    cards[default.id].locator(".report-button").click()
+    report = page.frame_locator(f'#candidates article[data-id="{default.id}"] iframe')
+    report.locator("svg").first.wait_for()  # the report's plots, inline
+    shot(page, "6-release-report")
+
+    cards[worse.id].locator("select.suite").select_option("tiny")
+    cards[worse.id].locator(".promote").click()
+    verdict = cards[worse.id].locator(".verdict")
+    verdict.locator('[data-promoted="false"]').wait_for()
+    assert "recall@k 0.500 is below the floor 0.800" in verdict.locator(".reasons").inner_text()
+    assert store.production_id() is None
+
+    cards[default.id].locator("select.suite").select_option("tiny")
+    cards[default.id].locator(".promote").click()
+    cards[default.id].locator('.verdict [data-promoted="true"]').wait_for()
+    page.locator(f'#production article[data-id="{default.id}"]').wait_for(timeout=SLOW)
+    assert store.production_id() == default.id
+    shot(page, "7-release-promoted")
 
 
 def test_releases_show_scores_report_and_the_gate_verdict(page: Any, server: Server) -> None:
