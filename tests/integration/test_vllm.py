@@ -200,6 +200,27 @@ def test_readiness_check_sees_the_real_server(server: Server) -> None:
     assert report["llm"].status == "up", report
 
 
+def test_ragas_llm_judged_metrics_call_the_real_server(server: Server) -> None:
+    """The evaluation's judge path against vLLM: RAGAS's own metric classes send their prompts
+    to the server, and every judged metric comes back as a score in [0, 1] or, when the random
+    model's reply cannot be used, as no score, without failing the others."""
+    from evaluation.ragas_metrics import LLM_JUDGED, Judge, RagasScorer, Sample
+    from tests.unit.test_evaluation import WordsEmbedder
+
+    served = server.log.read_text(errors="replace").count("/v1/chat/completions")
+    scorer = RagasScorer(WordsEmbedder(), Judge(server.base_url, MODEL, None, 60, max_retries=0))
+    ctx = "Parental leave lasts sixteen weeks at full salary."
+    scores = scorer.score(
+        Sample("How long is parental leave?", ctx, ctx, [ctx], [ctx], ["a"], ["a"])
+    )
+    assert server.log.read_text(errors="replace").count("/v1/chat/completions") > served
+    for name in LLM_JUDGED:
+        value = scores[name]
+        assert value is None or 0.0 <= value <= 1.0, (name, value)
+    assert scores["rouge_score"] == 1.0  # the non-LLM metrics are unaffected
+    assert scorer.judge_errors == sum(scores[n] is None for n in LLM_JUDGED)
+
+
 def test_unknown_model_is_a_configuration_error(server: Server) -> None:
     gen = VLLMGenerator(server.base_url, "no-such-model")
     with pytest.raises(ConfigurationError, match="no-such-model"):
