@@ -13,19 +13,27 @@ PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9
 SCATTER_METRICS = ("ndcg@10", "semantic_similarity", "rouge_score", "recall@k")
 
 
-def to_json(run: StoredRun, release_name: str) -> str:
-    body = {
+def run_dict(run: StoredRun, *, results: bool = True) -> dict[str, Any]:
+    """A run as JSON data: the JSON report's, and the API's (which adds the report's URL)."""
+    out: dict[str, Any] = {
         "id": run.id,
-        "release": {"id": run.release_id, "name": release_name},
-        "suite": {"name": run.suite, "id": run.suite_id},
+        "release_id": run.release_id,
+        "suite": run.suite,
+        "suite_id": run.suite_id,
         "code_version": run.code_version,
         "state": run.state,
         "scores": run.scores,
         "info": run.info,
         "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "results": run.results,
     }
+    if results:
+        out["results"] = run.results
+    return out
+
+
+def to_json(run: StoredRun, release_name: str) -> str:
+    body = {**run_dict(run), "release_name": release_name}
     return json.dumps(body, ensure_ascii=False, indent=2)
 
 

@@ -57,26 +57,18 @@ def code_version() -> str:
         version = metadata.version("gedrag")
     except metadata.PackageNotFoundError:
         version = "0+unknown"
-    git = shutil.which("git")
-    if git is None:
+    git_path = shutil.which("git")
+    if git_path is None:
         return version
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [git_path, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+
     try:
-        sha = subprocess.run(  # noqa: S603 - fixed arguments, no shell
-            [git, "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603
-            [git, "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        sha = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{sha}{'.dirty' if dirty else ''}"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInput, NotFound
+from evaluation import report as reports
 from evaluation import suites
 from evaluation.gate import evaluate_gate, load_policy, paired
 from evaluation.release import Release, from_stored, load_release
@@ -150,22 +151,10 @@ def compare(store: EvalStore, a: str, b: str, suite: str | None = None) -> dict[
 
 
 def run_public(run: StoredRun, *, results: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": run.id,
-        "release_id": run.release_id,
-        "suite": run.suite,
-        "suite_id": run.suite_id,
-        "code_version": run.code_version,
-        "state": run.state,
-        "scores": run.scores,
-        "info": run.info,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    return {
+        **reports.run_dict(run, results=results),
         "report_url": f"/v1/eval/runs/{run.id}/report.html",
     }
-    if results:
-        out["results"] = run.results
-    return out
 
 
 def release_public(store: EvalStore, r: StoredRelease, production: str | None) -> dict[str, Any]:
@@ -222,8 +211,6 @@ def _same_suite_runs(store: EvalStore, run: StoredRun) -> list[tuple[str, Stored
 
 
 def report(store: EvalStore, run_id: str, fmt: str = "html") -> str:
-    from evaluation import report as reports
-
     run = store.get_run(run_id)
     name = store.get_release(run.release_id).name
     if fmt == "json":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import httpx
 import pytest
 
 from tests.conftest import FIXTURES
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 GEDRAG = str(Path(sys.executable).with_name("gedrag"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

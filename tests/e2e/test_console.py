@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from evaluation.suites import load_suite
 from serving.app import create_app
 from stores.catalog.evaluation import EvalStore
 from tests.conftest import FIXTURES, REQUIRE_SERVICES, SHARED_DATASETS
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -72,13 +72,6 @@ class Server:
     catalog: Any
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real app over HTTP, as `make run` serves it, with three tenants."""
@@ -88,7 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         broker=BrokerSettings(queue=f"test-{uuid.uuid4().hex[:8]}"),
     )
     app = create_app(settings)
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,17 +24,12 @@ import pytest
 from core.settings import CatalogSettings, QdrantSettings, Settings
 from ingestion.runtime import Runtime
 from tests.integration.test_worker_killed import long_text
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GEDRAG = str(Path(sys.executable).with_name("gedrag"))
 QDRANT_URL = os.environ.get("GEDRAG_QDRANT__URL")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def job_ids_in(log: Path) -> set[str]:

@@ -4,7 +4,6 @@ Qdrant folder is refused at start, with the reason, instead of failing at its fi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.net import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GEDRAG = str(Path(sys.executable).with_name("gedrag"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_worker_metrics_and_one_process_per_local_qdrant_folder(

@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from retrieval.types import NOT_FOUND, Answer, Passage
 from retrieval.vllm import VLLMGenerator, to_answer
 from serving import readiness
 from tests.conftest import REQUIRE_SERVICES
+from tests.support.net import free_port
 from tests.support.tiny_llm import MAX_MODEL_LEN, build_tiny_llm
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -94,13 +94,6 @@ class Server:
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
