@@ -228,7 +228,7 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(page: Any, server: Serve
     assert not page.locator("#more").is_visible()  # one page only
     page.reload()  # the collection filter lists "memos" once it exists
     options = page.locator("#filter-collection option")
-    assert options.all_inner_texts() == ["All", "memos"]
+    expect(options).to_have_text(["All", "memos"])  # filled once the collections arrive
     page.locator("#filter-collection").select_option("memos")
     page.locator("#filter-status").select_option("failed")
     page.locator(".empty", has_text="No document matches").wait_for()
