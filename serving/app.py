@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,22 +12,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from core import observability
 from core.errors import StoreUnavailable
-from core.metrics import HTTP_LATENCY, QUEUE_DEPTH
+from core.metrics import QUEUE_DEPTH
 from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
 from ingestion.runtime import Runtime
 from serving import api, console, errors, eval_api, qa_api, readiness
 from serving.documents import DocumentService
+from serving.middleware import Observe, RejectOversized
 
 log = logging.getLogger(__name__)
-access = logging.getLogger("gedrag.access")
-
-REQUEST_ID_HEADER = "X-Request-ID"
-# A caller's own request id is kept when it is a plain token; anything else is replaced.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
 # Multipart framing around the file: boundaries, part headers and the small form fields.
 MULTIPART_SLACK = 256 * 1024
 
@@ -81,60 +72,13 @@ def create_app(
     app.include_router(eval_api.router)
     console.install(app)
 
-    @app.middleware("http")
-    async def reject_oversized(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """413 from Content-Length alone, before the body is read and spooled to disk."""
-        length = request.headers.get("content-length")
-        if request.method in ("POST", "PUT") and length and length.isdigit():
-            limit = settings.api.max_upload_bytes
-            if request.url.path.endswith("/batch"):
-                limit *= api.MAX_BATCH_FILES
-            if int(length) > limit + MULTIPART_SLACK:
-                return JSONResponse(
-                    errors.error_body(
-                        "payload_too_large",
-                        f"request body of {length} bytes exceeds the {limit} byte upload limit",
-                    ),
-                    status_code=413,
-                )
-        return await call_next(request)
+    def upload_limit(path: str) -> int:
+        limit = settings.api.max_upload_bytes
+        return limit * api.MAX_BATCH_FILES if path.endswith("/batch") else limit
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Request id (kept from the caller or made), latency histogram, one access log line.
-        Outermost middleware: rejected requests are counted too. A streamed response is timed
-        to its headers."""
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        with observability.bound(request_id=rid):
-            start = time.perf_counter()
-            status = 500
-            try:
-                response = await call_next(request)
-                status = response.status_code
-            finally:
-                elapsed = time.perf_counter() - start
-                # The route template, not the path: ids must not become label values.
-                route = getattr(request.scope.get("route"), "path", "unmatched")
-                HTTP_LATENCY.labels(request.method, route, str(status)).observe(elapsed)
-                access.info(
-                    "%s %s %s",
-                    request.method,
-                    request.url.path,
-                    status,
-                    extra={
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 1),
-                        "tenant": getattr(request.state, "tenant", None),
-                    },
-                )
-        response.headers[REQUEST_ID_HEADER] = rid
-        return response
+    # The last added runs first: Observe sees every request, the rejected ones too.
+    app.add_middleware(RejectOversized, limit_for=upload_limit, slack=MULTIPART_SLACK)
+    app.add_middleware(Observe)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:
