@@ -58,6 +58,9 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
 
         querying = threading.Thread(target=client)
         querying.start()
+        deadline = time.monotonic() + 120
+        while len(samples) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the client is querying (its first query loads the model) ...
         try:
             indexer = vectors.target_indexer(rt, sparse=SparseSettings(k1=1.6, b=0.5))
             built: list[dict[str, object]] = []
