@@ -142,11 +142,13 @@ def main() -> None:
             # Warm-up outside the measure: model load and first unstructured import (~10 s).
             run(client, auth, [("warm.md", b"# Warm up\n\nFirst document.")], "warm")
             STAGES.clear()
+            warm_calls = rt.indexer.batcher.calls
             pdf = run(client, auth, pdfs, "pdf")
             pdf_stages = dict(STAGES)
             STAGES.clear()
             mixed = run(client, auth, others + fiches, "mixed")
             mixed_stages = dict(STAGES)
+            model_calls = rt.indexer.batcher.calls - warm_calls
 
     pages = sum(pdf_pages(d) for _, d in pdfs)
     total_docs = pdf["documents"] + mixed["documents"]
@@ -173,6 +175,7 @@ def main() -> None:
         "embed_chunks_per_s": round(total_chunks / stages["embed"], 1)
         if stages.get("embed")
         else None,
+        "chunks_per_model_call": round(total_chunks / max(1, model_calls), 1),
         "stage_seconds": dict(sorted(stages.items())),
         "peak_rss_mb": round(peak_rss_mb),
     }
@@ -187,7 +190,9 @@ def main() -> None:
     print(f"failures: {pdf['failed'] + mixed['failed']}")
     print("stage seconds:", result["stage_seconds"])
     print(
-        f"embedding: {result['embed_chunks_per_s']} chunks/s; peak RSS {result['peak_rss_mb']} MB"
+        f"embedding: {result['embed_chunks_per_s']} chunks/s, "
+        f"{result['chunks_per_model_call']} chunks per model call; "
+        f"peak RSS {result['peak_rss_mb']} MB"
     )
     print(json.dumps(result))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -117,3 +118,96 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return [v.tolist() for v in vectors]
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    wake: threading.Event = field(default_factory=threading.Event)
+    vectors: list[list[float]] | None = None
+    error: BaseException | None = None
+    lead: bool = False
+
+
+class BatchingEmbedder:
+    """Embeds the texts of concurrent callers together: one model call for several documents.
+
+    A worker embeds each document's chunks on its own thread, often a handful at a time; small
+    batches of mixed lengths waste most of a CPU's time on padding and on the threads' start
+    and stop. Here each ``embed`` joins a queue; a caller that finds no batch running leads:
+    it takes waiting requests in arrival order, up to ``max_texts`` texts, embeds them in one
+    call (the model sorts them by length), hands every caller its vectors and goes on until its
+    own request is served, then passes the lead to the oldest waiting caller. Nobody waits for
+    company: a lone caller runs at once, and batches form while a batch runs.
+    """
+
+    def __init__(self, inner: Embedder, *, max_texts: int = 64) -> None:
+        self.inner = inner
+        self.max_texts = max_texts
+        self._lock = threading.Lock()
+        self._pending: list[_Request] = []
+        self._leading = False
+        self.calls = 0  # model calls made (tests and benchmarks read it)
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        req = _Request(list(texts))
+        with self._lock:
+            self._pending.append(req)
+            if not self._leading:
+                self._leading = req.lead = True
+        if not req.lead:
+            req.wake.wait()  # served, or handed the lead
+        if req.lead:
+            self._lead(req)
+        if req.error is not None:
+            raise req.error
+        assert req.vectors is not None
+        return req.vectors
+
+    def _lead(self, own: _Request) -> None:
+        while own.vectors is None and own.error is None:
+            with self._lock:
+                batch: list[_Request] = []
+                size = 0
+                while self._pending and (
+                    not batch or size + len(self._pending[0].texts) <= self.max_texts
+                ):
+                    size += len(self._pending[0].texts)
+                    batch.append(self._pending.pop(0))
+            self._run(batch)
+            for r in batch:
+                if r is not own:
+                    r.wake.set()
+        with self._lock:
+            if self._pending:
+                successor = self._pending[0]
+                successor.lead = True
+                successor.wake.set()
+            else:
+                self._leading = False
+
+    def _run(self, batch: list[_Request]) -> None:
+        self.calls += 1
+        try:
+            vectors = self.inner.embed([t for r in batch for t in r.texts])
+        except Exception as exc:  # every caller of the batch sees the model's error
+            for r in batch:
+                r.error = exc
+            return
+        start = 0
+        for r in batch:
+            r.vectors = vectors[start : start + len(r.texts)]
+            start += len(r.texts)

@@ -6,6 +6,7 @@ moves their results between the stores.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, assert_never
@@ -15,7 +16,7 @@ from core.domain import ChunkRecord, Document, Version
 from core.metrics import INGEST_STAGE
 from core.settings import Settings
 from ingestion.chunking import ChunkerConfig, chunk
-from ingestion.embedding import Embedder, SentenceTransformerEmbedder
+from ingestion.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
 from ingestion.entities import EntityExtractor, RuleBasedEntityExtractor
 from ingestion.llm_entities import LLMEntityExtractor
 from ingestion.parsing import ParseLimits, parse
@@ -62,6 +63,8 @@ class Indexer:
         self.sparse = SparseEncoder(k1=sp.k1, b=sp.b, avg_doc_length=sp.avg_doc_length)
         self.extractor = extractor or make_extractor(settings)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
+        self._batcher: BatchingEmbedder | None = None
+        self._batcher_lock = threading.Lock()
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -69,6 +72,15 @@ class Indexer:
             return self._embedder
         e = self.settings.embedding
         return SentenceTransformerEmbedder(e.model, device=e.device, batch_size=e.batch_size)
+
+    @property
+    def batcher(self) -> BatchingEmbedder:
+        """The embedder of document chunks: concurrent documents share model calls (queries
+        use ``embedder`` directly and never wait for a batch to form). One per indexer."""
+        with self._batcher_lock:
+            if self._batcher is None:
+                self._batcher = BatchingEmbedder(self.embedder, max_texts=EMBED_BATCH)
+            return self._batcher
 
     def to_dict(self) -> dict[str, Any]:
         """The ingestion half of a pipeline release."""
@@ -116,7 +128,7 @@ class Indexer:
         points: list[VectorPoint] = []
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
-            dense = self.embedder.embed([c.text for c in batch])
+            dense = self.batcher.embed([c.text for c in batch])
             for c, vector in zip(batch, dense, strict=True):
                 sparse = self.sparse.encode_document(c.text, c.language)
                 points.append(

@@ -198,7 +198,7 @@ def test_ragas_llm_judged_metrics_call_the_real_server(server: Server) -> None:
     to the server, and every judged metric comes back as a score in [0, 1] or, when the random
     model's reply cannot be used, as no score, without failing the others."""
     from evaluation.ragas_metrics import LLM_JUDGED, Judge, RagasScorer, Sample
-    from tests.unit.test_evaluation import WordsEmbedder
+    from tests.support.words_embedder import WordsEmbedder
 
     served = server.log.read_text(errors="replace").count("/v1/chat/completions")
     scorer = RagasScorer(WordsEmbedder(), Judge(server.base_url, MODEL, None, 60, max_retries=0))

@@ -18,6 +18,7 @@ from evaluation.release import load_release, parse_release
 from evaluation.suites import SuiteError, load_suite
 from stores.catalog.evaluation import StoredRun
 from tests.conftest import FIXTURES, SHARED_DATASETS
+from tests.support.words_embedder import WordsEmbedder
 
 pytestmark = pytest.mark.unit
 
@@ -258,27 +259,6 @@ def test_html_report_is_self_contained_with_bars_and_scatter() -> None:
 
 
 # -- RAGAS ----------------------------------------------------------------------------------
-
-
-class WordsEmbedder:
-    """Deterministic bag-of-words vectors (hashing), enough for RAGAS's cosine similarity."""
-
-    model_id = "words"
-    dim = 64
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def embed(self, texts: Any) -> list[list[float]]:
-        import zlib
-
-        out = []
-        for t in texts:
-            v = [0.0] * self.dim
-            for w in re.findall(r"\w+", t.lower()):
-                v[zlib.crc32(w.encode()) % self.dim] += 1.0
-            out.append(v if any(v) else [1.0] + [0.0] * (self.dim - 1))
-        return out
 
 
 def test_ragas_non_llm_metrics_score_with_ragas_code() -> None:

@@ -1,0 +1,25 @@
+"""Deterministic bag-of-words vectors (hashing): an embedder for tests of the code around a
+model (RAGAS's cosine similarity, batching), where what a real model would say does not matter."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+
+
+class WordsEmbedder:
+    model_id = "words"
+    dim = 64
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out = []
+        for t in texts:
+            v = [0.0] * self.dim
+            for w in re.findall(r"\w+", t.lower()):
+                v[zlib.crc32(w.encode()) % self.dim] += 1.0
+            out.append(v if any(v) else [1.0] + [0.0] * (self.dim - 1))
+        return out
