@@ -31,7 +31,7 @@ from typing import Any
 from qdrant_client import models
 
 from core import ids
-from core.domain import ChunkRecord, Document, Version
+from core.domain import ChunkRecord, Document, DocumentStatus, Version
 from core.errors import Conflict, IngestionError, NotFound, UnsupportedMediaType
 from core.settings import ChunkingSettings, SparseSettings
 from infra.migrate import catalog_reads
@@ -215,8 +215,16 @@ def _stage(
         )
         chunks = []
     chunks = chunks or current
-    staging.stage(rt.catalog, t.new.collection, version.id, chunks)
+    if not staging.stage(rt.catalog, t.new.collection, version.id, chunks):
+        return chunks  # purged meanwhile: the catch-up removes its points
     rt.graph.add_chunks(t.indexer.version_graph(chunks, doc, version))
+    try:
+        now = rt.catalog.get_document(doc.tenant_id, doc.id)
+        superseded = now.status == DocumentStatus.DELETING or now.active_version != version.number
+    except NotFound:
+        superseded = True
+    if superseded:  # deleted or superseded while re-chunked: its removal may have gone first
+        rt.graph.delete_version(doc.tenant_id, doc.id, version.id)
     return chunks
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import String, delete, exists, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.domain import ChunkRecord, DocumentStatus
@@ -73,8 +74,19 @@ def active_versions(catalog: Catalog) -> dict[str, ActiveVersion]:
 
 def stage(
     catalog: Catalog, collection: str, version_id: str, chunks: Sequence[ChunkRecord]
+) -> bool:
+    """The version's staged records for ``collection`` become exactly ``chunks`` (idempotent);
+    False when the version is gone (its document was purged meanwhile)."""
+    try:
+        _stage(catalog, collection, version_id, chunks)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _stage(
+    catalog: Catalog, collection: str, version_id: str, chunks: Sequence[ChunkRecord]
 ) -> None:
-    """The version's staged records for ``collection`` become exactly ``chunks`` (idempotent)."""
     with catalog.session() as s:
         s.execute(
             delete(StagedChunkRow).where(

@@ -26,6 +26,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Smaller chunks than the defaults (254 tokens, sections under 64 merged): 2-3 per document.
 SMALL = ChunkingSettings(max_tokens=24, overlap_tokens=4, min_section_tokens=0)
 SMALL_ARGS = ["--chunk-max-tokens", "24", "--chunk-overlap", "4", "--chunk-min-section", "0"]
+POLICY = b"""# Remote work policy
+
+Employees of ACME Industries may work remotely two days a week with the approval of their manager.
+"""
+POLICY_V2 = (
+    POLICY
+    + b"""
+## Equipment
+
+Laptops for remote work are provided by the IT department and insured by Globex Insurance.
+"""
+)
 
 
 def chunk_ids(rt: Runtime, tenant: str, document_id: str) -> set[str]:
@@ -46,9 +58,11 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
     with running(make_settings()) as api:
         rt = runtime(api)
         ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook", "memo")}
+        ids["policy"] = ingest(api, "policy", POLICY)
         tenant = rt.catalog.get_tenant("acme").id
         live = rt.vectors.collection
         old = {name: chunk_ids(rt, tenant, d) for name, d in ids.items()}
+        policy_v1 = rt.catalog.get_version(tenant, ids["policy"])
         probe = rt.indexer.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
         steady = SearchFilter(tenant_id=tenant, document_ids=[ids["contract"], ids["handbook"]])
 
@@ -91,9 +105,14 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
             ids["notes"] = ingest(api, "notes", DOCS["notes"])  # during the build
             gone = api.client.delete(f"/v1/documents/{ids['memo']}", headers=api.h()).json()
             assert api.wait(gone["id"])["state"] == "succeeded"
+            v2 = api.client.post(
+                f"/v1/documents/{ids['policy']}/versions",
+                headers=api.h(),
+                files={"file": ("policy.md", POLICY_V2)},
+            ).json()
+            assert api.wait(v2["job_id"])["state"] == "succeeded"
             builder.join(120)
             assert built, "the build did not finish"
-            assert built[0]["versions_to_rechunk"] == 3
             switch_started = time.monotonic()
             switched = vectors.switch(rt, indexer)
             switch_ended = time.monotonic()
@@ -112,7 +131,7 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
         assert rt.vectors.alias_target() == switched["to"] and switched["from"] == f"{live}__legacy"
 
         # The catalog, the collection and the graph hold the new chunks, and nothing else.
-        kept = ("contract", "handbook", "notes")
+        kept = ("contract", "handbook", "notes", "policy")
         new = {name: chunked_by(rt, indexer, tenant, ids[name]) for name in kept}
         for name in kept:
             assert chunk_ids(rt, tenant, ids[name]) == new[name]
@@ -121,11 +140,14 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
             assert rt.catalog.get_version(tenant, ids[name]).chunk_count == len(new[name])
         assert len(new["contract"]) > len(old["contract"])  # smaller chunks, more of them
         assert new["notes"] != chunked_by(rt, rt.indexer, tenant, ids["notes"])  # re-chunked too
-        assert switched["rechunked_versions"] == 3
+        assert switched["rechunked_versions"] == 4
         with pytest.raises(NotFound):
             rt.catalog.get_document(tenant, ids["memo"])
         assert rt.vectors.point_ids(tenant, ids["memo"]) == set()
         assert rt.graph.chunk_ids(tenant, ids["memo"]) == set()
+        assert rt.catalog.version_chunks(policy_v1.id) == []  # re-versioned: v2 only
+        policy_v2 = rt.catalog.get_version(tenant, ids["policy"])
+        assert set(rt.vectors.point_versions(tenant, ids["policy"]).values()) == {policy_v2.id}
         assert verify.verify(rt).ok
         everything = set().union(*new.values())
         r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
@@ -133,15 +155,15 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
         assert ids["notes"] in {p["document_id"] for p in passages}
         assert {p["chunk_id"] for p in passages} <= everything
         legacy = f"{live}__legacy"
-        assert staging.counts(rt.catalog) == {legacy: 3}  # the old records, for a rollback
+        before = {name: chunked_by(rt, rt.indexer, tenant, ids[name]) for name in kept}
+        assert staging.counts(rt.catalog) == {legacy: sum(map(len, before.values()))}  # kept
 
         # Rollback restores the old chunks everywhere; a second switch brings the new back.
         back = vectors.rollback(rt)
         assert rt.vectors.alias_target() == back["to"] == legacy
         for name in kept:
-            old_ids = old.get(name) or chunked_by(rt, rt.indexer, tenant, ids[name])
-            assert chunk_ids(rt, tenant, ids[name]) == old_ids
-            assert rt.graph.chunk_ids(tenant, ids[name]) == old_ids
+            assert chunk_ids(rt, tenant, ids[name]) == before[name]
+            assert rt.graph.chunk_ids(tenant, ids[name]) == before[name]
         assert probe_hits() == old_hits
         assert verify.verify(rt).ok
         vectors.switch(rt, indexer)
@@ -160,6 +182,8 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
 def test_an_interrupted_rechunking_resumes_without_duplicates_then_switches_from_the_cli(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Plan, dry run and switch through the CLI; a document whose original is lost keeps its
+    chunks."""
     from typer.testing import CliRunner
 
     from core.settings import get_settings
@@ -188,6 +212,10 @@ def test_an_interrupted_rechunking_resumes_without_duplicates_then_switches_from
             assert staging.counts(rt.catalog) == {}
             old = {d: chunk_ids(rt, tenant, d) for d in docs.values()}
             indexer = vectors.target_indexer(rt, chunking=SMALL)
+            new = {d: chunked_by(rt, indexer, tenant, d) for d in docs.values()}
+            memo = docs["memo"]  # its original is lost: it keeps its chunks
+            rt.blobs.delete(tenant, rt.catalog.get_version(tenant, memo).sha256)
+            new[memo] = old[memo]
 
             def crash_after_first_batch(done: int, _total: int | None) -> None:
                 if done == 1:
@@ -198,7 +226,6 @@ def test_an_interrupted_rechunking_resumes_without_duplicates_then_switches_from
             seen: list[int] = []
             vectors.build(rt, indexer, batch_size=1, progress=lambda done, _t: seen.append(done))
             assert seen[0] == 1 and seen[-1] == 3  # resumed after the first document
-            new = {d: chunked_by(rt, indexer, tenant, d) for d in docs.values()}
             staged = set().union(*new.values())
             collection = vectors.target(rt, indexer).new
             assert staging.counts(rt.catalog) == {collection.collection: len(staged)}
