@@ -163,9 +163,8 @@ def _indexer(
             )
         return vectors.target_indexer(rt, model=model, sparse=sparse, chunking=chunking)
     except ValidationError as exc:
-        raise InvalidInput(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
+        problems = [": ".join([*map(str, e["loc"]), e["msg"]]) for e in exc.errors()]
+        raise InvalidInput("invalid parameters: " + "; ".join(problems)) from exc
 
 
 @app.command()

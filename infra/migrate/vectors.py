@@ -306,7 +306,9 @@ def switch(rt: Runtime, indexer: Indexer, *, dry_run: bool = False) -> dict[str,
     t = target(rt, indexer)
     state = migration_state.get_state(rt.catalog, _key(t))
     if not (state and state.get("complete")):
-        raise Conflict(f"{t.new.collection} is not built: run `gedrag migrate reembed build`")
+        raise Conflict(
+            f"{t.new.collection} is not built: run `gedrag migrate reembed` with these options"
+        )
     previous = t.live.alias_target()
     summary: dict[str, Any] = {"alias": t.live.collection, "from": previous, "to": t.new.collection}
     recorded = migration_state.get_state(rt.catalog, f"vectors.alias:{t.live.collection}") or {}
@@ -315,7 +317,8 @@ def switch(rt: Runtime, indexer: Indexer, *, dry_run: bool = False) -> dict[str,
         return summary | {"already_switched": True, "graph": _settle_graph(rt, left)}
     legacy = previous is None and t.live.dim() is not None
     if dry_run:
-        return summary | {"legacy_copy": legacy}
+        staged = staging.staged_versions(rt.catalog, t.new.collection) if t.rechunk else {}
+        return summary | {"legacy_copy": legacy, "rechunked_versions": len(staged)}
     unreachable = recorded.get("previous")  # by a rollback until now; by none after the switch
     since = datetime.fromisoformat(state["started_at"])
     first = catch_up(rt, t, since)  # the bulk, while queries and writes go on
