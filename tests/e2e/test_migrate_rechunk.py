@@ -53,9 +53,10 @@ def chunked_by(rt: Runtime, indexer: Indexer, tenant: str, document_id: str) -> 
 
 
 def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
-    make_settings: Callable[..., Settings],
+    catalog_url: str, make_settings: Callable[..., Settings]
 ) -> None:
-    with running(make_settings()) as api:
+    """On the SQLite and the PostgreSQL catalog (the swap is set-based SQL)."""
+    with running(make_settings(catalog_url)) as api:
         rt = runtime(api)
         ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook", "memo")}
         ids["policy"] = ingest(api, "policy", POLICY)
