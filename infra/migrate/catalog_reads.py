@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -55,6 +56,15 @@ def all_live_documents(catalog: Catalog) -> list[LiveDocument]:
         out.extend(page)
         after = page[-1].document_id
     return out
+
+
+def edited_since(catalog: Catalog, since: datetime) -> list[tuple[str, str]]:
+    """``(tenant_id, document_id)`` of the documents updated since then."""
+    with catalog.session() as s:
+        rows = s.execute(
+            select(DocumentRow.tenant_id, DocumentRow.id).where(DocumentRow.updated_at >= since)
+        )
+        return [(t, d) for t, d in rows]
 
 
 def document_ids(catalog: Catalog) -> set[str]:

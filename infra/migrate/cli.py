@@ -9,15 +9,17 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.errors import ConfigurationError, GedragError
-from core.settings import SparseSettings, get_settings
+from core.errors import ConfigurationError, GedragError, InvalidInput
+from core.settings import ChunkingSettings, SparseSettings, get_settings
 from infra.migrate import catalog_reads, graph, production, vectors, verify
+from ingestion.indexing import Indexer
 from ingestion.runtime import Runtime
-from stores.catalog import migration_state
+from stores.catalog import migration_state, staging
 from stores.graph.dual import DualGraphStore
 
 app = typer.Typer(
@@ -36,6 +38,17 @@ K1 = Annotated[float | None, typer.Option("--sparse-k1", help="BM25 k1 of the ne
 B = Annotated[float | None, typer.Option("--sparse-b", help="BM25 b of the new collection.")]
 AvgLen = Annotated[
     float | None, typer.Option("--sparse-avg-doc-length", help="BM25 mean chunk length.")
+]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option("--chunk-max-tokens", help="Largest chunk (model tokens): re-chunks everything."),
+]
+Overlap = Annotated[
+    int | None, typer.Option("--chunk-overlap", help="Overlap of split sections (tokens).")
+]
+MinSection = Annotated[
+    int | None,
+    typer.Option("--chunk-min-section", help="Smaller sections merge with the next (tokens)."),
 ]
 
 # Rates measured on the reference machine (2 cores, README): they scale the estimates of `plan`.
@@ -125,17 +138,33 @@ def _show(summary: dict[str, Any]) -> None:
 
 
 def _indexer(
-    rt: Runtime, model: str | None, k1: float | None, b: float | None, avg: float | None
-) -> Any:
-    sparse = None
-    if (k1, b, avg) != (None, None, None):
-        cur = rt.settings.sparse
-        sparse = SparseSettings(
-            k1=cur.k1 if k1 is None else k1,
-            b=cur.b if b is None else b,
-            avg_doc_length=cur.avg_doc_length if avg is None else avg,
-        )
-    return vectors.target_indexer(rt, model=model, sparse=sparse)
+    rt: Runtime,
+    model: str | None,
+    sparse_args: tuple[float | None, float | None, float | None],
+    chunk_args: tuple[int | None, int | None, int | None],
+) -> Indexer:
+    k1, b, avg = sparse_args
+    max_tokens, overlap, min_section = chunk_args
+    sparse = chunking = None
+    try:
+        if sparse_args != (None, None, None):
+            cur = rt.settings.sparse
+            sparse = SparseSettings(
+                k1=cur.k1 if k1 is None else k1,
+                b=cur.b if b is None else b,
+                avg_doc_length=cur.avg_doc_length if avg is None else avg,
+            )
+        if chunk_args != (None, None, None):
+            ch = rt.settings.chunking
+            chunking = ChunkingSettings(
+                max_tokens=ch.max_tokens if max_tokens is None else max_tokens,
+                overlap_tokens=ch.overlap_tokens if overlap is None else overlap,
+                min_section_tokens=ch.min_section_tokens if min_section is None else min_section,
+            )
+        return vectors.target_indexer(rt, model=model, sparse=sparse, chunking=chunking)
+    except ValidationError as exc:
+        problems = [": ".join([*map(str, e["loc"]), e["msg"]]) for e in exc.errors()]
+        raise InvalidInput("invalid parameters: " + "; ".join(problems)) from exc
 
 
 @app.command()
@@ -181,6 +210,17 @@ def _plan(rt: Runtime, out: dict[str, Any]) -> Table:
     table.add_row(
         "re-embedding estimate",
         f"~{chunks / EMBED_CHUNKS_PER_S:.0f} s ({EMBED_CHUNKS_PER_S:.0f} chunks/s)",
+    )
+    table.add_row(
+        "re-chunking estimate",
+        f"~{chunks / EMBED_CHUNKS_PER_S:.0f} s × current / new --chunk-max-tokens, "
+        "plus parsing every original again",
+    )
+    staged = staging.counts(rt.catalog)
+    out["staged_chunks"] = staged
+    table.add_row(
+        "staged chunk records (re-chunking)",
+        ", ".join(f"{name}: {n}" for name, n in sorted(staged.items())) or "(none)",
     )
     table.add_row(
         "copy to production estimate",
@@ -264,13 +304,17 @@ def reembed(
     sparse_k1: K1 = None,
     sparse_b: B = None,
     sparse_avg_doc_length: AvgLen = None,
+    chunk_max_tokens: MaxTokens = None,
+    chunk_overlap: Overlap = None,
+    chunk_min_section: MinSection = None,
     switch: Annotated[bool, typer.Option("--switch", help="Then point the alias at it.")] = False,
     batch_size: BatchSize = None,
     restart: Restart = False,
     dry_run: DryRun = False,
 ) -> None:
-    """Build a new Qdrant collection (another model or sparse weights) while the old one
-    serves; with --switch, move the alias to it in one step. Local Qdrant: only the process
+    """Build a new Qdrant collection (another model, sparse weights or chunk parameters) while
+    the old one serves; with --switch, move the alias to it in one step (new chunk parameters:
+    and the catalog's chunk records and the graph's chunks). Local Qdrant: only the process
     that holds the folder can do this (stop `gedrag up`, or use a Qdrant server)."""
     rt = _runtime()
     args = {
@@ -278,10 +322,18 @@ def reembed(
         "k1": sparse_k1,
         "b": sparse_b,
         "avg": sparse_avg_doc_length,
+        "chunk_max_tokens": chunk_max_tokens,
+        "chunk_overlap": chunk_overlap,
+        "chunk_min_section": chunk_min_section,
         "switch": switch,
     }
     with _logged(rt, "reembed", args, dry_run) as out:
-        indexer = _indexer(rt, model, sparse_k1, sparse_b, sparse_avg_doc_length)
+        indexer = _indexer(
+            rt,
+            model,
+            (sparse_k1, sparse_b, sparse_avg_doc_length),
+            (chunk_max_tokens, chunk_overlap, chunk_min_section),
+        )
         t = vectors.target(rt, indexer)
         state = migration_state.get_state(rt.catalog, f"vectors.reembed:{t.new.collection}")
         if restart or not (state and state.get("complete")):
@@ -300,17 +352,27 @@ def reembed(
             out["built"] = f"{t.new.collection} already built (--restart rebuilds it)"
         if switch:
             out["switch"] = vectors.switch(rt, indexer, dry_run=dry_run)
+            deploy: list[str] = []
             if (sparse_k1, sparse_b, sparse_avg_doc_length) != (None, None, None):
                 sp = indexer.settings.sparse
-                out["next"] = (
-                    f"deploy GEDRAG_SPARSE__K1={sp.k1} GEDRAG_SPARSE__B={sp.b} "
+                deploy.append(
+                    f"GEDRAG_SPARSE__K1={sp.k1} GEDRAG_SPARSE__B={sp.b} "
                     f"GEDRAG_SPARSE__AVG_DOC_LENGTH={sp.avg_doc_length} (new documents)"
                 )
+            if t.rechunk:
+                ch = indexer.settings.chunking
+                deploy.append(
+                    f"GEDRAG_CHUNKING__MAX_TOKENS={ch.max_tokens} "
+                    f"GEDRAG_CHUNKING__OVERLAP_TOKENS={ch.overlap_tokens} "
+                    f"GEDRAG_CHUNKING__MIN_SECTION_TOKENS={ch.min_section_tokens} (new documents)"
+                )
             if not t.serving:
-                out["next"] = (
-                    f"deploy GEDRAG_EMBEDDING__MODEL={indexer.embedder.model_id} "
+                deploy.append(
+                    f"GEDRAG_EMBEDDING__MODEL={indexer.embedder.model_id} "
                     "(queries must use the new model)"
                 )
+            if deploy:
+                out["next"] = "deploy " + "; ".join(deploy) + ", with a rolling restart"
         _show(out)
 
 

@@ -33,10 +33,10 @@ from stores.vectors import QdrantVectorStore
 
 Progress = Callable[[int, int | None], None]
 # Graph tables travel through the GraphStore API (the target may be Neo4j); migration state
-# names the source stores and would mislead the target.
+# and staged chunk records name the source stores and would mislead the target.
 SKIPPED_TABLES = frozenset(
     {"graph_chunks", "graph_documents", "graph_entities", "graph_mentions", "graph_relations"}
-    | {"migration_state"}
+    | {"migration_state", "staged_chunks"}
 )
 ROWS_PER_INSERT = 500
 

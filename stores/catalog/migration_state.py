@@ -35,6 +35,14 @@ def put_state(catalog: Catalog, key: str, value: dict[str, Any]) -> None:
             row.updated_at = utcnow()
 
 
+def states(catalog: Catalog, prefix: str) -> dict[str, dict[str, Any]]:
+    """Every state whose key starts with ``prefix``."""
+    with catalog.session() as s:
+        key = MigrationStateRow.key
+        rows = s.scalars(select(MigrationStateRow).where(key.startswith(prefix, autoescape=True)))
+        return {r.key: dict(r.value) for r in rows}
+
+
 def delete_state(catalog: Catalog, key: str) -> None:
     with catalog.session() as s:
         row = s.get(MigrationStateRow, key)

@@ -274,6 +274,30 @@ class MigrationStateRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class StagedChunkRow(Base):
+    """A chunk record set aside for a Qdrant collection during a re-chunking
+    (:mod:`infra.migrate.vectors`): the rows a new collection is built from until the switch
+    makes them the catalog's chunks, then the rows the previous collection was built from
+    until ``finalize`` (rollback swaps them back). Same columns as :class:`ChunkRow`."""
+
+    __tablename__ = "staged_chunks"
+    __table_args__ = (Index("ix_staged_chunks_version", "collection", "version_id"),)
+
+    collection: Mapped[str] = mapped_column(String(200), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    document_id: Mapped[str] = mapped_column(ID)
+    # A purged document takes its staged rows with it.
+    version_id: Mapped[str] = mapped_column(ForeignKey("document_versions.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    section_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    page_start: Mapped[int | None] = mapped_column(default=None)
+    page_end: Mapped[int | None] = mapped_column(default=None)
+    language: Mapped[str] = mapped_column(String(8))
+    token_count: Mapped[int] = mapped_column(Integer)
+
+
 # -- evaluation: releases, runs, per-question results, promotion decisions -----------------
 # Platform-level (no tenant): a release is the pipeline every tenant is served by.
 

@@ -58,8 +58,9 @@ class GraphStore(Protocol):
     """A tenant-partitioned graph of documents, chunks and entities.
 
     ``upsert_version`` replaces whatever the version had (idempotent: running it twice leaves one
-    copy). ``delete_version`` / ``delete_document`` remove chunks and mentions, then entities
-    left unmentioned; deleting what is absent is a no-op. Reads never cross tenants.
+    copy); ``add_chunks`` upserts chunks beside the ones the version already has.
+    ``delete_version`` / ``delete_document`` remove chunks and mentions, then entities left
+    unmentioned; deleting what is absent is a no-op. Reads never cross tenants.
     Unreachable engines raise :class:`core.errors.StoreUnavailable` (retryable).
     """
 
@@ -70,6 +71,12 @@ class GraphStore(Protocol):
         ...
 
     def upsert_version(self, graph: VersionGraph) -> None: ...
+
+    def add_chunks(self, graph: VersionGraph) -> None:
+        """Upsert these chunks of the version (their mentions replaced, entities merged) and
+        leave its other chunks in place: a re-chunking adds the new chunks beside the old ones
+        until its switch. Idempotent."""
+        ...
 
     def delete_version(self, tenant_id: str, document_id: str, version_id: str) -> None: ...
 

@@ -61,6 +61,10 @@ class DualGraphStore:
         self.primary.upsert_version(graph)
         self.secondary.upsert_version(graph)
 
+    def add_chunks(self, graph: VersionGraph) -> None:
+        self.primary.add_chunks(graph)
+        self.secondary.add_chunks(graph)
+
     def delete_version(self, tenant_id: str, document_id: str, version_id: str) -> None:
         self.primary.delete_version(tenant_id, document_id, version_id)
         self.secondary.delete_version(tenant_id, document_id, version_id)

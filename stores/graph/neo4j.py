@@ -37,6 +37,16 @@ FOREACH (c IN chunks | DETACH DELETE c)
 RETURN uids
 """
 
+# The same, for chunks chosen by id (a re-chunking adds chunks beside a version's others).
+_REMOVE_CHUNK_IDS = """
+MATCH (c:Chunk {tenant_id: $tenant})
+WHERE c.id IN $ids
+OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+WITH collect(DISTINCT c) AS chunks, collect(DISTINCT e.uid) AS uids
+FOREACH (c IN chunks | DETACH DELETE c)
+RETURN uids
+"""
+
 _UPSERT_CHUNKS = """
 MERGE (d:Document {id: $document})
 SET d.tenant_id = $tenant, d.title = $title
@@ -124,6 +134,13 @@ class Neo4jGraphStore:
         self.driver.close()
 
     def upsert_version(self, graph: VersionGraph) -> None:
+        self._upsert(graph, replace_version=True)
+
+    def add_chunks(self, graph: VersionGraph) -> None:
+        self._upsert(graph, replace_version=False)
+
+    def _upsert(self, graph: VersionGraph, *, replace_version: bool) -> None:
+        """Write the version's chunks after removing the version's chunks (or only these)."""
         t = graph.tenant_id
         entities = {e.key: e for e in graph.entities}
         chunks = [{"id": c.id, "ordinal": c.ordinal} for c in graph.chunks]
@@ -139,11 +156,14 @@ class Neo4jGraphStore:
         ]
 
         def work(tx: ManagedTransaction) -> None:
-            touched = set(
+            removed = (
                 tx.run(
                     _REMOVE_CHUNKS, tenant=t, document=graph.document_id, version=graph.version_id
-                ).single(strict=True)["uids"]
+                )
+                if replace_version
+                else tx.run(_REMOVE_CHUNK_IDS, tenant=t, ids=[c["id"] for c in chunks])
             )
+            touched = set(removed.single(strict=True)["uids"])
             for i in range(0, max(len(chunks), 1), BATCH):
                 tx.run(
                     _UPSERT_CHUNKS,

@@ -43,10 +43,22 @@ class RelationalGraphStore:
         self.catalog.ping()
 
     def upsert_version(self, graph: VersionGraph) -> None:
+        self._write(graph, replace_version=True)
+
+    def add_chunks(self, graph: VersionGraph) -> None:
+        self._write(graph, replace_version=False)
+
+    def _write(self, graph: VersionGraph, *, replace_version: bool) -> None:
+        """Write the version's chunks after removing the version's chunks (or only these)."""
         t = graph.tenant_id
         with self.catalog.session() as s:
             self._lock_tenant(s, t)
-            touched = self._remove_chunks(s, t, GraphChunkRow.version_id == graph.version_id)
+            if replace_version:
+                touched = self._remove_chunks(s, t, GraphChunkRow.version_id == graph.version_id)
+            else:
+                touched = set()
+                for some in _batches([c.id for c in graph.chunks]):
+                    touched |= self._remove_chunks(s, t, GraphChunkRow.id.in_(some))
             doc = s.get(GraphDocumentRow, graph.document_id)
             if doc is None:
                 s.add(GraphDocumentRow(id=graph.document_id, tenant_id=t, title=graph.title))

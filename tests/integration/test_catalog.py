@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from core import ids
-from core.domain import DocumentFilter, DocumentStatus, JobKind, JobState
+from core.domain import ChunkRecord, DocumentFilter, DocumentStatus, JobKind, JobState
 from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from stores.catalog import Catalog, NewVersion
+from stores.catalog import Catalog, NewVersion, staging
+from stores.catalog.models import Base
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +202,59 @@ def test_jobs(catalog: Catalog) -> None:
     catalog.update_job(job.id, state=JobState.FAILED, error="no extractable text")
     assert catalog.get_job(t, job.id).error == "no extractable text"
     assert catalog.unfinished_jobs() == []
+
+
+def chunk(doc_id: str, version_id: str, tenant: str, name: str, ordinal: int) -> ChunkRecord:
+    return ChunkRecord(
+        id=ids.stable_uuid(version_id, name),
+        tenant_id=tenant,
+        document_id=doc_id,
+        version_id=version_id,
+        ordinal=ordinal,
+        text=f"text {name}",
+        section_path=("Title", name),
+        page_start=None,
+        page_end=None,
+        language="en",
+        token_count=3,
+    )
+
+
+def test_staged_chunk_records_swap_with_the_catalogs_in_one_step(catalog: Catalog) -> None:
+    """A re-chunking's records (Alembic 0005): staged, swapped in, kept, swapped back, and gone
+    with their document."""
+    tenant = catalog.create_tenant("acme").id
+    doc, _ = new_doc(catalog, tenant, "alpha")
+    other, _ = new_doc(catalog, tenant, "beta")
+    v, w = doc.versions[0].id, other.versions[0].id
+    old = [chunk(doc.id, v, tenant, n, i) for i, n in enumerate(("a", "b"))]
+    new = [chunk(doc.id, v, tenant, n, i) for i, n in enumerate(("x", "y", "z"))]
+    catalog.replace_chunks(v, old)
+    catalog.activate_version(v, chunk_count=2)
+    catalog.replace_chunks(w, [chunk(other.id, w, tenant, "c", 0)])  # not active yet
+    staging.stage(catalog, "new", v, new)
+    staging.stage(catalog, "new", v, new)  # idempotent
+    staging.stage(catalog, "new", w, [chunk(other.id, w, tenant, "w", 0)])
+    assert staging.counts(catalog) == {"new": 4}
+    assert staging.staged_chunks(catalog, "new", v) == new
+    assert set(staging.active_versions(catalog)) == {v}
+    expected = staging.expected_points(catalog, "new")  # staged rows replace the catalog's
+    assert set(expected) == {c.id for c in new} | {ids.stable_uuid(w, "w")}
+
+    assert staging.swap(catalog, take="new", keep="old") == [v]  # w is not active: dropped
+    assert catalog.version_chunks(v) == new
+    assert catalog.get_version(tenant, doc.id).chunk_count == 3
+    assert staging.staged_chunks(catalog, "old", v) == old
+    assert staging.counts(catalog) == {"old": 2}
+    assert staging.ahead(catalog, {"old"}) == {}
+
+    assert staging.swap(catalog, take="old", keep="new") == [v]  # a rollback
+    assert catalog.version_chunks(v) == old
+    assert staging.staged_chunks(catalog, "new", v) == new
+    assert staging.ahead(catalog, {"old"}) == {v: {c.id for c in new}}
+
+    catalog.purge_document(doc.id)
+    assert staging.counts(catalog) == {}
+    with catalog.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diff if "staged_chunks" in repr(d)] == []

@@ -84,6 +84,31 @@ def test_upsert_is_idempotent_and_counts(graph: GraphStore, tenant: str) -> None
     assert graph.chunk_ids(tenant, v1.document_id) == {c.id for c in v1.chunks}
 
 
+def test_added_chunks_sit_beside_the_versions_others_until_an_upsert_replaces_them(
+    graph: GraphStore, tenant: str
+) -> None:
+    """A re-chunking adds its chunks to a version, then its switch keeps only them."""
+    old = version(tenant, "d1", "v1", {"c1": ("acme", "faa"), "c2": ("lyon",)})
+    new = version(tenant, "d1", "v1", {"n1": ("acme",), "n2": ("faa", "paris")})
+    graph.upsert_version(old)
+    graph.add_chunks(new)
+    graph.add_chunks(new)  # idempotent
+    counts = graph.counts(tenant, old.document_id, old.version_id)
+    assert (counts.chunks, counts.mentions) == (4, 6)
+    assert graph.chunk_ids(tenant, old.document_id) == {c.id for c in [*old.chunks, *new.chunks]}
+    assert graph.relations(tenant) == {("acme", "faa"): 1, ("faa", "paris"): 1}
+
+    graph.add_chunks(version(tenant, "d1", "v1", {"n2": ("lyon",)}))  # its mentions replaced
+    assert graph.counts(tenant, old.document_id).mentions == 5
+    assert graph.relations(tenant) == {("acme", "faa"): 1}
+    assert graph.entity_keys(tenant) == {"acme", "faa", "lyon"}  # paris: no mention left
+
+    graph.upsert_version(new)  # the switch: the version holds the new chunks only
+    assert graph.chunk_ids(tenant, old.document_id) == {c.id for c in new.chunks}
+    assert graph.entity_keys(tenant) == {"acme", "faa", "paris"}
+    assert graph.relations(tenant) == {("faa", "paris"): 1}
+
+
 def test_relation_weights_follow_documents(graph: GraphStore, tenant: str) -> None:
     graph.upsert_version(version(tenant, "d1", "v1", {"c1": ("acme", "faa")}))
     graph.upsert_version(

@@ -60,6 +60,20 @@ def test_writes_reach_both_and_reads_follow_the_recorded_role(tmp_path: Path) ->
 
     store.upsert_version(graph("d1"))
     assert store.primary.chunk_ids("t", "d1") == store.secondary.chunk_ids("t", "d1") == {"d1-c1"}
+    extra = graph("d1")
+    store.add_chunks(
+        VersionGraph(
+            tenant_id="t",
+            document_id="d1",
+            version_id=extra.version_id,
+            title="d1",
+            chunks=[GraphChunk(id="d1-c2", ordinal=1, entity_keys=("acme",))],
+            entities=extra.entities,
+        )
+    )
+    both = {"d1-c1", "d1-c2"}
+    assert store.primary.chunk_ids("t", "d1") == store.secondary.chunk_ids("t", "d1") == both
+    store.upsert_version(graph("d1"))
     store.secondary.upsert_version(graph("only-secondary"))  # tells the reader apart
     assert store.chunk_ids("t", "only-secondary") == set()
 
