@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pypdf
 from fastapi.testclient import TestClient
-from sentence_transformers import SentenceTransformer
 
 import ingestion.indexing as indexing
 from core.settings import Settings
@@ -55,6 +54,9 @@ def instrument() -> None:
     indexing.parse = timed("parse", indexing.parse)  # type: ignore[assignment]
     indexing.chunk = timed("chunk", indexing.chunk)  # type: ignore[assignment]
     # The model's own encode, inside the embedder's lock: waiting for the lock is not embedding.
+    # Imported here, after ingestion.embedding has set how OpenMP threads wait.
+    from sentence_transformers import SentenceTransformer
+
     SentenceTransformer.encode = timed("embed", SentenceTransformer.encode)  # type: ignore[method-assign]
     idx = indexing.Indexer
     idx.version_graph = timed("entities", idx.version_graph)  # type: ignore[method-assign]
