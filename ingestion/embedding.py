@@ -128,6 +128,24 @@ class SentenceTransformerEmbedder:
         return [v.tolist() for v in vectors]
 
 
+class WrappedEmbedder:
+    """Base of embedders that wrap another: name, size and token counts are the inner one's."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
 @dataclass
 class _Request:
     texts: list[str]
@@ -137,7 +155,7 @@ class _Request:
     lead: bool = False
 
 
-class BatchingEmbedder:
+class BatchingEmbedder(WrappedEmbedder):
     """Embeds the texts of concurrent callers together: one model call for several documents.
 
     A worker embeds each document's chunks on its own thread, often a handful at a time; small
@@ -150,23 +168,12 @@ class BatchingEmbedder:
     """
 
     def __init__(self, inner: Embedder, *, max_texts: int = 64) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.max_texts = max_texts
         self._lock = threading.Lock()
         self._pending: list[_Request] = []
         self._leading = False
         self.calls = 0  # model calls made (tests and benchmarks read it)
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

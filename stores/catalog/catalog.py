@@ -51,6 +51,7 @@ from stores.catalog.models import (
     DocumentRow,
     JobRow,
     MetaRow,
+    StagedChunkRow,
     TagRow,
     TenantRow,
     VersionRow,
@@ -548,29 +549,14 @@ class Catalog:
         """The version's chunks become exactly ``chunks`` (idempotent: same ids, same rows)."""
         with self.session() as s:
             s.execute(delete(ChunkRow).where(ChunkRow.version_id == version_id))
-            s.add_all(
-                ChunkRow(
-                    id=c.id,
-                    tenant_id=c.tenant_id,
-                    document_id=c.document_id,
-                    version_id=version_id,
-                    ordinal=c.ordinal,
-                    text=c.text,
-                    section_path=list(c.section_path),
-                    page_start=c.page_start,
-                    page_end=c.page_end,
-                    language=c.language,
-                    token_count=c.token_count,
-                )
-                for c in chunks
-            )
+            s.add_all(ChunkRow(**chunk_columns(c, version_id)) for c in chunks)
 
     def version_chunks(self, version_id: str) -> list[ChunkRecord]:
         with self.session() as s:
             rows = s.scalars(
                 select(ChunkRow).where(ChunkRow.version_id == version_id).order_by(ChunkRow.ordinal)
             )
-            return [_chunk(r) for r in rows]
+            return [chunk_record(r) for r in rows]
 
     def drop_chunks(self, version_id: str) -> None:
         with self.session() as s:
@@ -809,19 +795,33 @@ def _document(r: DocumentRow) -> Document:
     )
 
 
-def _chunk(r: ChunkRow) -> ChunkRecord:
+_CHUNK_FIELDS = (
+    "id",
+    "tenant_id",
+    "document_id",
+    "ordinal",
+    "text",
+    "page_start",
+    "page_end",
+    "language",
+    "token_count",
+)
+
+
+def chunk_columns(c: ChunkRecord, version_id: str) -> dict[str, Any]:
+    """A chunk record as the columns of a chunk row (the catalog's, or a staged one)."""
+    return {
+        **{f: getattr(c, f) for f in _CHUNK_FIELDS},
+        "version_id": version_id,
+        "section_path": list(c.section_path),
+    }
+
+
+def chunk_record(r: ChunkRow | StagedChunkRow) -> ChunkRecord:
     return ChunkRecord(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        document_id=r.document_id,
+        **{f: getattr(r, f) for f in _CHUNK_FIELDS},
         version_id=r.version_id,
-        ordinal=r.ordinal,
-        text=r.text,
         section_path=tuple(r.section_path),
-        page_start=r.page_start,
-        page_end=r.page_end,
-        language=r.language,
-        token_count=r.token_count,
     )
 
 

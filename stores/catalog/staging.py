@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.domain import ChunkRecord, DocumentStatus
 from stores.catalog import Catalog
+from stores.catalog.catalog import chunk_columns, chunk_record
 from stores.catalog.models import ChunkRow, DocumentRow, StagedChunkRow, VersionRow
 
 T = TypeVar("T")
@@ -94,21 +95,7 @@ def _stage(
             )
         )
         s.add_all(
-            StagedChunkRow(
-                collection=collection,
-                id=c.id,
-                tenant_id=c.tenant_id,
-                document_id=c.document_id,
-                version_id=version_id,
-                ordinal=c.ordinal,
-                text=c.text,
-                section_path=list(c.section_path),
-                page_start=c.page_start,
-                page_end=c.page_end,
-                language=c.language,
-                token_count=c.token_count,
-            )
-            for c in chunks
+            StagedChunkRow(collection=collection, **chunk_columns(c, version_id)) for c in chunks
         )
 
 
@@ -130,7 +117,7 @@ def staged_chunks(catalog: Catalog, collection: str, version_id: str) -> list[Ch
             .where(StagedChunkRow.collection == collection, StagedChunkRow.version_id == version_id)
             .order_by(StagedChunkRow.ordinal)
         )
-        return [_record(r) for r in rows]
+        return [chunk_record(r) for r in rows]
 
 
 def drop(catalog: Catalog, collection: str, version_ids: Sequence[str] | None = None) -> None:
@@ -277,22 +264,6 @@ def _active_with_chunks(s: Session, candidates: Iterable[str]) -> set[str]:
             )
         )
     return out
-
-
-def _record(r: StagedChunkRow) -> ChunkRecord:
-    return ChunkRecord(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        document_id=r.document_id,
-        version_id=r.version_id,
-        ordinal=r.ordinal,
-        text=r.text,
-        section_path=tuple(r.section_path),
-        page_start=r.page_start,
-        page_end=r.page_end,
-        language=r.language,
-        token_count=r.token_count,
-    )
 
 
 def _batches(items: Iterable[T], size: int = BATCH) -> list[list[T]]:
