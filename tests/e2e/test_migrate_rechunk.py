@@ -19,7 +19,7 @@ from ingestion.indexing import Indexer
 from ingestion.runtime import Runtime
 from stores.catalog import staging
 from stores.vectors import SearchFilter
-from tests.support.migration import DOCS, ingest, running, runtime
+from tests.support.migration import DOCS, QueryingClient, ingest, running, runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -74,29 +74,7 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
 
         old_hits = probe_hits()
         assert old_hits and old_hits <= old["contract"] | old["handbook"]
-        failures: list[str] = []
-        seen: list[frozenset[str]] = []
-        samples: list[float] = []  # when the client's queries returned
-        stop = threading.Event()
-
-        def client() -> None:
-            while not stop.is_set():
-                r = api.client.post(
-                    "/v1/search",
-                    headers=api.h(),
-                    json={"query": "annual price of the maintenance contract"},
-                )
-                if r.status_code != 200 or not r.json()["passages"]:
-                    failures.append(f"{r.status_code}: {r.text[:200]}")
-                seen.append(probe_hits())
-                samples.append(time.monotonic())
-
-        querying = threading.Thread(target=client)
-        querying.start()
-        deadline = time.monotonic() + 120
-        while len(samples) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the client is querying (its first query loads the model) ...
-        try:
+        with QueryingClient(api, probe_hits) as client:
             indexer = vectors.target_indexer(rt, chunking=SMALL)
             built: list[dict[str, object]] = []
             builder = threading.Thread(
@@ -117,18 +95,13 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
             switch_started = time.monotonic()
             switched = vectors.switch(rt, indexer)
             switch_ended = time.monotonic()
-            deadline = switch_ended + 60
-            while sum(t > switch_ended for t in samples) < 5 and time.monotonic() < deadline:
-                time.sleep(0.05)  # the client goes on after the switch
-        finally:
-            stop.set()
-            querying.join(30)
+            client.wait_after(switch_ended)  # the client goes on after the switch
 
         new_hits = probe_hits()
-        assert failures == []
-        assert new_hits != old_hits and set(seen) == {old_hits, new_hits}  # never a mix
-        assert sum(t < switch_started for t in samples) >= 5  # it queried before,
-        assert sum(t > switch_ended for t in samples) >= 5  # and after the switch
+        assert client.failures == []
+        assert new_hits != old_hits and set(client.seen) == {old_hits, new_hits}  # never a mix
+        assert client.before(switch_started) >= 5  # it queried before,
+        assert client.after(switch_ended) >= 5  # and after the switch
         assert rt.vectors.alias_target() == switched["to"] and switched["from"] == f"{live}__legacy"
 
         # The catalog, the collection and the graph hold the new chunks, and nothing else.

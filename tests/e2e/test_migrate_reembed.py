@@ -16,7 +16,7 @@ from infra.migrate import vectors, verify
 from ingestion.runtime import Runtime
 from stores.vectors import SPARSE, SearchFilter, collection_name
 from tests.support import tiny_embedder
-from tests.support.migration import DOCS, ingest, running, runtime
+from tests.support.migration import DOCS, QueryingClient, ingest, running, runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,29 +39,7 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
 
         expected_hits = probe_hits()
         assert expected_hits > 0
-        failures: list[str] = []
-        counts: list[int] = []
-        samples: list[float] = []  # when the client's queries returned
-        stop = threading.Event()
-
-        def client() -> None:
-            while not stop.is_set():
-                r = api.client.post(
-                    "/v1/search",
-                    headers=api.h(),
-                    json={"query": "annual price of the maintenance contract"},
-                )
-                if r.status_code != 200 or not r.json()["passages"]:
-                    failures.append(f"{r.status_code}: {r.text[:200]}")
-                counts.append(probe_hits())
-                samples.append(time.monotonic())
-
-        querying = threading.Thread(target=client)
-        querying.start()
-        deadline = time.monotonic() + 120
-        while len(samples) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the client is querying (its first query loads the model) ...
-        try:
+        with QueryingClient(api, probe_hits) as client:
             indexer = vectors.target_indexer(rt, sparse=SparseSettings(k1=1.6, b=0.5))
             built: list[dict[str, object]] = []
             builder = threading.Thread(
@@ -76,17 +54,12 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
             switch_started = time.monotonic()
             switched = vectors.switch(rt, indexer)
             switch_ended = time.monotonic()
-            deadline = switch_ended + 60
-            while sum(t > switch_ended for t in samples) < 5 and time.monotonic() < deadline:
-                time.sleep(0.05)  # the client goes on after the switch
-        finally:
-            stop.set()
-            querying.join(30)
+            client.wait_after(switch_ended)  # the client goes on after the switch
 
-        assert failures == []
-        assert set(counts) == {expected_hits}
-        assert sum(t < switch_started for t in samples) >= 5  # it queried before,
-        assert sum(t > switch_ended for t in samples) >= 5  # and after the switch
+        assert client.failures == []
+        assert set(client.seen) == {expected_hits}
+        assert client.before(switch_started) >= 5  # it queried before,
+        assert client.after(switch_ended) >= 5  # and after the switch
         new = str(switched["to"])
         assert rt.vectors.alias_target() == new and switched["from"] == f"{live}__legacy"
 

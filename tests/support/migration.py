@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import Generic, TypeVar
 
 from fastapi.testclient import TestClient
 
@@ -13,6 +16,8 @@ from core.settings import Settings
 from ingestion.runtime import Runtime
 from serving.app import create_app
 from tests.e2e.conftest import Api
+
+T = TypeVar("T")
 
 DOCS = {
     "contract": b"""# Maintenance contract
@@ -80,3 +85,52 @@ def answers(api: Api) -> list[tuple[str, list[str]]]:
         body = api.client.post("/v1/ask", headers=api.h(), json={"question": q}).json()
         out.append((body["answer"], [p["chunk_id"] for p in body["passages"]]))
     return out
+
+
+class QueryingClient(Generic[T]):
+    """A client asking ``/v1/search`` over and over while a migration runs beside it.
+
+    It records each failed query, what ``probe`` (a direct look at the store) saw after each
+    query, and when each query returned. Entering waits until it has queried 5 times (its first
+    query loads the model); leaving stops it, also when the migration raised."""
+
+    def __init__(
+        self,
+        api: Api,
+        probe: Callable[[], T],
+        query: str = "annual price of the maintenance contract",
+    ) -> None:
+        self.api, self.probe, self.query = api, probe, query
+        self.failures: list[str] = []
+        self.seen: list[T] = []
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = self.api.client.post("/v1/search", headers=self.api.h(), json={"query": self.query})
+            if r.status_code != 200 or not r.json()["passages"]:
+                self.failures.append(f"{r.status_code}: {r.text[:200]}")
+            self.seen.append(self.probe())
+            self.samples.append(time.monotonic())
+
+    def __enter__(self) -> QueryingClient[T]:
+        self._thread.start()
+        self.wait_after(0.0, timeout=120)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def wait_after(self, moment: float, n: int = 5, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.after(moment) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def before(self, moment: float) -> int:
+        return sum(t < moment for t in self.samples)
+
+    def after(self, moment: float) -> int:
+        return sum(t > moment for t in self.samples)
