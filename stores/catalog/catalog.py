@@ -14,12 +14,12 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -59,6 +59,7 @@ from stores.catalog.models import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Metadata values longer than this are stored but not indexed for filtering (column width).
@@ -795,23 +796,32 @@ def _document(r: DocumentRow) -> Document:
     )
 
 
-_CHUNK_FIELDS = (
+# The columns a chunk row (the catalog's, or a staged one) shares with a chunk record.
+CHUNK_COLUMNS = (
     "id",
     "tenant_id",
     "document_id",
+    "version_id",
     "ordinal",
     "text",
+    "section_path",
     "page_start",
     "page_end",
     "language",
     "token_count",
 )
+IN_BATCH = 500  # values per IN (...): well under SQLite's bound-parameter limit (32,766)
+
+
+def in_batches(items: Iterable[T], size: int = IN_BATCH) -> list[list[T]]:
+    """``items`` in lists small enough for one ``IN (...)`` or one multi-row insert."""
+    seq = list(items)
+    return [seq[i : i + size] for i in range(0, len(seq), size)]
 
 
 def chunk_columns(c: ChunkRecord, version_id: str) -> dict[str, Any]:
-    """A chunk record as the columns of a chunk row (the catalog's, or a staged one)."""
-    return {
-        **{f: getattr(c, f) for f in _CHUNK_FIELDS},
+    """A chunk record as the columns of a chunk row, for this version."""
+    return {f: getattr(c, f) for f in CHUNK_COLUMNS} | {
         "version_id": version_id,
         "section_path": list(c.section_path),
     }
@@ -819,9 +829,7 @@ def chunk_columns(c: ChunkRecord, version_id: str) -> dict[str, Any]:
 
 def chunk_record(r: ChunkRow | StagedChunkRow) -> ChunkRecord:
     return ChunkRecord(
-        **{f: getattr(r, f) for f in _CHUNK_FIELDS},
-        version_id=r.version_id,
-        section_path=tuple(r.section_path),
+        **{f: getattr(r, f) for f in CHUNK_COLUMNS} | {"section_path": tuple(r.section_path)}
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy import String, delete, exists, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
@@ -19,24 +18,14 @@ from sqlalchemy.orm import Session
 
 from core.domain import ChunkRecord, DocumentStatus
 from stores.catalog import Catalog
-from stores.catalog.catalog import chunk_columns, chunk_record
+from stores.catalog.catalog import CHUNK_COLUMNS, chunk_columns, chunk_record, in_batches
 from stores.catalog.models import ChunkRow, DocumentRow, StagedChunkRow, VersionRow
 
-T = TypeVar("T")
-BATCH = 500  # ids per IN (...): well under SQLite's bound-parameter limit
-COLUMNS = (
-    "id",
-    "tenant_id",
-    "document_id",
-    "version_id",
-    "ordinal",
-    "text",
-    "section_path",
-    "page_start",
-    "page_end",
-    "language",
-    "token_count",
+# A version joined to the live document it is the active version of.
+_ACTIVE = (DocumentRow.id == VersionRow.document_id) & (
+    DocumentRow.active_version == VersionRow.number
 )
+_LIVE = DocumentRow.status != DocumentStatus.DELETING
 
 
 @dataclass(frozen=True)
@@ -55,15 +44,11 @@ def active_versions(catalog: Catalog) -> dict[str, ActiveVersion]:
     with catalog.session() as s:
         rows = s.execute(
             select(VersionRow.id, DocumentRow.tenant_id, DocumentRow.id, VersionRow.sha256)
-            .join(
-                DocumentRow,
-                (DocumentRow.id == VersionRow.document_id)
-                & (DocumentRow.active_version == VersionRow.number),
-            )
-            .where(DocumentRow.status != DocumentStatus.DELETING)
+            .join(DocumentRow, _ACTIVE)
+            .where(_LIVE)
         ).all()
         chunks: dict[str, set[str]] = {}
-        for batch in _batches([r[0] for r in rows]):
+        for batch in in_batches([r[0] for r in rows]):
             for cid, vid in s.execute(
                 select(ChunkRow.id, ChunkRow.version_id).where(ChunkRow.version_id.in_(batch))
             ):
@@ -126,7 +111,7 @@ def drop(catalog: Catalog, collection: str, version_ids: Sequence[str] | None = 
         if version_ids is None:
             s.execute(delete(StagedChunkRow).where(StagedChunkRow.collection == collection))
             return
-        for batch in _batches(version_ids):
+        for batch in in_batches(version_ids):
             s.execute(
                 delete(StagedChunkRow).where(
                     StagedChunkRow.collection == collection, StagedChunkRow.version_id.in_(batch)
@@ -148,20 +133,13 @@ def expected_points(catalog: Catalog, collection: str) -> dict[str, tuple[str, s
     the records staged for it, and the catalog's records of every other version (documents
     being deleted excepted)."""
     with catalog.session() as s:
-        staged = set(
-            s.scalars(
-                select(StagedChunkRow.version_id)
-                .where(StagedChunkRow.collection == collection)
-                .distinct()
-            )
-        )
-        live = DocumentRow.status != DocumentStatus.DELETING
+        staged = _staged_version_ids(s, collection)
         out: dict[str, tuple[str, str, str]] = {}
         c = ChunkRow
         for cid, tenant, doc, ver in s.execute(
             select(c.id, c.tenant_id, c.document_id, c.version_id)
             .join(DocumentRow, DocumentRow.id == c.document_id)
-            .where(live)
+            .where(_LIVE)
         ):
             if ver not in staged:
                 out[cid] = (tenant, doc, ver)
@@ -169,7 +147,7 @@ def expected_points(catalog: Catalog, collection: str) -> dict[str, tuple[str, s
         for cid, tenant, doc, ver in s.execute(
             select(st.id, st.tenant_id, st.document_id, st.version_id)
             .join(DocumentRow, DocumentRow.id == st.document_id)
-            .where(live, st.collection == collection)
+            .where(_LIVE, st.collection == collection)
         ):
             out[cid] = (tenant, doc, ver)
         return out
@@ -199,18 +177,12 @@ def swap(
     """In one transaction: the active versions staged for ``take`` get those records as their
     chunk records, and the records they had are staged for ``keep`` (dropped when ``None``);
     whatever else was staged for ``take`` is dropped. Returns the swapped version ids."""
-    cols = [getattr(ChunkRow, c) for c in COLUMNS]
-    staged_cols = [getattr(StagedChunkRow, c) for c in COLUMNS]
+    cols = [getattr(ChunkRow, c) for c in CHUNK_COLUMNS]
+    staged_cols = [getattr(StagedChunkRow, c) for c in CHUNK_COLUMNS]
     with catalog.session() as s:
-        staged = set(
-            s.scalars(
-                select(StagedChunkRow.version_id)
-                .where(StagedChunkRow.collection == take)
-                .distinct()
-            )
-        )
+        staged = _staged_version_ids(s, take)
         versions = sorted(staged & _active_with_chunks(s, staged))
-        for batch in _batches(versions):
+        for batch in in_batches(versions):
             if keep is not None:
                 s.execute(
                     delete(StagedChunkRow).where(
@@ -219,14 +191,14 @@ def swap(
                 )
                 s.execute(
                     insert(StagedChunkRow).from_select(
-                        ["collection", *COLUMNS],
+                        ["collection", *CHUNK_COLUMNS],
                         select(literal(keep, String), *cols).where(ChunkRow.version_id.in_(batch)),
                     )
                 )
             s.execute(delete(ChunkRow).where(ChunkRow.version_id.in_(batch)))
             s.execute(
                 insert(ChunkRow).from_select(
-                    list(COLUMNS),
+                    list(CHUNK_COLUMNS),
                     select(*staged_cols).where(
                         StagedChunkRow.collection == take, StagedChunkRow.version_id.in_(batch)
                     ),
@@ -244,28 +216,29 @@ def swap(
     return versions
 
 
+def _staged_version_ids(s: Session, collection: str) -> set[str]:
+    return set(
+        s.scalars(
+            select(StagedChunkRow.version_id)
+            .where(StagedChunkRow.collection == collection)
+            .distinct()
+        )
+    )
+
+
 def _active_with_chunks(s: Session, candidates: Iterable[str]) -> set[str]:
     """Which of these versions are the active version of a live document with chunk records."""
     out: set[str] = set()
-    for batch in _batches(sorted(candidates)):
+    for batch in in_batches(sorted(candidates)):
         out.update(
             s.scalars(
                 select(VersionRow.id)
-                .join(
-                    DocumentRow,
-                    (DocumentRow.id == VersionRow.document_id)
-                    & (DocumentRow.active_version == VersionRow.number),
-                )
+                .join(DocumentRow, _ACTIVE)
                 .where(
                     VersionRow.id.in_(batch),
-                    DocumentRow.status != DocumentStatus.DELETING,
+                    _LIVE,
                     exists().where(ChunkRow.version_id == VersionRow.id),
                 )
             )
         )
     return out
-
-
-def _batches(items: Iterable[T], size: int = BATCH) -> list[list[T]]:
-    seq = list(items)
-    return [seq[i : i + size] for i in range(0, len(seq), size)]

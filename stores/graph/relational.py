@@ -7,8 +7,7 @@ entity pair would otherwise race on its row); SQLite already serialises writers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy import insert as insert_stmt
@@ -17,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from stores.catalog import Catalog
+from stores.catalog.catalog import in_batches
 from stores.catalog.models import (
     GraphChunkRow,
     GraphDocumentRow,
@@ -25,10 +25,6 @@ from stores.catalog.models import (
     GraphRelationRow,
 )
 from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
-
-T = TypeVar("T")
-# Bound parameters per statement stay under SQLite's limit (32,766) with room to spare.
-BATCH = 500
 
 
 class RelationalGraphStore:
@@ -57,7 +53,7 @@ class RelationalGraphStore:
                 touched = self._remove_chunks(s, t, GraphChunkRow.version_id == graph.version_id)
             else:
                 touched = set()
-                for some in _batches([c.id for c in graph.chunks]):
+                for some in in_batches([c.id for c in graph.chunks]):
                     touched |= self._remove_chunks(s, t, GraphChunkRow.id.in_(some))
             doc = s.get(GraphDocumentRow, graph.document_id)
             if doc is None:
@@ -65,7 +61,7 @@ class RelationalGraphStore:
             else:
                 doc.title = graph.title
             s.flush()
-            for batch in _batches(graph.chunks):
+            for batch in in_batches(graph.chunks):
                 s.add_all(
                     GraphChunkRow(
                         id=c.id,
@@ -79,7 +75,7 @@ class RelationalGraphStore:
             s.flush()
             known = {e.key: e for e in graph.entities}
             insert = pg_insert if not self.catalog.is_sqlite else sqlite_insert
-            for entities in _batches(known.values()):
+            for entities in in_batches(known.values()):
                 s.execute(
                     insert(GraphEntityRow)
                     .values(
@@ -96,7 +92,7 @@ class RelationalGraphStore:
                 for k in sorted(set(c.entity_keys))
                 if k in known
             ]
-            for rows in _batches(mentions):
+            for rows in in_batches(mentions):
                 s.execute(insert_stmt(GraphMentionRow), rows)
             touched |= {m["entity_key"] for m in mentions}
             self._refresh(s, t, touched)
@@ -194,7 +190,7 @@ class RelationalGraphStore:
                 mentions.setdefault(chunk_id, []).append(key)
             keys = sorted({k for ks in mentions.values() for k in ks})
             entities: dict[str, GraphEntity] = {}
-            for batch in _batches(keys):
+            for batch in in_batches(keys):
                 for e in s.scalars(
                     select(GraphEntityRow).where(
                         GraphEntityRow.tenant_id == tenant_id, GraphEntityRow.key.in_(batch)
@@ -239,7 +235,7 @@ class RelationalGraphStore:
             related -= set(keys)
             scores: dict[str, float] = {}
             for weight, wanted in ((1.0, list(keys)), (RELATED_FACTOR, sorted(related))):
-                for batch in _batches(wanted):
+                for batch in in_batches(wanted):
                     rows = s.execute(
                         select(GraphMentionRow.chunk_id, func.count())
                         .where(
@@ -266,7 +262,7 @@ class RelationalGraphStore:
             s.scalars(select(GraphChunkRow.id).where(GraphChunkRow.tenant_id == tenant_id, where))  # type: ignore[arg-type]
         )
         touched: set[str] = set()
-        for batch in _batches(chunk_ids):
+        for batch in in_batches(chunk_ids):
             touched |= set(
                 s.scalars(
                     select(GraphMentionRow.entity_key).where(GraphMentionRow.chunk_id.in_(batch))
@@ -282,7 +278,7 @@ class RelationalGraphStore:
         """Recompute RELATED weights of the touched entities and drop unmentioned ones."""
         s.flush()
         m1, m2 = aliased(GraphMentionRow), aliased(GraphMentionRow)
-        for batch in _batches(sorted(touched)):
+        for batch in in_batches(sorted(touched)):
             s.execute(
                 delete(GraphRelationRow).where(
                     GraphRelationRow.tenant_id == tenant_id,
@@ -291,7 +287,7 @@ class RelationalGraphStore:
             )
         s.flush()
         pairs: dict[tuple[str, str], int] = {}
-        for batch in _batches(sorted(touched)):
+        for batch in in_batches(sorted(touched)):
             rows = s.execute(
                 select(m1.entity_key, m2.entity_key, func.count())
                 .join(m2, (m1.chunk_id == m2.chunk_id) & (m1.entity_key < m2.entity_key))
@@ -306,9 +302,9 @@ class RelationalGraphStore:
             {"tenant_id": tenant_id, "source_key": a, "target_key": b, "weight": w}
             for (a, b), w in pairs.items()
         ]
-        for out in _batches(rows_out):
+        for out in in_batches(rows_out):
             s.execute(insert_stmt(GraphRelationRow), out)
-        for batch in _batches(sorted(touched)):
+        for batch in in_batches(sorted(touched)):
             mentioned = select(GraphMentionRow.entity_key).where(
                 GraphMentionRow.tenant_id == tenant_id, GraphMentionRow.entity_key.in_(batch)
             )
@@ -319,8 +315,3 @@ class RelationalGraphStore:
                     GraphEntityRow.key.not_in(mentioned),
                 )
             )
-
-
-def _batches(items: Iterable[T], size: int = BATCH) -> list[list[T]]:
-    seq = list(items)
-    return [seq[i : i + size] for i in range(0, len(seq), size)]
