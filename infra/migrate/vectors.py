@@ -175,24 +175,19 @@ def _chunked_by(t: Target, v: staging.ActiveVersion) -> bool:
 def _build_document(rt: Runtime, t: Target, tenant_id: str, document_id: str) -> int:
     """Embed the document's chunk records (every version that has some) into the new
     collection; with new chunk parameters, its active version is re-chunked and staged first."""
-    try:
-        doc = rt.catalog.get_document(tenant_id, document_id)
-    except NotFound:  # deleted meanwhile: the catch-up removes its points
+    doc = _document(rt, tenant_id, document_id)
+    if doc is None:  # deleted meanwhile: the catch-up removes its points
         return 0
-    n = 0
-    for version in doc.versions:
-        chunks = rt.catalog.version_chunks(version.id)
-        if not chunks:
-            continue
-        if t.rechunk and version.number == doc.active_version:
+    if t.rechunk:
+        version = next((v for v in doc.versions if v.number == doc.active_version), None)
+        chunks = rt.catalog.version_chunks(version.id) if version is not None else []
+        if version is not None and chunks:
             active = staging.ActiveVersion(
                 version.id, tenant_id, document_id, version.sha256, frozenset(c.id for c in chunks)
             )
             if not _chunked_by(t, active):
-                chunks = _stage(rt, t, doc, version, chunks)
-        t.new.upsert(t.indexer.vector_points(chunks, doc, version, _quiet))
-        n += len(chunks)
-    return n
+                _stage(rt, t, doc, version, chunks)
+    return _embed_versions(rt, t, doc, None)
 
 
 def _quiet(_stage: str, _fraction: float) -> None:
@@ -238,12 +233,15 @@ def _records(rt: Runtime, collection: str, version_id: str) -> list[ChunkRecord]
 def _embed_document(
     rt: Runtime, t: Target, tenant_id: str, document_id: str, only: set[str] | None
 ) -> int:
+    doc = _document(rt, tenant_id, document_id)
+    if doc is None:  # deleted meanwhile: the catch-up removes its points
+        return 0
+    return _embed_versions(rt, t, doc, only)
+
+
+def _embed_versions(rt: Runtime, t: Target, doc: Document, only: set[str] | None) -> int:
     """Embed the document's records (staged or the catalog's, every version that has some)
     into the new collection; ``only``: just these chunk ids."""
-    try:
-        doc = rt.catalog.get_document(tenant_id, document_id)
-    except NotFound:  # deleted meanwhile: the catch-up removes its points
-        return 0
     n = 0
     for version in doc.versions:
         records = _records(rt, t.new.collection, version.id)
@@ -252,6 +250,22 @@ def _embed_document(
             t.new.upsert(t.indexer.vector_points(chunks, doc, version, _quiet))
             n += len(chunks)
     return n
+
+
+def _document(rt: Runtime, tenant_id: str, document_id: str) -> Document | None:
+    try:
+        return rt.catalog.get_document(tenant_id, document_id)
+    except NotFound:
+        return None
+
+
+def _version(
+    rt: Runtime, tenant_id: str, document_id: str, version_id: str
+) -> tuple[Document, Version] | None:
+    """The document and this version of it, unless either is gone."""
+    doc = _document(rt, tenant_id, document_id)
+    version = next((v for v in doc.versions if v.id == version_id), None) if doc else None
+    return (doc, version) if doc is not None and version is not None else None
 
 
 def _restage(rt: Runtime, t: Target) -> dict[str, int]:
@@ -265,13 +279,8 @@ def _restage(rt: Runtime, t: Target) -> dict[str, int]:
     n = 0
     for vid in sorted(needed - staged.keys()):
         v = active[vid]
-        try:
-            doc = rt.catalog.get_document(v.tenant_id, v.document_id)
-        except NotFound:
-            continue
-        version = next((x for x in doc.versions if x.id == vid), None)
-        if version is not None:
-            _stage(rt, t, doc, version, rt.catalog.version_chunks(vid))
+        if found := _version(rt, v.tenant_id, v.document_id, vid):
+            _stage(rt, t, *found, rt.catalog.version_chunks(vid))
             n += 1
     return {"rechunked": n, "unstaged": len(stale)}
 
@@ -373,14 +382,10 @@ def _settle_graph(rt: Runtime, left: str | None) -> int:
         return 0
     n = 0
     for vid, (tenant, document_id) in staging.staged_versions(rt.catalog, left).items():
-        try:
-            doc = rt.catalog.get_document(tenant, document_id)
-        except NotFound:
-            continue
-        version = next((v for v in doc.versions if v.id == vid), None)
+        found = _version(rt, tenant, document_id, vid)
         chunks = rt.catalog.version_chunks(vid)
-        if version is not None and chunks:
-            _graph_to(rt, doc, version, chunks)
+        if found and chunks:
+            _graph_to(rt, *found, chunks)
             n += 1
     return n
 
