@@ -6,21 +6,23 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core.errors import ConfigurationError, GedragError, InvalidInput
-from core.settings import ChunkingSettings, SparseSettings, get_settings
+from core.settings import get_settings
 from infra.migrate import catalog_reads, graph, production, vectors, verify
 from ingestion.indexing import Indexer
 from ingestion.runtime import Runtime
 from stores.catalog import migration_state, staging
 from stores.graph.dual import DualGraphStore
+
+M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(
     help="Migrate between stores with no downtime: dual-write graph migration, re-embedding "
@@ -145,26 +147,25 @@ def _indexer(
 ) -> Indexer:
     k1, b, avg = sparse_args
     max_tokens, overlap, min_section = chunk_args
-    sparse = chunking = None
     try:
-        if sparse_args != (None, None, None):
-            cur = rt.settings.sparse
-            sparse = SparseSettings(
-                k1=cur.k1 if k1 is None else k1,
-                b=cur.b if b is None else b,
-                avg_doc_length=cur.avg_doc_length if avg is None else avg,
-            )
-        if chunk_args != (None, None, None):
-            ch = rt.settings.chunking
-            chunking = ChunkingSettings(
-                max_tokens=ch.max_tokens if max_tokens is None else max_tokens,
-                overlap_tokens=ch.overlap_tokens if overlap is None else overlap,
-                min_section_tokens=ch.min_section_tokens if min_section is None else min_section,
-            )
+        sparse = _override(rt.settings.sparse, k1=k1, b=b, avg_doc_length=avg)
+        chunking = _override(
+            rt.settings.chunking,
+            max_tokens=max_tokens,
+            overlap_tokens=overlap,
+            min_section_tokens=min_section,
+        )
         return vectors.target_indexer(rt, model=model, sparse=sparse, chunking=chunking)
     except ValidationError as exc:
         problems = [": ".join([*map(str, e["loc"]), e["msg"]]) for e in exc.errors()]
         raise InvalidInput("invalid parameters: " + "; ".join(problems)) from exc
+
+
+def _override(current: M, **given: object) -> M | None:
+    """``current`` with the given values (``None``: unchanged), validated; ``None`` when no
+    value is given."""
+    changes = {k: v for k, v in given.items() if v is not None}
+    return type(current).model_validate(current.model_dump() | changes) if changes else None
 
 
 @app.command()

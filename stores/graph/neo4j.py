@@ -28,24 +28,28 @@ CONSTRAINTS = (
 )
 
 # Detach the selected chunks and return the entity uids they mentioned.
-_REMOVE_CHUNKS = """
+_DETACH_CHUNKS = """
+OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+WITH collect(DISTINCT c) AS chunks, collect(DISTINCT e.uid) AS uids
+FOREACH (c IN chunks | DETACH DELETE c)
+RETURN uids
+"""
+# ... of a document (or one version of it)
+_REMOVE_CHUNKS = (
+    """
 MATCH (c:Chunk {tenant_id: $tenant})
 WHERE c.document_id = $document AND ($version IS NULL OR c.version_id = $version)
-OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
-WITH collect(DISTINCT c) AS chunks, collect(DISTINCT e.uid) AS uids
-FOREACH (c IN chunks | DETACH DELETE c)
-RETURN uids
 """
-
-# The same, for chunks chosen by id (a re-chunking adds chunks beside a version's others).
-_REMOVE_CHUNK_IDS = """
+    + _DETACH_CHUNKS
+)
+# ... chosen by id (a re-chunking adds chunks beside a version's others).
+_REMOVE_CHUNK_IDS = (
+    """
 MATCH (c:Chunk {tenant_id: $tenant})
 WHERE c.id IN $ids
-OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
-WITH collect(DISTINCT c) AS chunks, collect(DISTINCT e.uid) AS uids
-FOREACH (c IN chunks | DETACH DELETE c)
-RETURN uids
 """
+    + _DETACH_CHUNKS
+)
 
 _UPSERT_CHUNKS = """
 MERGE (d:Document {id: $document})
