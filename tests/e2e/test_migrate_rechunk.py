@@ -19,7 +19,14 @@ from ingestion.indexing import Indexer
 from ingestion.runtime import Runtime
 from stores.catalog import staging
 from stores.vectors import SearchFilter
-from tests.support.migration import DOCS, QueryingClient, ingest, running, runtime
+from tests.support.migration import (
+    DOCS,
+    QueryingClient,
+    build_interrupted_then_resumed,
+    ingest,
+    running,
+    runtime,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -191,15 +198,7 @@ def test_an_interrupted_rechunking_resumes_without_duplicates_then_switches_from
             rt.blobs.delete(tenant, rt.catalog.get_version(tenant, memo).sha256)
             new[memo] = old[memo]
 
-            def crash_after_first_batch(done: int, _total: int | None) -> None:
-                if done == 1:
-                    raise KeyboardInterrupt
-
-            with pytest.raises(KeyboardInterrupt):
-                vectors.build(rt, indexer, batch_size=1, progress=crash_after_first_batch)
-            seen: list[int] = []
-            vectors.build(rt, indexer, batch_size=1, progress=lambda done, _t: seen.append(done))
-            assert seen[0] == 1 and seen[-1] == 3  # resumed after the first document
+            build_interrupted_then_resumed(rt, indexer, documents=3)
             staged = set().union(*new.values())
             collection = vectors.target(rt, indexer).new
             assert staging.counts(rt.catalog) == {collection.collection: len(staged)}

@@ -16,7 +16,14 @@ from infra.migrate import vectors, verify
 from ingestion.runtime import Runtime
 from stores.vectors import SPARSE, SearchFilter, collection_name
 from tests.support import tiny_embedder
-from tests.support.migration import DOCS, QueryingClient, ingest, running, runtime
+from tests.support.migration import (
+    DOCS,
+    QueryingClient,
+    build_interrupted_then_resumed,
+    ingest,
+    running,
+    runtime,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -129,15 +136,7 @@ def test_an_interrupted_build_resumes_from_its_checkpoint(
         rt = runtime(api)
         indexer = vectors.target_indexer(rt, sparse=SparseSettings(b=0.4))
 
-        def crash_after_first_batch(done: int, _total: int | None) -> None:
-            if done == 1:
-                raise KeyboardInterrupt
-
-        with pytest.raises(KeyboardInterrupt):
-            vectors.build(rt, indexer, batch_size=1, progress=crash_after_first_batch)
-        seen: list[int] = []
-        vectors.build(rt, indexer, batch_size=1, progress=lambda done, _t: seen.append(done))
-        assert seen[0] == 1 and seen[-1] == 3  # resumed after the first document
+        build_interrupted_then_resumed(rt, indexer, documents=3)
         new = vectors.target(rt, indexer).new
         tenant = rt.catalog.get_tenant("acme").id
         live = [d["id"] for d in api.client.get("/v1/documents", headers=api.h()).json()["items"]]

@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Generic, TypeVar
 
+import pytest
 from fastapi.testclient import TestClient
 
 from core.errors import Conflict
 from core.settings import Settings
+from infra.migrate import vectors
+from ingestion.indexing import Indexer
 from ingestion.runtime import Runtime
 from serving.app import create_app
 from tests.e2e.conftest import Api
@@ -134,3 +137,18 @@ class QueryingClient(Generic[T]):
 
     def after(self, moment: float) -> int:
         return sum(t > moment for t in self.samples)
+
+
+def build_interrupted_then_resumed(rt: Runtime, indexer: Indexer, documents: int) -> None:
+    """Build with one document per batch, crash after the first batch, build again: the second
+    build resumes after the first document and reaches the last."""
+
+    def crash_after_first_batch(done: int, _total: int | None) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vectors.build(rt, indexer, batch_size=1, progress=crash_after_first_batch)
+    seen: list[int] = []
+    vectors.build(rt, indexer, batch_size=1, progress=lambda done, _t: seen.append(done))
+    assert seen[0] == 1 and seen[-1] == documents  # resumed after the first document
