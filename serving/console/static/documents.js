@@ -230,8 +230,10 @@ export async function renderDocuments(main) {
   const empty = h("p", { class: "empty", hidden: true }, t("docs.empty"));
   let cursor = null;
   let timer = null;
+  let latest = 0; // only the newest request's answer may fill the list
 
   async function load(append) {
+    const request = ++latest;
     const params = new URLSearchParams({ limit: "50" });
     for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
     if (append && cursor) params.set("cursor", cursor);
@@ -239,13 +241,14 @@ export async function renderDocuments(main) {
     try {
       page = await api(`/v1/documents?${params}`);
     } catch (err) {
-      if (isCurrent(current)) {
+      if (isCurrent(current) && request === latest) {
         empty.hidden = false;
         empty.textContent = t("error.generic", { detail: err.detail });
       }
       return;
     }
-    if (!isCurrent(current)) return;
+    // A filter changed while this answer was on its way: a newer request fills the list.
+    if (!isCurrent(current) || request !== latest) return;
     empty.textContent = t("docs.empty");
     cursor = page.next_cursor;
     const built = page.items.map(documentRow);
