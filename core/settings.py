@@ -131,6 +131,11 @@ class EmbeddingSettings(BaseModel):
     )
     device: str = Field(default="cpu", description="cpu, cuda, cuda:1 ...")
     batch_size: int = Field(default=64, ge=1)
+    sentences: bool = Field(
+        default=True,
+        description="Also embed each chunk's sentences (a Qdrant multivector): retrieval then "
+        "scores a candidate by its best sentence too. Changing it needs `gedrag migrate reembed`.",
+    )
 
 
 class SparseSettings(BaseModel):
@@ -166,6 +171,20 @@ class EntitySettings(BaseModel):
     )
 
 
+class FusionWeights(BaseModel):
+    """The weight of each retriever's list in the fusion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dense: float = Field(ge=0)
+    sparse: float = Field(ge=0)
+    graph: float = Field(ge=0)
+    sentence: float = Field(ge=0, description="The candidate's best sentence vector.")
+    sentence_terms: float = Field(
+        ge=0, description="The candidate's best sentence by the question's terms (IDF-weighted)."
+    )
+
+
 class RetrievalSettings(BaseModel):
     """Hybrid retrieval; part of a pipeline release (every field changes results)."""
 
@@ -182,6 +201,24 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(default=0.2, ge=0)
     sparse_weight: float = Field(default=0.8, ge=0)
     graph_weight: float = Field(default=0.1, ge=0)
+    sentence_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Candidates rescored by their best sentence vector (needs sentence vectors).",
+    )
+    sentence_terms_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Candidates rescored by their sentence holding most of the question's terms.",
+    )
+    language_weights: dict[str, FusionWeights] = Field(
+        default_factory=lambda: {
+            "en": FusionWeights(dense=0.1, sparse=0.2, graph=0.1, sentence=0.5, sentence_terms=0.2),
+        },
+        description="Weights for queries in these languages (detected), instead of the "
+        "*_weight fields. The default model (MiniLM) is English: on English queries its "
+        "sentence scores are the best signal; on French ones it is weak, and BM25 leads.",
+    )
     graph_expansion: bool = True
     candidates: int = Field(default=50, ge=1, description="Candidates per retriever.")
     top_k: int = Field(default=8, ge=1, description="Passages returned.")
@@ -191,6 +228,16 @@ class RetrievalSettings(BaseModel):
     reranker: str | None = Field(
         default=None, description="Local path of a sentence-transformers CrossEncoder."
     )
+
+    def weights(self, language: str) -> FusionWeights:
+        """The fusion weights for a query in ``language``."""
+        return self.language_weights.get(language) or FusionWeights(
+            dense=self.dense_weight,
+            sparse=self.sparse_weight,
+            graph=self.graph_weight,
+            sentence=self.sentence_weight,
+            sentence_terms=self.sentence_terms_weight,
+        )
 
 
 class GenerationSettings(BaseModel):

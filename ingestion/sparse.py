@@ -24,6 +24,8 @@ from typing import Any
 
 import Stemmer
 
+from ingestion.sentences import sentences
+
 SPARSE_ENCODER_NAME = "bm25-snowball"
 # Bump when the terms or weights produced for the same text change (the index must be rebuilt).
 SPARSE_ENCODER_VERSION = "1"
@@ -140,6 +142,10 @@ class SparseEncoder:
             if found is not None:
                 result.append(found)
         return result
+
+    def sentence_terms(self, text: str, language: str) -> list[list[int]]:
+        """The distinct term ids of each sentence of ``text``."""
+        return [sorted(set(self.term_ids(s, language))) for s in sentences(text)]
 
     def encode_document(self, text: str, language: str) -> SparseVector:
         """BM25 term-frequency weights of a chunk (IDF is applied by Qdrant)."""

@@ -6,26 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ingestion.sentences import sentences
 from retrieval.types import Citation, Passage
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-# Not after a lone list number ("1. first").
-_SENTENCE = re.compile(r"(?<!\b\d\.)(?<=[.!?;])\s+|\n{2,}|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
-_LINE_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
 _LEADING_MARKERS = re.compile(r"(?:\s*\[\d{1,3}\])+")
 _WORD = re.compile(r"\w+")
 QUOTE_MAX = 300
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences of a passage: single line breaks (PDF layout) are joined, paragraph breaks,
-    list items and sentence punctuation split."""
-    joined = _LINE_BREAK.sub(lambda m: m.group() if _starts_item(text, m.end()) else " ", text)
-    return [s.strip() for s in _SENTENCE.split(joined) if s and s.strip()]
-
-
-def _starts_item(text: str, pos: int) -> bool:
-    return bool(re.match(r"\s*(?:[-*•]|\d+[.)])\s", text[pos : pos + 8]))
 
 
 def validate(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:

@@ -17,8 +17,9 @@ from typing import Any
 
 from core.metrics import TOKENS
 from ingestion.language import detect_language
+from ingestion.sentences import sentences
 from ingestion.sparse import SparseEncoder
-from retrieval.citations import citation, sentences
+from retrieval.citations import citation
 from retrieval.types import NOT_FOUND, Answer, Citation, Message, Passage
 
 _MIN_WORDS = 4

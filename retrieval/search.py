@@ -1,5 +1,6 @@
 """Hybrid retrieval: dense + sparse (BM25-style) candidates from Qdrant, graph expansion from
-the entities of the question, fusion, only active versions, optional reranking, diversity.
+the entities of the question, every candidate rescored by its best sentence, fusion with weights
+chosen by the query's language, only active versions, optional reranking, diversity.
 
 Every store query carries the tenant filter; the catalog then keeps only chunks of each
 document's active version (a version becomes visible in one transaction once every store
@@ -8,14 +9,15 @@ holds it), so readers never see half-indexed or superseded versions.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from core.settings import RetrievalSettings
+from core.settings import FusionWeights, RetrievalSettings
 from ingestion.embedding import Embedder
 from ingestion.entities import EntityExtractor
 from ingestion.language import detect_language
@@ -114,7 +116,9 @@ class Retriever:
             clock = now
 
         language = detect_language(query)
+        weights = cfg.weights(language)
         ranked: dict[str, list[VectorHit]] = {}
+        vector: list[float] | None = None
         if cfg.mode in ("hybrid", "dense"):
             vector = self.embedder.embed([query])[0]
             lap("embed_query")
@@ -135,7 +139,14 @@ class Retriever:
                 for h in sorted(hits.values(), key=lambda h: -reached[h.id])
             ]
             lap("graph")
-        fused = fuse(ranked, cfg)
+        if vector is not None and cfg.mode == "hybrid" and weights.sentence > 0:
+            ranked["sentence"] = self._by_sentence(vector, ranked, flt)
+            lap("sentence")
+        if cfg.mode == "hybrid" and weights.sentence_terms > 0:
+            terms = set(self.sparse.term_ids(query, language))
+            ranked["sentence_terms"] = by_sentence_terms(terms, ranked, self._sentence_terms)
+            lap("sentence_terms")
+        fused = fuse(ranked, cfg, weights)
         fused = self._active_only(flt.tenant_id, fused)
         lap("fuse")
         if self.reranker is not None and fused:
@@ -151,6 +162,31 @@ class Retriever:
         timings["total"] = round(sum(timings.values()), 2)
         return SearchResult(passages=passages, timings_ms=timings)
 
+    def _by_sentence(
+        self, vector: list[float], ranked: dict[str, list[VectorHit]], flt: SearchFilter
+    ) -> list[VectorHit]:
+        """Every candidate of the other retrievers, ranked by its best sentence's similarity
+        to the query. A chunk stored without sentence vectors (by an earlier gedrag, until a
+        re-embedding) counts as one sentence: its own vector."""
+        hits = {h.id: h for results in ranked.values() for h in results}
+        scores = self.vectors.score_sentences(vector, list(hits), flt)
+        q = np.asarray(vector, dtype=np.float32)
+        q /= float(np.linalg.norm(q)) or 1.0
+        for i, h in hits.items():
+            if i not in scores and h.dense is not None:
+                d = np.asarray(h.dense, dtype=np.float32)
+                scores[i] = float(q @ d) / (float(np.linalg.norm(d)) or 1.0)
+        order = sorted(scores, key=lambda i: (-scores[i], i))
+        return [replace(hits[i], score=scores[i]) for i in order]
+
+    def _sentence_terms(self, hit: VectorHit) -> list[list[int]]:
+        """Stored at ingestion; worked out from the text for chunks stored before that."""
+        stored: list[list[int]] | None = hit.payload.get("sentence_terms")
+        if stored is not None:
+            return stored
+        text = str(hit.payload.get("text", ""))
+        return self.sparse.sentence_terms(text, str(hit.payload.get("language", "")))
+
     def _active_only(self, tenant_id: str, hits: list[Hit]) -> list[Hit]:
         """Drop chunks of versions that are not (or no longer) the active one."""
         if not hits:
@@ -165,14 +201,38 @@ class Retriever:
         ]
 
 
-def fuse(ranked: dict[str, list[VectorHit]], cfg: RetrievalSettings) -> list[Hit]:
-    """Combine ranked lists: weighted reciprocal-rank fusion, or weighted min-max scores."""
-    weights = {"dense": cfg.dense_weight, "sparse": cfg.sparse_weight, "graph": cfg.graph_weight}
+def by_sentence_terms(
+    terms: set[int],
+    ranked: dict[str, list[VectorHit]],
+    sentence_terms: Callable[[VectorHit], list[list[int]]],
+) -> list[VectorHit]:
+    """Every candidate, ranked by its sentence holding the most of the question's terms, each
+    term weighted by its IDF among the candidates (the same on every vector store)."""
+    hits = {h.id: h for results in ranked.values() for h in results}
+    sentences = {i: [terms.intersection(s) for s in sentence_terms(h)] for i, h in hits.items()}
+    n = len(sentences)
+    df = {t: sum(1 for own in sentences.values() if any(t in s for s in own)) for t in terms}
+    idf = {t: math.log((n - d + 0.5) / (d + 0.5) + 1) for t, d in df.items()}
+    scores = {
+        i: max((sum(idf[t] for t in s) for s in own), default=0.0) for i, own in sentences.items()
+    }
+    order = sorted(scores, key=lambda i: (-scores[i], i))
+    return [replace(hits[i], score=scores[i]) for i in order]
+
+
+def fuse(
+    ranked: dict[str, list[VectorHit]],
+    cfg: RetrievalSettings,
+    weights: FusionWeights | None = None,
+) -> list[Hit]:
+    """Combine ranked lists: weighted reciprocal-rank fusion, or weighted min-max scores.
+    ``weights``: the query language's (default: the settings' own ``*_weight``)."""
+    by_source = (weights or cfg.weights("")).model_dump()
     hits: dict[str, Hit] = {}
     for source, results in ranked.items():
         if not results:
             continue
-        w = weights[source]
+        w = by_source[source]
         top, bottom = results[0].score, results[-1].score
         for rank, r in enumerate(results):
             h = hits.setdefault(r.id, Hit(id=r.id, payload=r.payload, dense=r.dense))

@@ -4,10 +4,11 @@ Qdrant's local mode is the reference implementation of its API but evaluates eve
 filter in Python, point by point: with a few thousand chunks a filtered search costs ~80 ms per
 call, and every gedrag search carries the tenant filter. Local mode allows one process per
 folder, so that process sees every write and can keep this mirror exact: numpy arrays for the
-dense vectors and the filterable fields, an inverted index for the sparse vectors, scored as
-Qdrant scores them (cosine; sparse dot product with IDF ``ln((N - df + 0.5) / (df + 0.5) + 1)``
-over the collection). Qdrant stays the store of record; the mirror is rebuilt from it on start.
-A Qdrant server needs none of this: it has payload indexes.
+dense vectors and the filterable fields, an inverted index for the sparse vectors, each chunk's
+sentence vectors, scored as Qdrant scores them (cosine; sparse dot product with IDF
+``ln((N - df + 0.5) / (df + 0.5) + 1)`` over the collection; MaxSim over the sentences).
+Qdrant stays the store of record; the mirror is rebuilt from it on start. A Qdrant server needs
+none of this: it has payload indexes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class LocalIndex:
         self._document = np.zeros(0, dtype=object)
         self._uploaded = np.zeros(0, dtype=np.float64)
         self._sparse: list[dict[int, float]] = []
+        self._sentences: list[np.ndarray | None] = []  # per row, unit rows; None when absent
         self._postings: dict[int, dict[int, float]] = {}
 
     def __len__(self) -> int:
@@ -57,6 +59,7 @@ class LocalIndex:
                 vector = np.asarray(p.dense, dtype=np.float32)
                 norm = float(np.linalg.norm(vector))
                 self._dense[row] = vector / norm if norm else vector
+                self._sentences[row] = _unit_rows(p.sentences) if p.sentences else None
                 self._set_payload(row, p.payload)
                 self._alive[row] = True
                 terms = dict(zip(p.sparse_indices, p.sparse_values, strict=True))
@@ -71,6 +74,7 @@ class LocalIndex:
                 if row is not None:
                     self._unpost(row)
                     self._alive[row] = False
+                    self._sentences[row] = None
 
     def matching(self, tenant_id: str, document_id: str, version_id: str | None) -> list[str]:
         with self._lock:
@@ -126,6 +130,22 @@ class LocalIndex:
             scores = np.array([acc[int(r)] for r in rows], dtype=np.float64)
             return self._top(rows, scores, limit)
 
+    def score_sentences(
+        self, vector: Sequence[float], ids: Sequence[str], flt: SearchFilter
+    ) -> dict[str, float]:
+        with self._lock:
+            rows = np.array([self._rows[i] for i in ids if i in self._rows], dtype=np.int64)
+            if rows.size == 0:
+                return {}
+            q = np.asarray(vector, dtype=np.float32)
+            q /= float(np.linalg.norm(q)) or 1.0
+            out: dict[str, float] = {}
+            for row in rows[self._mask(flt, rows)]:
+                sentences = self._sentences[int(row)]
+                if sentences is not None:
+                    out[self._ids[int(row)]] = float((sentences @ q).max())
+            return out
+
     def fetch(self, ids: Sequence[str], flt: SearchFilter) -> list[VectorHit]:
         with self._lock:
             rows = np.array([self._rows[i] for i in ids if i in self._rows], dtype=np.int64)
@@ -151,6 +171,7 @@ class LocalIndex:
         self._ids.append(point_id)
         self._payloads.append({})
         self._sparse.append({})
+        self._sentences.append(None)
         return row
 
     def _set_payload(self, row: int, payload: dict[str, Any]) -> None:
@@ -214,3 +235,10 @@ class LocalIndex:
             payload=self._payloads[row],
             dense=self._dense[row].tolist(),
         )
+
+
+def _unit_rows(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+    m = np.asarray(vectors, dtype=np.float32)
+    norms: np.ndarray = np.linalg.norm(m, axis=1, keepdims=True)
+    unit: np.ndarray = m / np.clip(norms, 1e-12, None)
+    return unit

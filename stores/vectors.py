@@ -3,8 +3,10 @@
 qdrant-client offers one facade over both modes: a folder on disk (``path=``, the embedded
 default; one process per folder) or a server (``url=``, production). The same calls, and the
 same conformance suite, serve both. One collection per embedding model (the model is part of the
-name, not of the point id), with a named dense vector and a sparse vector whose IDF Qdrant
-applies at query time. Point ids are the chunk ids (uuid5), so every write is an upsert.
+name, not of the point id), with a named dense vector, a sparse vector whose IDF Qdrant
+applies at query time, and a multivector of the chunk's sentences that rescores candidates by
+their best sentence (MaxSim; not indexed: it only ever scores the ids a query names). Point
+ids are the chunk ids (uuid5), so every write is an upsert.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import copy
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +30,10 @@ from stores.local_index import LocalIndex
 
 log = logging.getLogger(__name__)
 
+LAYOUT_TTL_S = 60.0
 DENSE = "dense"
 SPARSE = "sparse"
+SENTENCES = "sentences"
 # Payload fields filtered on: tenant first (Qdrant co-locates a tenant's points with is_tenant).
 KEYWORD_FIELDS = ("collection", "document_id", "version_id", "tags")
 FLOAT_FIELDS = ("uploaded_at",)
@@ -44,6 +49,7 @@ class VectorPoint:
     sparse_indices: list[int]
     sparse_values: list[float]
     payload: dict[str, Any] = field(default_factory=dict)
+    sentences: list[list[float]] = field(default_factory=list)  # one vector per sentence
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,13 @@ class VectorStore(Protocol):
 
     def fetch(self, point_ids: Sequence[str], flt: SearchFilter) -> list[VectorHit]: ...
 
+    def score_sentences(
+        self, vector: Sequence[float], point_ids: Sequence[str], flt: SearchFilter
+    ) -> dict[str, float]:
+        """``point id → best cosine between the vector and one of its sentences`` for these
+        points, when they pass the filter and hold sentence vectors (others are absent)."""
+        ...
+
     def delete_ids(self, point_ids: Sequence[str]) -> None: ...
 
     def point_ids(self, tenant_id: str, document_id: str) -> set[str]: ...
@@ -175,6 +188,8 @@ class QdrantVectorStore:
                 "or set GEDRAG_QDRANT__URL to a Qdrant server"
             ) from exc
         self._ready = False
+        self._sentences: bool | None = None  # the collection has the sentence multivector
+        self._sentences_at = 0.0  # when that was read (an alias may move to another collection)
         self._index: LocalIndex | None = None
 
     @contextmanager
@@ -205,7 +220,15 @@ class QdrantVectorStore:
                 self.client.create_collection(
                     self.collection,
                     vectors_config={
-                        DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                        DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                        SENTENCES: models.VectorParams(
+                            size=dim,
+                            distance=models.Distance.COSINE,
+                            multivector_config=models.MultiVectorConfig(
+                                comparator=models.MultiVectorComparator.MAX_SIM
+                            ),
+                            hnsw_config=models.HnswConfigDiff(m=0),
+                        ),
                     },
                     sparse_vectors_config={
                         SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -224,6 +247,26 @@ class QdrantVectorStore:
                         f"the embedding model makes {dim}-d ones"
                     )
         self._ready = True
+        if not self.has_sentences():
+            log.warning(
+                "Qdrant collection %r has no sentence vectors (made by an earlier gedrag): "
+                "searches skip sentence scoring until `gedrag migrate reembed` rebuilds it",
+                self.collection,
+            )
+
+    def has_sentences(self) -> bool:
+        """Whether the collection stores sentence vectors (collections made before them do
+        not; a re-embedding builds a new one that does). Read again after a while: another
+        process may move the alias to a collection of the other kind."""
+        now = time.monotonic()
+        if self._sentences is None or now - self._sentences_at > LAYOUT_TTL_S:
+            with self._call("collection info"):
+                if not self.client.collection_exists(self.collection):
+                    return False
+                vectors = self.client.get_collection(self.collection).config.params.vectors
+            self._sentences = isinstance(vectors, dict) and SENTENCES in vectors
+            self._sentences_at = now
+        return self._sentences
 
     def _create_indexes(self) -> None:
         self.client.create_payload_index(
@@ -241,21 +284,32 @@ class QdrantVectorStore:
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
             return
-        structs = [
+        with self._call("upsert"):
+            try:
+                self.client.upsert(self.collection, points=self._structs(points), wait=True)
+            except UnexpectedResponse as exc:
+                # The alias moved (another process) to a collection without sentence vectors.
+                if exc.status_code != 400 or SENTENCES not in str(exc):
+                    raise
+                self._sentences = None
+                self.client.upsert(self.collection, points=self._structs(points), wait=True)
+            if self._index is not None:
+                self._index.upsert(points)
+
+    def _structs(self, points: Sequence[VectorPoint]) -> list[models.PointStruct]:
+        sentences = self.has_sentences()
+        return [
             models.PointStruct(
                 id=p.id,
                 vector={
                     DENSE: p.dense,
                     SPARSE: models.SparseVector(indices=p.sparse_indices, values=p.sparse_values),
+                    **({SENTENCES: p.sentences} if p.sentences and sentences else {}),
                 },
                 payload=p.payload,
             )
             for p in points
         ]
-        with self._call("upsert"):
-            self.client.upsert(self.collection, points=structs, wait=True)
-            if self._index is not None:
-                self._index.upsert(points)
 
     def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None:
         if not self._exists():
@@ -347,6 +401,36 @@ class QdrantVectorStore:
             )
         return [_hit(p) for p in points]
 
+    def score_sentences(
+        self, vector: Sequence[float], point_ids: Sequence[str], flt: SearchFilter
+    ) -> dict[str, float]:
+        """MaxSim of the query vector over each point's sentences (only these points)."""
+        if not point_ids or not self._exists():
+            return {}
+        index = self._local_index()
+        if index is not None:
+            return index.score_sentences(vector, point_ids, flt)
+        return self._max_sim(vector, point_ids, flt)
+
+    def _max_sim(
+        self, vector: Sequence[float], point_ids: Sequence[str], flt: SearchFilter
+    ) -> dict[str, float]:
+        if not self.has_sentences():
+            return {}
+        by_id = models.HasIdCondition(has_id=list(point_ids))
+        base = flt.to_qdrant()
+        with self._call("sentence scores"):
+            result = self.client.query_points(
+                self.collection,
+                query=[list(vector)],
+                using=SENTENCES,
+                query_filter=models.Filter(must=[by_id, *(base.must or [])]),
+                limit=len(point_ids),
+                with_payload=False,
+                with_vectors=False,
+            )
+        return {str(p.id): float(p.score) for p in result.points}
+
     def missing(self, point_ids: Sequence[str]) -> set[str]:
         """Which of these ids hold no point (lookups by id: no scan, even in local mode)."""
         if not point_ids:
@@ -407,6 +491,7 @@ class QdrantVectorStore:
         other = copy.copy(self)  # shares client, lock and creation options
         other.collection = collection
         other._ready = False
+        other._sentences = None
         other._index = None
         return other
 
@@ -480,6 +565,13 @@ class QdrantVectorStore:
             vectors = self.client.get_collection(self.collection).config.params.vectors
         return vectors[DENSE].size if isinstance(vectors, dict) else None
 
+    def move_alias(self, operations: Sequence[Any]) -> None:
+        """Apply alias operations in one request (atomic); this store reads the layout of the
+        collection its name now points to."""
+        with self._call("switch alias"):
+            self.client.update_collection_aliases(change_aliases_operations=list(operations))
+            self._sentences = None
+
     def alias_target(self) -> str | None:
         """The collection this store's name is an alias of (``None``: a plain collection or
         nothing)."""
@@ -546,6 +638,7 @@ def _point(p: Any) -> VectorPoint:
         sparse_indices=list(sparse.indices) if sparse else [],
         sparse_values=list(sparse.values) if sparse else [],
         payload=p.payload or {},
+        sentences=[list(v) for v in p.vector.get(SENTENCES) or []],
     )
 
 

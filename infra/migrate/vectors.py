@@ -78,6 +78,7 @@ def physical_name(indexer: Indexer, prefix: str, *, rechunk: bool = False) -> st
     config: dict[str, object] = {
         "embedder": indexer.embedder.model_id,
         "sparse": indexer.sparse.to_dict(),
+        "sentences": indexer.sentence_vectors,  # a collection made before them lacks them
     }
     if rechunk:
         config["chunker"] = indexer.chunker.to_dict()
@@ -355,8 +356,7 @@ def switch(rt: Runtime, indexer: Indexer, *, dry_run: bool = False) -> dict[str,
                 )
             )
         )
-        with t.live._call("switch alias"):
-            t.live.client.update_collection_aliases(change_aliases_operations=ops)
+        t.live.move_alias(ops)
         if t.serving:
             t.live.use_mirror(mirror)
     migration_state.put_state(
@@ -440,19 +440,18 @@ def rollback(rt: Runtime, *, dry_run: bool = False) -> dict[str, Any]:
     with live.exclusive():
         swapped = staging.swap(rt.catalog, take=previous, keep=current)
         mirror = old.build_mirror()
-        with live._call("switch alias"):
-            live.client.update_collection_aliases(
-                change_aliases_operations=[
-                    models.DeleteAliasOperation(
-                        delete_alias=models.DeleteAlias(alias_name=live.collection)
-                    ),
-                    models.CreateAliasOperation(
-                        create_alias=models.CreateAlias(
-                            collection_name=previous, alias_name=live.collection
-                        )
-                    ),
-                ]
-            )
+        live.move_alias(
+            [
+                models.DeleteAliasOperation(
+                    delete_alias=models.DeleteAlias(alias_name=live.collection)
+                ),
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(
+                        collection_name=previous, alias_name=live.collection
+                    )
+                ),
+            ]
+        )
         live.use_mirror(mirror)
     migration_state.put_state(
         rt.catalog,

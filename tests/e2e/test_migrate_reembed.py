@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from qdrant_client import models
 
 from core.settings import EmbeddingSettings, Settings, SparseSettings
 from infra.migrate import vectors, verify
 from ingestion.runtime import Runtime
-from stores.vectors import SPARSE, SearchFilter, collection_name
+from stores.vectors import DENSE, SPARSE, QdrantVectorStore, SearchFilter, collection_name
 from tests.support import tiny_embedder
 from tests.support.migration import (
     DOCS,
@@ -146,3 +147,56 @@ def test_an_interrupted_build_resumes_from_its_checkpoint(
             for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, doc).id)
         }
         assert len(live) == 3 and set(new.all_point_versions()) == chunks
+
+
+def test_a_collection_made_before_sentence_vectors_gets_them_by_reembedding(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """An earlier gedrag's collection has no sentence multivector: it keeps serving, and
+    `gedrag migrate reembed --switch` with the same model moves the alias to one that has them;
+    documents added after the switch get them too, and a rollback goes back to the old points."""
+    settings = make_settings()
+    old = QdrantVectorStore(
+        collection_name(settings.qdrant.collection_prefix, settings.embedding.model),
+        path=settings.qdrant_path,
+    )
+    old.client.create_collection(
+        old.collection,
+        vectors_config={DENSE: models.VectorParams(size=384, distance=models.Distance.COSINE)},
+        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    old.close()
+    query = {"query": "who inspects the ladders"}
+    with running(settings) as api:
+        ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook")}
+        rt = runtime(api)
+        tenant = rt.catalog.get_tenant("acme").id
+        flt = SearchFilter(tenant_id=tenant)
+        chunk_ids = [
+            c.id
+            for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["handbook"]).id)
+        ]
+        r = api.client.post("/v1/search", headers=api.h(), json=query)
+        assert r.status_code == 200 and "sentence" in r.json()["timings_ms"]
+        assert rt.vectors.score_sentences([1.0] * 384, chunk_ids, flt) == {}
+
+        indexer = vectors.target_indexer(rt)
+        assert vectors.build(rt, indexer)["built"] == 2
+        vectors.switch(rt, indexer)
+        assert rt.vectors.has_sentences()
+        assert rt.vectors.score_sentences([1.0] * 384, chunk_ids, flt).keys() == set(chunk_ids)
+        ids["notes"] = ingest(api, "notes", DOCS["notes"])
+        notes = rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["notes"]).id)
+        assert rt.vectors.score_sentences([1.0] * 384, [c.id for c in notes], flt)
+        top = api.client.post("/v1/search", headers=api.h(), json=query).json()["passages"][0]
+        assert "site safety officer" in top["text"]
+
+        vectors.rollback(rt)  # back to the old points (copied aside, without sentences)
+        assert rt.vectors.score_sentences([1.0] * 384, chunk_ids, flt) == {}
+        ids["memo"] = ingest(api, "memo", DOCS["memo"])
+        report = verify.verify(rt)  # notes came after the switch: the old points lack it
+        assert {d.document_id for d in report.drift} == {ids["notes"]}
+        verify.repair(rt, report)
+        assert verify.verify(rt).ok
+        r = api.client.post("/v1/search", headers=api.h(), json=query)
+        assert "site safety officer" in r.json()["passages"][0]["text"]

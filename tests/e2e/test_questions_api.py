@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -75,7 +76,41 @@ def test_search_returns_scored_passages_with_timings(qa_api: Api) -> None:
     top = body["passages"][0]
     assert top["document_id"] == qa_api.docs["contract"] and "12,500 EUR" in top["text"]  # type: ignore[attr-defined]
     assert top["n"] == 1 and top["score"] > 0 and top["collection"] == "contracts"
-    assert {"dense", "sparse", "graph", "total"} <= set(body["timings_ms"])
+    assert {"dense", "sparse", "graph", "sentence", "sentence_terms", "total"} <= set(
+        body["timings_ms"]
+    )
+
+
+def test_weights_follow_the_query_language(qa_api: Api) -> None:
+    """English queries rescore candidates by their best sentence (the default model is
+    English); French ones keep the BM25-led weights."""
+    r = post(qa_api, "/v1/search", {"query": "prix annuel du contrat de maintenance"})
+    assert r.status_code == 200, r.text
+    assert "sentence" not in r.json()["timings_ms"]
+    assert "12,500 EUR" in r.json()["passages"][0]["text"]
+
+
+def test_sentence_scores_rank_candidates_by_their_best_sentence(qa_api: Api) -> None:
+    from core.settings import FusionWeights
+    from retrieval import factory
+    from stores.vectors import SearchFilter
+
+    runtime = qa_api.client.app.state.runtime  # type: ignore[attr-defined]
+    retriever = factory.qa(runtime).retriever
+    only = FusionWeights(dense=0, sparse=0, graph=0, sentence=1, sentence_terms=0)
+    cfg = retriever.config.model_copy(update={"language_weights": {"en": only}, "mmr_lambda": 1})
+    query = "who inspects the ladders"
+    tenant = runtime.catalog.get_tenant("acme").id
+    found = retriever.search(query, SearchFilter(tenant_id=tenant), config=cfg).passages
+    assert len(found) == 2  # both chunks of the tenant, ranked by their best sentence
+    q = np.asarray(retriever.embedder.embed([query])[0])
+    indexer = runtime.indexer
+    pooled = indexer.embedder.embed_spans(
+        [p.text for p in found], [indexer.spans_of(p.text) for p in found]
+    )
+    best = [max(float(q @ np.asarray(s)) for s in parts) for _, parts in pooled]
+    assert best == sorted(best, reverse=True)
+    assert "site safety officer" in found[0].text
 
 
 def test_filters_narrow_the_search(qa_api: Api) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,7 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
 
     def make(i: int) -> VectorPoint:
         terms = sorted(rng.sample(range(40), 5))
+        sentences = [[rng.uniform(-1, 1) for _ in range(8)] for _ in range(i % 4)]
         return VectorPoint(
             id=ids.stable_uuid("m", str(i)),
             dense=[rng.uniform(-1, 1) for _ in range(8)],
@@ -182,6 +184,7 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
                 "metadata": {"m": i % 5},
                 "uploaded_at": float(i),
             },
+            sentences=sentences,
         )
 
     pts = [make(i) for i in range(300)]
@@ -210,12 +213,63 @@ def test_local_mirror_ranks_and_scores_like_qdrant(tmp_path: Path) -> None:
                 )
                 assert [round(h.score, 4) for h in ours] == [round(h.score, 4) for h in ref]
                 assert {h.id for h in ours} == {h.id for h in ref} or len(ours) == 10
+                named = [p.id for p in rng.sample(pts, 40)]
+                ours_max = store.score_sentences(q, named, flt)
+                ref_max = store._max_sim(q, named, flt)
+                assert ours_max.keys() == ref_max.keys()
+                assert all(abs(ours_max[i] - ref_max[i]) < 1e-4 for i in ref_max)
 
     compare()
     store.delete("t0", "d4")
     store.delete_ids([pts[1].id, pts[3].id])
     store.set_payload("t1", "d7", {"tags": ["g0"]})
     compare()
+    store.close()
+
+
+def test_sentence_scores_are_the_best_sentence_of_each_named_point(
+    store: QdrantVectorStore,
+) -> None:
+    store.ensure_collection(4)
+    assert store.has_sentences()
+    sentences = {
+        0: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],
+        1: [[0.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]],
+        2: [],  # stored without sentence vectors
+    }
+    pts = [replace(point("t1", "d1", "v1", i), sentences=s) for i, s in sentences.items()]
+    other = replace(point("t2", "d1", "v1", 0), sentences=[[1.0, 0.0, 0.0, 0.0]])
+    store.upsert([*pts, other])
+    got = store.score_sentences(
+        [1.0, 0.0, 0.0, 0.0], [p.id for p in [*pts, other]], SearchFilter(tenant_id="t1")
+    )
+    assert got.keys() == {pts[0].id, pts[1].id}  # not the other tenant's, not the bare one
+    assert got[pts[0].id] == pytest.approx(1.0, abs=1e-5)
+    assert got[pts[1].id] == pytest.approx(2**-0.5, abs=1e-5)  # max of 0 and cos 45°
+    assert store.score_sentences([1.0, 0.0, 0.0, 0.0], [], SearchFilter(tenant_id="t1")) == {}
+    page, _ = store.scroll_points()  # migrations copy them
+    copied = {p.id: p.sentences for p in page}
+    assert [len(copied[p.id]) for p in pts] == [2, 2, 0]
+
+
+def test_a_collection_made_before_sentence_vectors_still_serves(tmp_path: Path) -> None:
+    """Collections of earlier gedrag versions have no sentence multivector: writes drop the
+    sentences, sentence scores are empty, searches work (a re-embedding adds them)."""
+    from stores.vectors import DENSE, SPARSE
+
+    store = QdrantVectorStore("legacy", path=tmp_path / "q")
+    store.client.create_collection(
+        "legacy",
+        vectors_config={DENSE: models.VectorParams(size=4, distance=models.Distance.COSINE)},
+        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    store.ensure_collection(4)
+    assert not store.has_sentences()
+    p = replace(point("t1", "d1", "v1", 1), sentences=[[1.0, 0.0, 0.0, 0.0]])
+    store.upsert([p])
+    flt = SearchFilter(tenant_id="t1")
+    assert [h.id for h in store.search_dense([1.0, 1.0, 0.5, 0.0], flt, 5)] == [p.id]
+    assert store.score_sentences([1.0, 0.0, 0.0, 0.0], [p.id], flt) == {}
     store.close()
 
 

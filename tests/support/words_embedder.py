@@ -7,6 +7,9 @@ import re
 import zlib
 from collections.abc import Sequence
 
+from ingestion.embedding import Pooled, embed_spans_alone
+from ingestion.sentences import Span
+
 
 class WordsEmbedder:
     model_id = "words"
@@ -23,3 +26,6 @@ class WordsEmbedder:
                 v[zlib.crc32(w.encode()) % self.dim] += 1.0
             out.append(v if any(v) else [1.0] + [0.0] * (self.dim - 1))
         return out
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
+        return embed_spans_alone(self, texts, spans)

@@ -3,13 +3,16 @@ follow-up rewriting and the prompt."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from core.settings import RetrievalSettings
-from retrieval.citations import sentences, validate
+from ingestion.sentences import sentences
+from retrieval.citations import validate
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.prompt import build_messages
-from retrieval.search import Hit, fuse, mmr
+from retrieval.search import Hit, by_sentence_terms, fuse, mmr
 from retrieval.service import finish_stream, standalone_question
 from retrieval.types import NOT_FOUND, Message, Passage
 from stores.vectors import VectorHit
@@ -82,6 +85,27 @@ def test_fusion_rrf_and_weighted() -> None:
     weighted = fuse(ranked, RetrievalSettings(fusion="weighted", sparse_weight=2.0))
     assert [h.id for h in weighted] == ["c", "b", "a"]
     assert fuse(ranked, RetrievalSettings(fusion="weighted", sparse_weight=0.0))[0].id == "a"
+
+
+def test_candidates_rank_by_their_sentence_holding_most_of_the_question() -> None:
+    def chunk(i: str, *sentences: list[int]) -> VectorHit:
+        payload = {"document_id": i, "sentence_terms": [sorted(s) for s in sentences]}
+        return VectorHit(id=i, score=0.0, payload=payload, dense=None)
+
+    # Terms 1 and 2 in one sentence beat them spread over two; term 9 is common (low IDF).
+    together = chunk("together", [1, 2, 9], [5])
+    spread = chunk("spread", [1, 9], [2, 9], [3])
+    one = chunk("one", [2, 9])
+    bare = VectorHit(id="bare", score=0.0, payload={"document_id": "bare"}, dense=None)
+    ranked = {"dense": [spread, together], "sparse": [one, bare, together]}
+    stored = lambda h: h.payload.get("sentence_terms", [])  # noqa: E731
+    got = by_sentence_terms({1, 2, 9}, ranked, stored)
+    assert [h.id for h in got] == ["together", "spread", "one", "bare"]
+    # IDF among the 4 candidates: term 1 in 2 of them, terms 2 and 9 in 3.
+    rare, common = math.log(2.5 / 2.5 + 1), math.log(1.5 / 3.5 + 1)
+    expected = [rare + 2 * common, rare + common, 2 * common, 0.0]
+    assert [h.score for h in got] == pytest.approx(expected)
+    assert by_sentence_terms({7}, ranked, stored)[0].score == 0.0
 
 
 def test_mmr_skips_near_duplicates() -> None:

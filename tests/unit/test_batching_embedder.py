@@ -120,3 +120,25 @@ def test_many_threads_hammering_get_exactly_their_vectors() -> None:
             )
     assert sum(model.calls) == sum(1 + i % 4 for i in range(200))
     assert not batcher._leading and not batcher._pending
+
+
+def test_callers_sharing_a_call_get_their_own_span_vectors() -> None:
+    model = GatedModel()
+    batcher = BatchingEmbedder(model, max_texts=64)
+    texts = ["first one. second one.", "alpha beta gamma. delta."]
+    spans = [[(0, 10), (11, 22)], [(0, 17), (18, 24)]]
+    with ThreadPoolExecutor(3) as pool:
+        warm = pool.submit(batcher.embed, ["warm"])
+        _wait_for(lambda: model.calls == [1])
+        shared = [
+            pool.submit(batcher.embed_spans, [t], [s]) for t, s in zip(texts, spans, strict=True)
+        ]
+        _wait_for(lambda: len(batcher._pending) == 2)
+        model.gate.set()
+        warm.result(10)
+        results = [f.result(10)[0] for f in shared]
+    words = WordsEmbedder()
+    for text, own, (vector, parts) in zip(texts, spans, results, strict=True):
+        assert vector == words.embed([text])[0]
+        assert parts == words.embed([text[a:b] for a, b in own])
+    assert len(model.calls) == 2  # both callers in one call after the first

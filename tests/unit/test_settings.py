@@ -59,3 +59,27 @@ def test_invalid_values_are_refused() -> None:
 )
 def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
     assert normalise_url(given) == expected
+
+
+def test_fusion_weights_follow_the_query_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = Settings().retrieval
+    assert r.weights("en").sentence > 0  # the default model is English
+    fr = r.weights("fr")
+    assert (fr.dense, fr.sparse, fr.graph, fr.sentence, fr.sentence_terms) == (
+        r.dense_weight,
+        r.sparse_weight,
+        r.graph_weight,
+        r.sentence_weight,
+        r.sentence_terms_weight,
+    )
+    monkeypatch.setenv(
+        "GEDRAG_RETRIEVAL__LANGUAGE_WEIGHTS",
+        '{"fr": {"dense": 0.5, "sparse": 0.5, "graph": 0, "sentence": 0, "sentence_terms": 0}}',
+    )
+    r = Settings().retrieval
+    assert r.weights("fr").dense == 0.5
+    assert r.weights("en").sentence == r.sentence_weight == 0.0  # replaced, not merged
+    with pytest.raises(ValidationError, match="sentence"):
+        Settings(retrieval={"language_weights": {"en": {"dense": 1, "sparse": 1, "graph": 0}}})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="greater than or equal"):
+        Settings(retrieval={"sentence_weight": -1})  # type: ignore[arg-type]
