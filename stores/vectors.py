@@ -250,7 +250,8 @@ class QdrantVectorStore:
         if not self.has_sentences():
             log.warning(
                 "Qdrant collection %r has no sentence vectors (made by an earlier gedrag): "
-                "searches skip sentence scoring until `gedrag migrate reembed` rebuilds it",
+                "searches score its chunks by their own vector until `gedrag migrate reembed "
+                "--switch` rebuilds it with them",
                 self.collection,
             )
 
