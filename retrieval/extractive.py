@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.metrics import TOKENS
@@ -35,6 +35,7 @@ class _Candidate:
     text: str
     score: float
     coverage: float
+    also: tuple[tuple[Passage, str], ...] = ()  # other passages that say it, in their words
 
 
 class ExtractiveGenerator:
@@ -77,8 +78,10 @@ class ExtractiveGenerator:
         parts = []
         citations: dict[int, Citation] = {}
         for c in picked:
-            parts.append(f"{c.text} [{c.passage.n}]")
-            citations.setdefault(c.passage.n, citation(c.passage, c.text))
+            sources = [(c.passage, c.text), *c.also]
+            parts.append(c.text + " " + "".join(f"[{p.n}]" for p, _ in sources))
+            for p, quote in sources:
+                citations.setdefault(p.n, citation(p, quote))
         text = " ".join(parts)
         TOKENS.labels(self.name).inc(len(text.split()))
         return Answer(text=text, citations=list(citations.values()), grounded=True)
@@ -134,8 +137,20 @@ class ExtractiveGenerator:
             overlaps = any(
                 c.passage is q.passage and (c.text in q.text or q.text in c.text) for q in picked
             )
+            said = next((k for k, q in enumerate(picked) if _same(c.text, q.text)), None)
+            if said is not None and not overlaps:  # another passage says it too: cite both
+                q = picked[said]
+                if c.passage is not q.passage and all(c.passage is not p for p, _ in q.also):
+                    picked[said] = replace(q, also=(*q.also, (c.passage, c.text)))
+                continue
             if overlaps or length + len(c.text) > self.max_chars:
                 continue
             picked.append(c)
             length += len(c.text)
         return sorted(picked, key=lambda c: (c.passage.n, c.position))
+
+
+def _same(a: str, b: str) -> bool:
+    """One says what the other says (up to spacing and case)."""
+    a, b = " ".join(a.split()).lower(), " ".join(b.split()).lower()
+    return a in b or b in a

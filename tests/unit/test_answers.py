@@ -123,6 +123,18 @@ def test_extractive_answer_is_cited_and_quoted() -> None:
     assert all(c.quote in " ".join(sentences(P[c.n - 1].text)) for c in answer.citations)
 
 
+def test_a_sentence_two_passages_share_is_said_once_and_cites_both() -> None:
+    same = (
+        "The two general types of self-locking nuts are the all-metal type and the fiber lock type."
+    )
+    passages = [passage(1, same), passage(2, "Aircraft hardware.\n\n" + same.upper())]
+    answer = ExtractiveGenerator().generate(
+        "What are the two types of self-locking nuts?", passages
+    )
+    assert answer.text == f"{same} [1][2]"
+    assert [(c.n, c.quote) for c in answer.citations] == [(1, same), (2, same.upper())]
+
+
 def test_extractive_says_not_found_when_evidence_is_weak() -> None:
     gen = ExtractiveGenerator()
     assert gen.generate("What did the board decide about salaries?", P).grounded is False
