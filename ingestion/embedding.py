@@ -170,7 +170,7 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return [
-            (out["sentence_embedding"].float().tolist(), _span_vectors(model, text, own, out))
+            (out["sentence_embedding"].float().cpu().tolist(), _span_vectors(model, text, own, out))
             for text, own, out in zip(texts, spans, outputs, strict=True)
         ]
 
@@ -181,7 +181,7 @@ def _span_vectors(
     if not spans:
         return []
     n = int(out["attention_mask"].sum())
-    tokens = out["token_embeddings"][:n].float().numpy()
+    tokens = out["token_embeddings"][:n].float().cpu().numpy()  # cpu: from a GPU too
     offsets = model.tokenizer(
         text, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
     )["offset_mapping"][:n]

@@ -103,9 +103,7 @@ class LocalIndex:
             rows = self._filtered(flt)
             if rows.size == 0:
                 return []
-            q = np.asarray(vector, dtype=np.float32)
-            q /= float(np.linalg.norm(q)) or 1.0
-            scores = self._dense[rows] @ q
+            scores = self._dense[rows] @ _unit(vector)
             return self._top(rows, scores, limit)
 
     def search_sparse(
@@ -134,13 +132,9 @@ class LocalIndex:
         self, vector: Sequence[float], ids: Sequence[str], flt: SearchFilter
     ) -> dict[str, float]:
         with self._lock:
-            rows = np.array([self._rows[i] for i in ids if i in self._rows], dtype=np.int64)
-            if rows.size == 0:
-                return {}
-            q = np.asarray(vector, dtype=np.float32)
-            q /= float(np.linalg.norm(q)) or 1.0
+            q = _unit(vector)
             out: dict[str, float] = {}
-            for row in rows[self._mask(flt, rows)]:
+            for row in self._named(ids, flt):
                 sentences = self._sentences[int(row)]
                 if sentences is not None:
                     out[self._ids[int(row)]] = float((sentences @ q).max())
@@ -148,11 +142,7 @@ class LocalIndex:
 
     def fetch(self, ids: Sequence[str], flt: SearchFilter) -> list[VectorHit]:
         with self._lock:
-            rows = np.array([self._rows[i] for i in ids if i in self._rows], dtype=np.int64)
-            if rows.size == 0:
-                return []
-            rows = rows[self._mask(flt, rows)]
-            return [self._hit(int(r), 0.0) for r in rows]
+            return [self._hit(int(r), 0.0) for r in self._named(ids, flt)]
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -196,6 +186,14 @@ class LocalIndex:
         selected: np.ndarray = rows[self._mask(flt, rows)]
         return selected
 
+    def _named(self, ids: Sequence[str], flt: SearchFilter) -> np.ndarray:
+        """The rows of these ids that exist and pass the filter."""
+        rows = np.array([self._rows[i] for i in ids if i in self._rows], dtype=np.int64)
+        if rows.size == 0:
+            return rows
+        named: np.ndarray = rows[self._mask(flt, rows)]
+        return named
+
     def _mask(self, flt: SearchFilter, rows: np.ndarray) -> np.ndarray:
         """Which of ``rows`` pass the filter (same semantics as SearchFilter.to_qdrant)."""
         mask: np.ndarray = self._alive[rows] & (self._tenant[rows] == flt.tenant_id)
@@ -235,6 +233,12 @@ class LocalIndex:
             payload=self._payloads[row],
             dense=self._dense[row].tolist(),
         )
+
+
+def _unit(vector: Sequence[float]) -> np.ndarray:
+    q = np.asarray(vector, dtype=np.float32)
+    unit: np.ndarray = q / (float(np.linalg.norm(q)) or 1.0)
+    return unit
 
 
 def _unit_rows(vectors: Sequence[Sequence[float]]) -> np.ndarray:
