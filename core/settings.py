@@ -133,8 +133,9 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
     sentences: bool = Field(
         default=True,
-        description="Also embed each chunk's sentences (a Qdrant multivector): retrieval then "
-        "scores a candidate by its best sentence too. Changing it needs `gedrag migrate reembed`.",
+        description="Also store each chunk's sentence vectors (a Qdrant multivector, pooled from "
+        "the chunk's own model call) and sentence terms: retrieval then scores a candidate by "
+        "its best sentence too. Changing it needs `gedrag migrate reembed`.",
     )
 
 

@@ -139,12 +139,13 @@ class Retriever:
                 for h in sorted(hits.values(), key=lambda h: -reached[h.id])
             ]
             lap("graph")
+        candidates = {h.id: h for results in ranked.values() for h in results}
         if vector is not None and cfg.mode == "hybrid" and weights.sentence > 0:
-            ranked["sentence"] = self._by_sentence(vector, ranked, flt)
+            ranked["sentence"] = self._by_sentence(vector, candidates, flt)
             lap("sentence")
         if cfg.mode == "hybrid" and weights.sentence_terms > 0:
             terms = set(self.sparse.term_ids(query, language))
-            ranked["sentence_terms"] = by_sentence_terms(terms, ranked, self._sentence_terms)
+            ranked["sentence_terms"] = by_sentence_terms(terms, candidates, self._sentence_terms)
             lap("sentence_terms")
         fused = fuse(ranked, cfg, weights)
         fused = self._active_only(flt.tenant_id, fused)
@@ -163,12 +164,11 @@ class Retriever:
         return SearchResult(passages=passages, timings_ms=timings)
 
     def _by_sentence(
-        self, vector: list[float], ranked: dict[str, list[VectorHit]], flt: SearchFilter
+        self, vector: list[float], hits: dict[str, VectorHit], flt: SearchFilter
     ) -> list[VectorHit]:
-        """Every candidate of the other retrievers, ranked by its best sentence's similarity
-        to the query. A chunk stored without sentence vectors (by an earlier gedrag, until a
-        re-embedding) counts as one sentence: its own vector."""
-        hits = {h.id: h for results in ranked.values() for h in results}
+        """The candidates, ranked by their best sentence's similarity to the query. A chunk
+        stored without sentence vectors (by an earlier gedrag, until a re-embedding) counts as
+        one sentence: its own vector."""
         scores = self.vectors.score_sentences(vector, list(hits), flt)
         q = np.asarray(vector, dtype=np.float32)
         q /= float(np.linalg.norm(q)) or 1.0
@@ -176,8 +176,7 @@ class Retriever:
             if i not in scores and h.dense is not None:
                 d = np.asarray(h.dense, dtype=np.float32)
                 scores[i] = float(q @ d) / (float(np.linalg.norm(d)) or 1.0)
-        order = sorted(scores, key=lambda i: (-scores[i], i))
-        return [replace(hits[i], score=scores[i]) for i in order]
+        return rescored(hits, scores)
 
     def _sentence_terms(self, hit: VectorHit) -> list[list[int]]:
         """Stored at ingestion; worked out from the text for chunks stored before that."""
@@ -203,12 +202,11 @@ class Retriever:
 
 def by_sentence_terms(
     terms: set[int],
-    ranked: dict[str, list[VectorHit]],
+    hits: dict[str, VectorHit],
     sentence_terms: Callable[[VectorHit], list[list[int]]],
 ) -> list[VectorHit]:
-    """Every candidate, ranked by its sentence holding the most of the question's terms, each
+    """The candidates, ranked by their sentence holding the most of the question's terms, each
     term weighted by its IDF among the candidates (the same on every vector store)."""
-    hits = {h.id: h for results in ranked.values() for h in results}
     sentences = {i: [terms.intersection(s) for s in sentence_terms(h)] for i, h in hits.items()}
     n = len(sentences)
     df = {t: sum(1 for own in sentences.values() if any(t in s for s in own)) for t in terms}
@@ -216,6 +214,11 @@ def by_sentence_terms(
     scores = {
         i: max((sum(idf[t] for t in s) for s in own), default=0.0) for i, own in sentences.items()
     }
+    return rescored(hits, scores)
+
+
+def rescored(hits: dict[str, VectorHit], scores: dict[str, float]) -> list[VectorHit]:
+    """The scored hits with their new scores, best first (ties by id)."""
     order = sorted(scores, key=lambda i: (-scores[i], i))
     return [replace(hits[i], score=scores[i]) for i in order]
 

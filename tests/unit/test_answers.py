@@ -97,15 +97,15 @@ def test_candidates_rank_by_their_sentence_holding_most_of_the_question() -> Non
     spread = chunk("spread", [1, 9], [2, 9], [3])
     one = chunk("one", [2, 9])
     bare = VectorHit(id="bare", score=0.0, payload={"document_id": "bare"}, dense=None)
-    ranked = {"dense": [spread, together], "sparse": [one, bare, together]}
+    pool = {h.id: h for h in (spread, together, one, bare)}
     stored = lambda h: h.payload.get("sentence_terms", [])  # noqa: E731
-    got = by_sentence_terms({1, 2, 9}, ranked, stored)
+    got = by_sentence_terms({1, 2, 9}, pool, stored)
     assert [h.id for h in got] == ["together", "spread", "one", "bare"]
     # IDF among the 4 candidates: term 1 in 2 of them, terms 2 and 9 in 3.
     rare, common = math.log(2.5 / 2.5 + 1), math.log(1.5 / 3.5 + 1)
     expected = [rare + 2 * common, rare + common, 2 * common, 0.0]
     assert [h.score for h in got] == pytest.approx(expected)
-    assert by_sentence_terms({7}, ranked, stored)[0].score == 0.0
+    assert by_sentence_terms({7}, pool, stored)[0].score == 0.0
 
 
 def test_mmr_skips_near_duplicates() -> None:
