@@ -32,7 +32,7 @@ import ingestion.indexing as indexing
 from core.settings import Settings
 from serving.app import create_app
 from stores.graph.relational import RelationalGraphStore
-from stores.vectors import QdrantVectorStore
+from stores.vectors.qdrant import QdrantVectorStore
 
 STAGES: dict[str, float] = defaultdict(float)
 _lock = threading.Lock()
@@ -54,7 +54,7 @@ def instrument() -> None:
     indexing.parse = timed("parse", indexing.parse)  # type: ignore[assignment]
     indexing.chunk = timed("chunk", indexing.chunk)  # type: ignore[assignment]
     # The model's own encode, inside the embedder's lock: waiting for the lock is not embedding.
-    # Imported here, after ingestion.embedding has set how OpenMP threads wait.
+    # Imported here, after textmodels.embedding has set how OpenMP threads wait.
     from sentence_transformers import SentenceTransformer
 
     SentenceTransformer.encode = timed("embed", SentenceTransformer.encode)  # type: ignore[method-assign]
@@ -144,13 +144,13 @@ def main() -> None:
             # Warm-up outside the measure: model load and first unstructured import (~10 s).
             run(client, auth, [("warm.md", b"# Warm up\n\nFirst document.")], "warm")
             STAGES.clear()
-            warm_calls = rt.indexer.batcher.calls
+            warm_calls = rt.models.batcher.calls
             pdf = run(client, auth, pdfs, "pdf")
             pdf_stages = dict(STAGES)
             STAGES.clear()
             mixed = run(client, auth, others + fiches, "mixed")
             mixed_stages = dict(STAGES)
-            model_calls = rt.indexer.batcher.calls - warm_calls
+            model_calls = rt.models.batcher.calls - warm_calls
 
     pages = sum(pdf_pages(d) for _, d in pdfs)
     total_docs = pdf["documents"] + mixed["documents"]

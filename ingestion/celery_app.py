@@ -15,7 +15,8 @@ from typing import Any
 from celery import Celery, signals
 
 from core.settings import Settings
-from ingestion.runtime import Runtime
+from ingestion.service import IngestionService
+from runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class GedragCelery(Celery):  # type: ignore[misc]
         )
         self.settings = settings
         self._runtime = runtime
+        self._ingestion: IngestionService | None = None
         self._runtime_lock = threading.Lock()
         self.conf.update(
             task_default_queue=settings.broker.queue,
@@ -70,10 +72,17 @@ class GedragCelery(Celery):  # type: ignore[misc]
 
     @property
     def runtime(self) -> Runtime:
+        return self.ingestion.rt
+
+    @property
+    def ingestion(self) -> IngestionService:
+        """The service whose steps the tasks run (built on first use, with the runtime)."""
         with self._runtime_lock:
-            if self._runtime is None:
-                self._runtime = Runtime.build(self.settings)
-            return self._runtime
+            if self._ingestion is None:
+                self._ingestion = IngestionService(
+                    self._runtime if self._runtime is not None else Runtime.build(self.settings)
+                )
+            return self._ingestion
 
 
 def start_embedded_worker(app: GedragCelery) -> Any:

@@ -27,8 +27,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ingestion.language import detect_language
 from ingestion.parsing import Element
+from textmodels.language import detect_language
 
 CHUNKER_NAME = "structure-aware"
 # Bump when the chunks produced from the same elements change: chunk ids derive from it.

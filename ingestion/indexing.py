@@ -6,52 +6,30 @@ moves their results between the stores.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from functools import cached_property
-from typing import Any, assert_never
+from typing import Any
 
 from core import ids
 from core.domain import ChunkRecord, Document, Version
 from core.metrics import INGEST_STAGE
 from core.settings import Settings
 from ingestion.chunking import ChunkerConfig, chunk
-from ingestion.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
-from ingestion.entities import EntityExtractor, RuleBasedEntityExtractor
-from ingestion.llm_entities import LLMEntityExtractor
 from ingestion.parsing import ParseLimits, parse
-from ingestion.sentences import Span, sentence_spans
-from ingestion.sparse import SparseEncoder
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.vectors import VectorPoint
+from textmodels.models import EMBED_BATCH, TextModels
+from textmodels.sentences import Span, sentence_spans
 
 Progress = Callable[[str, float], None]
-EMBED_BATCH = 64
-
-
-def make_extractor(settings: Settings) -> EntityExtractor:
-    kind = settings.entities.extractor
-    match kind:
-        case "rules":
-            return RuleBasedEntityExtractor()
-        case "llm":
-            url, model, key = settings.llm.endpoint()
-            return LLMEntityExtractor(url, model, api_key=key, timeout_s=settings.llm.timeout_s)
-        case _:
-            assert_never(kind)
 
 
 class Indexer:
-    """Parse → chunk → (embed + sparse) and (entities), with the settings' parameters."""
+    """Parse → chunk → (embed + sparse) and (entities), with one configuration's parameters
+    and text models."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        embedder: Embedder | None = None,
-        extractor: EntityExtractor | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, models: TextModels | None = None) -> None:
         self.settings = settings
-        self._embedder = embedder
+        self.models = models or TextModels(settings)
         self.limits = ParseLimits(
             max_pages=settings.parsing.max_pages, max_chars=settings.parsing.max_chars
         )
@@ -60,38 +38,11 @@ class Indexer:
             overlap_tokens=settings.chunking.overlap_tokens,
             min_section_tokens=settings.chunking.min_section_tokens,
         )
-        sp = settings.sparse
-        self.sparse = SparseEncoder(k1=sp.k1, b=sp.b, avg_doc_length=sp.avg_doc_length)
-        self.extractor = extractor or make_extractor(settings)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
-        self.sentence_vectors = settings.embedding.sentences
-        self._batcher: BatchingEmbedder | None = None
-        self._batcher_lock = threading.Lock()
-
-    @cached_property
-    def embedder(self) -> Embedder:
-        if self._embedder is not None:
-            return self._embedder
-        e = self.settings.embedding
-        return SentenceTransformerEmbedder(e.model, device=e.device, batch_size=e.batch_size)
-
-    @property
-    def batcher(self) -> BatchingEmbedder:
-        """The embedder of document chunks: concurrent documents share model calls (queries
-        use ``embedder`` directly and never wait for a batch to form). One per indexer."""
-        with self._batcher_lock:
-            if self._batcher is None:
-                self._batcher = BatchingEmbedder(self.embedder, max_texts=EMBED_BATCH)
-            return self._batcher
 
     def to_dict(self) -> dict[str, Any]:
         """The ingestion half of a pipeline release."""
-        return {
-            "chunker": self.chunker.to_dict(),
-            "embedder": {"model": self.embedder.model_id, "sentences": self.sentence_vectors},
-            "sparse": self.sparse.to_dict(),
-            "entities": self.extractor.to_dict(),
-        }
+        return {"chunker": self.chunker.to_dict(), **self.models.to_dict()}
 
     def prepare(
         self, data: bytes, version: Version, tenant_id: str, progress: Progress
@@ -103,7 +54,9 @@ class Indexer:
             )
         progress("chunking", 0.3)
         with INGEST_STAGE.labels("chunk").time():
-            drafts = chunk(elements, config=self.chunker, count_tokens=self.embedder.count_tokens)
+            drafts = chunk(
+                elements, config=self.chunker, count_tokens=self.models.embedder.count_tokens
+            )
         return [
             ChunkRecord(
                 id=ids.chunk_id(
@@ -132,9 +85,9 @@ class Indexer:
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
             spans = [self.spans_of(c.text) for c in batch]
-            pooled = self.batcher.embed_spans([c.text for c in batch], spans)
+            pooled = self.models.batcher.embed_spans([c.text for c in batch], spans)
             for c, (vector, sentence_vectors) in zip(batch, pooled, strict=True):
-                sparse = self.sparse.encode_document(c.text, c.language)
+                sparse = self.models.sparse.encode_document(c.text, c.language)
                 points.append(
                     VectorPoint(
                         id=c.id,
@@ -150,7 +103,7 @@ class Indexer:
 
     def spans_of(self, text: str) -> list[Span]:
         """Where a chunk's sentences lie, to pool their vectors (none when they are off)."""
-        return sentence_spans(text) if self.sentence_vectors else []
+        return sentence_spans(text) if self.models.sentence_vectors else []
 
     def payload(self, c: ChunkRecord, doc: Document, version: Version) -> dict[str, Any]:
         """What retrieval filters on and cites; ``sentence_terms``: the sparse term ids of each
@@ -171,11 +124,11 @@ class Indexer:
             "page_start": c.page_start,
             "page_end": c.page_end,
             "language": c.language,
-            "model_id": self.embedder.model_id,
+            "model_id": self.models.embedder.model_id,
             "text": c.text,
             **(
-                {"sentence_terms": self.sparse.sentence_terms(c.text, c.language)}
-                if self.sentence_vectors
+                {"sentence_terms": self.models.sparse.sentence_terms(c.text, c.language)}
+                if self.models.sentence_vectors
                 else {}
             ),
         }
@@ -186,7 +139,7 @@ class Indexer:
         entities: dict[str, GraphEntity] = {}
         graph_chunks: list[GraphChunk] = []
         for c in chunks:
-            found = self.extractor.extract(c.text, c.language)
+            found = self.models.extractor.extract(c.text, c.language)
             for e in found:
                 entities.setdefault(e.key, GraphEntity(key=e.key, name=e.name, kind=e.kind))
             graph_chunks.append(

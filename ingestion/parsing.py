@@ -38,7 +38,7 @@ from core.media import CSV, DOCX, EML, HTML, MARKDOWN, ODT, PDF, PPTX, SUPPORTED
 # Telemetry and download switches must be in the environment before unstructured (and the
 # huggingface libraries it pulls in) is first imported: unset, unstructured runs `nvidia-smi` and
 # sends a usage ping at import and on every partition call, and prints a notice. Besides
-# ingestion.embedding (OpenMP waiting), the one place outside core.settings that touches
+# textmodels.embedding (OpenMP waiting), the one place outside core.settings that touches
 # os.environ, and only with setdefault so an operator's explicit value wins.
 for _name, _value in (
     ("DO_NOT_TRACK", "1"),

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers that take ids, call the pipeline, and retry transient errors.
+"""The Celery executor of the ingestion service: thin tasks that take ids, call the service's
+steps, and retry transient errors.
 
 An ingestion runs as ``prepare → chord([vectors, graph]) → finalize``: the two store writes run
 in parallel, on different workers when there are several. Job state lives in the catalog; the
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import chord
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core import observability
-from core.errors import GedragError, TransientError
-from ingestion import pipeline
-from ingestion.runtime import Runtime
+from core.domain import Job, JobKind
+from core.errors import GedragError, StoreUnavailable, TransientError
+from ingestion.service import IngestionService
 
 if TYPE_CHECKING:
     from ingestion.celery_app import GedragCelery
@@ -30,13 +32,32 @@ FINALIZE = "gedrag.finalize_version"
 DELETE = "gedrag.delete_document"
 SYNC = "gedrag.sync_document"
 
-Step = Callable[[Runtime, str], Any]
+Step = Callable[[str], Any]
 
 
-def _tenant_of(runtime: Runtime, job_id: str) -> str | None:
+class CeleryExecutor:
+    """Queues a job's steps on the broker; the workers run them."""
+
+    def __init__(self, app: GedragCelery) -> None:
+        self.app = app
+
+    def submit(self, job: Job) -> None:
+        self._send(INGEST if job.kind == JobKind.INGEST else DELETE, job_id=job.id)
+
+    def sync(self, tenant_id: str, document_id: str) -> None:
+        self._send(SYNC, tenant_id=tenant_id, document_id=document_id)
+
+    def _send(self, task: str, **kwargs: str) -> None:
+        try:
+            self.app.send_task(task, kwargs=kwargs)
+        except KombuOperationalError as exc:
+            raise StoreUnavailable(f"job queue unavailable: {exc}") from exc
+
+
+def _tenant_of(service: IngestionService, job_id: str) -> str | None:
     """The job's tenant id, for the log context (None when the job is gone or unreachable)."""
     try:
-        return runtime.catalog.load_job(job_id).tenant_id
+        return service.rt.catalog.load_job(job_id).tenant_id
     except GedragError:
         return None
 
@@ -51,29 +72,27 @@ def register(app: GedragCelery) -> None:
         Never raises out of a chord header: a failed job still reaches ``finalize``, which
         removes the partial writes.
         """
-        runtime = app.runtime
-        with observability.bound(job_id=job_id, tenant=_tenant_of(runtime, job_id)):
-            return _run(task, runtime, step, job_id, what)
+        service = app.ingestion
+        with observability.bound(job_id=job_id, tenant=_tenant_of(service, job_id)):
+            return _run(task, service, step, job_id, what)
 
-    def _run(task: Any, runtime: Runtime, step: Step, job_id: str, what: str) -> Any:
+    def _run(task: Any, service: IngestionService, step: Step, job_id: str, what: str) -> Any:
         try:
-            return step(runtime, job_id)
+            return step(job_id)
         except TransientError as exc:
             if task.request.retries >= broker.max_retries:
                 attempts = task.request.retries + 1
-                pipeline.fail_job(runtime, job_id, f"{what}: {exc.detail} ({attempts} attempts)")
+                service.fail_job(job_id, f"{what}: {exc.detail} ({attempts} attempts)")
                 return None
             delay = min(2**task.request.retries, broker.retry_backoff_max_s)
             log.warning("transient failure, retrying", extra={"job_id": job_id, "delay_s": delay})
-            pipeline.note_retry(runtime, job_id, f"{what}: {exc.detail}")
+            service.note_retry(job_id, f"{what}: {exc.detail}")
             raise task.retry(exc=exc, countdown=delay) from exc
         except GedragError as exc:
-            pipeline.fail_job(runtime, job_id, f"{what}: {exc.detail}")
+            service.fail_job(job_id, f"{what}: {exc.detail}")
         except Exception as exc:
             log.exception("step crashed", extra={"job_id": job_id, "step": what})
-            pipeline.fail_job(
-                runtime, job_id, f"{what}: internal error {type(exc).__name__}: {exc}"
-            )
+            service.fail_job(job_id, f"{what}: internal error {type(exc).__name__}: {exc}")
         return None
 
     # shared=False: Celery's default adds every task to every app in the process, which would
@@ -82,7 +101,7 @@ def register(app: GedragCelery) -> None:
 
     @app.task(name=INGEST, **options)  # type: ignore[untyped-decorator]
     def ingest_version(self: Any, *, job_id: str) -> None:
-        if run(self, pipeline.prepare_version, job_id, "parsing"):
+        if run(self, app.ingestion.prepare, job_id, "parsing"):
             kwargs = {"job_id": job_id}
             chord(
                 [
@@ -95,19 +114,19 @@ def register(app: GedragCelery) -> None:
     # The chord's header must store results: the backend counts them to fire finalize.
     @app.task(name=INDEX_VECTORS, ignore_result=False, **options)  # type: ignore[untyped-decorator]
     def index_vectors(self: Any, *, job_id: str) -> None:
-        run(self, pipeline.index_vectors, job_id, "vector store (Qdrant)")
+        run(self, app.ingestion.index_vectors, job_id, "vector store (Qdrant)")
 
     @app.task(name=INDEX_GRAPH, ignore_result=False, **options)  # type: ignore[untyped-decorator]
     def index_graph(self: Any, *, job_id: str) -> None:
-        run(self, pipeline.index_graph, job_id, "graph store")
+        run(self, app.ingestion.index_graph, job_id, "graph store")
 
     @app.task(name=FINALIZE, **options)  # type: ignore[untyped-decorator]
     def finalize_version(self: Any, *_results: Any, job_id: str) -> None:
-        run(self, pipeline.finalize_version, job_id, "activation")
+        run(self, app.ingestion.finalize, job_id, "activation")
 
     @app.task(name=DELETE, **options)  # type: ignore[untyped-decorator]
     def delete_document(self: Any, *, job_id: str) -> None:
-        run(self, pipeline.delete_document, job_id, "deletion")
+        run(self, app.ingestion.delete, job_id, "deletion")
 
     @app.task(
         name=SYNC,
@@ -118,4 +137,4 @@ def register(app: GedragCelery) -> None:
         max_retries=broker.max_retries,
     )  # type: ignore[untyped-decorator]
     def sync_document(self: Any, *, tenant_id: str, document_id: str) -> None:
-        pipeline.sync_document(app.runtime, tenant_id, document_id)
+        app.ingestion.sync(tenant_id, document_id)

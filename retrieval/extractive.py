@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.metrics import TOKENS
-from ingestion.language import detect_language
-from ingestion.sentences import sentences
-from ingestion.sparse import SparseEncoder
 from retrieval.citations import citation
 from retrieval.types import NOT_FOUND, Answer, Citation, Message, Passage
+from textmodels.language import detect_language
+from textmodels.sentences import sentences
+from textmodels.sparse import SparseEncoder
 
 _MIN_WORDS = 4
 _WINDOW_CHARS = 450

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import assert_never
 
 from core.settings import Settings
-from ingestion.runtime import Runtime
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.generation import Generator
 from retrieval.search import CrossEncoderReranker, Retriever
 from retrieval.service import QA
+from runtime import Runtime
 
 
 def generator(settings: Settings) -> Generator:
@@ -49,9 +49,9 @@ def qa(rt: Runtime, settings: Settings | None = None) -> QA:
         catalog=rt.catalog,
         vectors=rt.vectors,
         graph=rt.graph,
-        embedder=rt.indexer.embedder,
-        sparse=rt.indexer.sparse,
-        extractor=rt.indexer.extractor,
+        embedder=rt.models.embedder,
+        sparse=rt.models.sparse,
+        extractor=rt.models.extractor,
         config=settings.retrieval,
         reranker=reranker,
     )

@@ -18,14 +18,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.settings import FusionWeights, RetrievalSettings
-from ingestion.embedding import Embedder
-from ingestion.entities import EntityExtractor
-from ingestion.language import detect_language
-from ingestion.sparse import SparseEncoder
 from retrieval.types import Passage
 from stores.catalog import Catalog
-from stores.graph import GraphStore
-from stores.vectors import SearchFilter, VectorHit, VectorStore
+from stores.graph import GraphSearcher
+from stores.vectors import SearchFilter, VectorHit, VectorSearcher
+from textmodels.embedding import Embedder
+from textmodels.entities import EntityExtractor
+from textmodels.language import detect_language
+from textmodels.sparse import SparseEncoder
 
 
 class Reranker(Protocol):
@@ -76,8 +76,8 @@ class Retriever:
         self,
         *,
         catalog: Catalog,
-        vectors: VectorStore,
-        graph: GraphStore,
+        vectors: VectorSearcher,
+        graph: GraphSearcher,
         embedder: Embedder,
         sparse: SparseEncoder,
         extractor: EntityExtractor,

@@ -12,13 +12,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from core.metrics import GENERATION, RETRIEVAL
-from ingestion.language import detect_language
 from retrieval.citations import validate
 from retrieval.generation import Generator
 from retrieval.prompt import NOT_FOUND_MARKER
 from retrieval.search import Retriever, SearchResult
 from retrieval.types import NOT_FOUND, Answer, Message, Passage
 from stores.vectors import SearchFilter
+from textmodels.language import detect_language
 
 # Words that make a question lean on the conversation ("and its price?", "et pour elle ?").
 _FOLLOW_UP = re.compile(

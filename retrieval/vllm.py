@@ -27,10 +27,10 @@ import httpx
 from core.errors import ConfigurationError, StoreUnavailable
 from core.http import openai_client
 from core.metrics import TOKENS
-from ingestion.language import detect_language
 from retrieval.citations import validate
 from retrieval.prompt import NOT_FOUND_MARKER, SYSTEM_PROMPT, build_messages
 from retrieval.types import NOT_FOUND, Answer, Message, Passage
+from textmodels.language import detect_language
 
 log = logging.getLogger(__name__)
 

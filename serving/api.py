@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from core import observability
 from core.domain import DocumentFilter, DocumentStatus, Tenant
 from core.errors import InvalidInput, Unauthorized
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from serving.documents import DocumentService
 from serving.schemas import (
     CollectionCreate,

@@ -16,7 +16,8 @@ from core.errors import StoreUnavailable
 from core.metrics import QUEUE_DEPTH
 from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
-from ingestion.runtime import Runtime
+from ingestion.tasks import CeleryExecutor
+from runtime import Runtime
 from serving import api, console, errors, eval_api, qa_api, readiness
 from serving.documents import DocumentService
 from serving.middleware import Observe, RejectOversized
@@ -43,7 +44,7 @@ def create_app(
         celery = GedragCelery(settings, rt)
         app.state.runtime = rt
         app.state.celery = celery
-        app.state.service = DocumentService(rt, celery)
+        app.state.service = DocumentService(celery.ingestion, CeleryExecutor(celery))
         app.state.qa = None
         app.state.release_checked_at = None
         worker: Any = None

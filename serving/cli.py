@@ -19,7 +19,7 @@ from core.observability import configure_logging
 from core.settings import Settings, get_settings
 from infra.migrate.cli import app as migrate_app
 from ingestion.celery_app import GedragCelery
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from serving.app import create_app
 from stores.catalog.evaluation import EvalStore
 

@@ -10,24 +10,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kombu.exceptions import OperationalError as KombuOperationalError
-
-from core.domain import Document, Job, JobKind, Tenant
-from core.errors import Conflict, StoreUnavailable
-from ingestion import tasks
-from ingestion.celery_app import GedragCelery
-from ingestion.runtime import Runtime
+from core.domain import Document, Job, Tenant
+from core.errors import StoreUnavailable
+from ingestion.service import Executor, IngestionService, Registered
 from serving.schemas import UploadPublic
 from serving.uploads import CheckedFile
-from stores.catalog import NewVersion
 
 log = logging.getLogger(__name__)
 
 
 class DocumentService:
-    def __init__(self, runtime: Runtime, celery: GedragCelery) -> None:
-        self.rt = runtime
-        self.celery = celery
+    """The API's document operations: registration by the ingestion service, jobs run by the
+    executor (Celery workers, or the worker embedded in ``gedrag up``)."""
+
+    def __init__(self, ingestion: IngestionService, executor: Executor) -> None:
+        self.ingestion = ingestion
+        self.executor = executor
+        self.catalog = ingestion.rt.catalog
 
     def upload(
         self,
@@ -43,38 +42,19 @@ class DocumentService:
         duplicate instead of being ingested again (also within the same batch)."""
         results: list[UploadPublic] = []
         for f in files:
-            existing = self.rt.catalog.find_by_content(tenant.id, collection, f.sha256)
-            if existing is not None:
-                results.append(_duplicate(existing, f))
-                continue
-            self.rt.blobs.put(tenant.id, f.sha256, f.source)
-            doc, job = self.rt.catalog.create_document(
-                tenant.id,
-                collection,
-                title=title or f.title,
-                tags=tags,
-                metadata=metadata,
-                version=_new_version(f),
+            reg = self.ingestion.register(
+                tenant.id, collection, f, title=title or f.title, tags=tags, metadata=metadata
             )
-            self._enqueue_or_undo(tasks.INGEST, job, created=doc.id)
-            results.append(_accepted(doc, f, job))
+            if reg.job is not None:
+                self._submit_or_undo(reg.document, reg.job)
+            results.append(_public(reg, f))
         return results
 
     def new_version(self, tenant: Tenant, document_id: str, f: CheckedFile) -> UploadPublic:
-        doc = self.rt.catalog.get_document(tenant.id, document_id)
-        current = doc.current
-        if current is not None and current.sha256 == f.sha256:
-            return _duplicate(doc, f)
-        other = self.rt.catalog.find_by_content(tenant.id, doc.collection, f.sha256)
-        if other is not None and other.id != doc.id:
-            raise Conflict(
-                f"identical content already exists in collection {doc.collection!r} "
-                f"as document {other.id}"
-            )
-        self.rt.blobs.put(tenant.id, f.sha256, f.source)
-        doc, job = self.rt.catalog.add_version(tenant.id, document_id, _new_version(f))
-        self._enqueue(tasks.INGEST, job)
-        return _accepted(doc, f, job)
+        reg = self.ingestion.register_version(tenant.id, document_id, f)
+        if reg.job is not None:
+            self.executor.submit(reg.job)
+        return _public(reg, f)
 
     def update(
         self,
@@ -86,70 +66,51 @@ class DocumentService:
         metadata: dict[str, Any] | None,
     ) -> Document:
         """Change title/tags/metadata in the catalog, then in the vector payloads (a task)."""
-        doc = self.rt.catalog.update_document(
+        doc = self.catalog.update_document(
             tenant.id, document_id, title=title, tags=tags, metadata=metadata
         )
-        self._send(tasks.SYNC, tenant_id=tenant.id, document_id=document_id)
+        self.executor.sync(tenant.id, document_id)
         return doc
 
     def delete(self, tenant: Tenant, document_id: str) -> Job:
-        job = self.rt.catalog.request_delete(tenant.id, document_id)
-        self._enqueue(tasks.DELETE, job)
+        job = self.catalog.request_delete(tenant.id, document_id)
+        self.executor.submit(job)
         return job
 
     def requeue_unfinished(self) -> int:
         """Queue again every job the catalog says is unfinished (the in-process broker forgets
         its queue when the process stops; the catalog does not)."""
-        jobs = self.rt.catalog.unfinished_jobs()
+        jobs = self.catalog.unfinished_jobs()
         for job in jobs:
-            self._enqueue(tasks.INGEST if job.kind == JobKind.INGEST else tasks.DELETE, job)
+            self.executor.submit(job)
         return len(jobs)
 
-    def _enqueue(self, task: str, job: Job) -> None:
-        self._send(task, job_id=job.id)
-
-    def _send(self, task: str, **kwargs: str) -> None:
+    def _submit_or_undo(self, doc: Document, job: Job) -> None:
         try:
-            self.celery.send_task(task, kwargs=kwargs)
-        except KombuOperationalError as exc:
-            raise StoreUnavailable(f"job queue unavailable: {exc}") from exc
-
-    def _enqueue_or_undo(self, task: str, job: Job, *, created: str) -> None:
-        try:
-            self._enqueue(task, job)
+            self.executor.submit(job)
         except StoreUnavailable:
-            for tenant_id, sha in self.rt.catalog.exclusive_blobs(created):
-                self.rt.blobs.delete(tenant_id, sha)
-            self.rt.catalog.purge_document(created)
-            self.rt.catalog.delete_job(job.id)
+            self.ingestion.unregister(doc.id, job.id)
             raise
 
 
-def _new_version(f: CheckedFile) -> NewVersion:
-    return NewVersion(
-        sha256=f.sha256, size_bytes=f.size_bytes, media_type=f.media_type, filename=f.filename
-    )
-
-
-def _accepted(doc: Document, f: CheckedFile, job: Job) -> UploadPublic:
+def _public(reg: Registered, f: CheckedFile) -> UploadPublic:
+    doc = reg.document
+    if reg.job is None:
+        number = next(v.number for v in doc.versions if v.sha256 == f.sha256)
+        return UploadPublic(
+            document_id=doc.id,
+            version=number,
+            job_id=None,
+            duplicate=True,
+            filename=f.filename,
+            media_type=f.media_type,
+            status=doc.status,
+        )
     return UploadPublic(
         document_id=doc.id,
         version=doc.current_version,
-        job_id=job.id,
+        job_id=reg.job.id,
         duplicate=False,
-        filename=f.filename,
-        media_type=f.media_type,
-        status=doc.status,
-    )
-
-
-def _duplicate(doc: Document, f: CheckedFile) -> UploadPublic:
-    number = next(v.number for v in doc.versions if v.sha256 == f.sha256)
-    return UploadPublic(
-        document_id=doc.id,
-        version=number,
-        job_id=None,
-        duplicate=True,
         filename=f.filename,
         media_type=f.media_type,
         status=doc.status,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from core.domain import Tenant
 from core.errors import Forbidden
 from evaluation import service as evals
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from serving.api import ERRORS, current_tenant, runtime
 from serving.schemas import ErrorPublic
 from stores.catalog.evaluation import EvalStore

@@ -17,11 +17,11 @@ from fastapi.responses import StreamingResponse
 from core.domain import Tenant
 from core.errors import InvalidInput
 from evaluation import service as evals
-from ingestion.runtime import Runtime
 from retrieval import factory
 from retrieval.search import SearchResult
 from retrieval.service import QA, Reply
 from retrieval.types import Answer, Message
+from runtime import Runtime
 from serving.api import ERRORS, current_tenant
 from serving.schemas import (
     AskRequest,

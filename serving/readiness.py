@@ -19,7 +19,7 @@ from kombu.connection import Connection
 from core.errors import GedragError
 from core.http import openai_client
 from core.settings import Settings
-from ingestion.runtime import Runtime
+from runtime import Runtime
 
 
 @dataclass(frozen=True)

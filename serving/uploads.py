@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from core import media
 from core.errors import EmptyUpload, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ingestion.service import Incoming
 
 MAX_FILENAME = 255
 MAX_TAGS = 50
@@ -23,14 +24,8 @@ READ_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class CheckedFile:
+class CheckedFile(Incoming):
     """An upload that passed every check: its bytes are in ``source`` (seekable)."""
-
-    source: BinaryIO
-    filename: str
-    media_type: str
-    sha256: str
-    size_bytes: int
 
     @property
     def title(self) -> str:

@@ -12,10 +12,11 @@ from stores.graph import GraphStore
 from stores.graph.dual import DualGraphStore
 from stores.graph.neo4j import Neo4jGraphStore
 from stores.graph.relational import RelationalGraphStore
-from stores.vectors import QdrantVectorStore, collection_name
+from stores.vectors import VectorStore, collection_name
+from stores.vectors.qdrant import QdrantVectorStore
 
 
-def vector_store(settings: Settings, model_id: str) -> QdrantVectorStore:
+def vector_store(settings: Settings, model_id: str) -> VectorStore:
     q = settings.qdrant
     return QdrantVectorStore(
         collection_name(q.collection_prefix, model_id),
@@ -57,7 +58,7 @@ def single_graph_store(
         case "relational":
             if normalise_url(url) == catalog.url:
                 return RelationalGraphStore(catalog)
-            store_r = RelationalGraphStore(Catalog(url, echo=settings.catalog.echo))
+            store_r = RelationalGraphStore(Catalog(url, echo=settings.catalog.echo), owns=True)
             store_r.setup()
             return store_r
         case "neo4j":

@@ -18,7 +18,7 @@ from core.errors import ConfigurationError, GedragError, InvalidInput
 from core.settings import get_settings
 from infra.migrate import catalog_reads, graph, production, vectors, verify
 from ingestion.indexing import Indexer
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from stores.catalog import migration_state, staging
 from stores.graph.dual import DualGraphStore
 
@@ -369,7 +369,7 @@ def reembed(
                 )
             if not t.serving:
                 deploy.append(
-                    f"GEDRAG_EMBEDDING__MODEL={indexer.embedder.model_id} "
+                    f"GEDRAG_EMBEDDING__MODEL={indexer.models.embedder.model_id} "
                     "(queries must use the new model)"
                 )
             if deploy:

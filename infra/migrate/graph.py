@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import ConfigurationError, Conflict
 from core.settings import Settings
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from stores.catalog import migration_state
 from stores.graph import GraphStore, VersionGraph
 from stores.graph.dual import DualGraphStore

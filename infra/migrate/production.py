@@ -22,14 +22,14 @@ from sqlalchemy.engine import make_url
 from core.errors import ConfigurationError
 from core.settings import GraphBackend, Settings
 from infra.migrate.graph import copy_document
-from infra.migrate.vectors import copy_collection
-from ingestion.runtime import Runtime
+from infra.migrate.vectors import all_point_versions, copy_collection
+from runtime import Runtime
 from stores import factory
 from stores.catalog import Catalog
 from stores.catalog.catalog import normalise_url
 from stores.catalog.models import Base
 from stores.graph import GraphStore
-from stores.vectors import QdrantVectorStore
+from stores.vectors.qdrant import QdrantVectorStore
 
 Progress = Callable[[int, int | None], None]
 # Graph tables travel through the GraphStore API (the target may be Neo4j); migration state
@@ -135,11 +135,11 @@ def copy_vectors(
         timeout_s=rt.settings.qdrant.timeout_s,
     )
     try:
-        held = set(src.all_point_versions())
+        held = set(all_point_versions(src))
         if dry_run:
             return {"collection": src.collection, "points": len(held)}
         copied = copy_collection(src, dst, progress=progress)
-        extra = [p for p in dst.all_point_versions() if p not in held]
+        extra = [p for p in all_point_versions(dst) if p not in held]
         dst.delete_ids(extra)
         return {"collection": src.collection, "points": copied, "removed": len(extra)}
     finally:

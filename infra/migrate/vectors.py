@@ -28,18 +28,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from qdrant_client import models
-
 from core import ids
 from core.domain import ChunkRecord, Document, DocumentStatus, Version
 from core.errors import Conflict, IngestionError, NotFound, UnsupportedMediaType
 from core.settings import ChunkingSettings, SparseSettings
 from infra.migrate import catalog_reads
 from ingestion.indexing import Indexer
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from stores.catalog import migration_state, staging
 from stores.graph import VersionGraph
-from stores.vectors import QdrantVectorStore, collection_name
+from stores.vectors import VectorStore, collection_name
+from textmodels.models import TextModels
 
 log = logging.getLogger(__name__)
 
@@ -66,40 +65,42 @@ def target_indexer(
         update["chunking"] = chunking
     settings = s.model_copy(update=update)
     same_model = settings.embedding.model == s.embedding.model
-    return Indexer(
+    models = TextModels(
         settings,
-        embedder=rt.indexer.embedder if same_model else None,
-        extractor=rt.indexer.extractor,
+        embedder=rt.models.embedder if same_model else None,
+        extractor=rt.models.extractor,
     )
+    return Indexer(settings, models)
 
 
 def physical_name(indexer: Indexer, prefix: str, *, rechunk: bool = False) -> str:
     """``<logical>__<config hash>``; the chunker is part of the hash when it changes."""
+    models = indexer.models
     config: dict[str, object] = {
-        "embedder": indexer.embedder.model_id,
-        "sparse": indexer.sparse.to_dict(),
-        "sentences": indexer.sentence_vectors,  # a collection made before them lacks them
+        "embedder": models.embedder.model_id,
+        "sparse": models.sparse.to_dict(),
+        "sentences": models.sentence_vectors,  # a collection made before them lacks them
     }
     if rechunk:
         config["chunker"] = indexer.chunker.to_dict()
-    return f"{collection_name(prefix, indexer.embedder.model_id)}__{ids.fingerprint(config)[:8]}"
+    return f"{collection_name(prefix, models.embedder.model_id)}__{ids.fingerprint(config)[:8]}"
 
 
 @dataclass
 class Target:
     indexer: Indexer
-    live: QdrantVectorStore  # the logical name (an alias once switched)
-    new: QdrantVectorStore  # the physical collection being built
+    live: VectorStore  # the logical name (an alias once switched)
+    new: VectorStore  # the physical collection being built
     serving: bool  # True when this process serves queries from ``live`` (same model)
     rechunk: bool  # other chunk parameters than this process's: chunk records are staged
 
 
 def target(rt: Runtime, indexer: Indexer) -> Target:
     prefix = rt.settings.qdrant.collection_prefix
-    logical = collection_name(prefix, indexer.embedder.model_id)
+    logical = collection_name(prefix, indexer.models.embedder.model_id)
     serving = logical == rt.vectors.collection
     live = rt.vectors if serving else rt.vectors.sibling(logical)
-    rechunk = indexer.chunker_fingerprint != rt.indexer.chunker_fingerprint
+    rechunk = indexer.chunker_fingerprint != Indexer(rt.settings, rt.models).chunker_fingerprint
     new = rt.vectors.sibling(physical_name(indexer, prefix, rechunk=rechunk))
     return Target(indexer, live, new, serving, rechunk)
 
@@ -131,7 +132,7 @@ def build(
         "alias": t.live.collection,
         "from": t.live.alias_target() or t.live.collection,
         "to": t.new.collection,
-        "model": indexer.embedder.model_id,
+        "model": indexer.models.embedder.model_id,
         "documents": len(docs),
         "chunks": catalog_reads.chunk_count(rt.catalog),
     }
@@ -146,7 +147,7 @@ def build(
             staging.drop(rt.catalog, t.new.collection)
         state = {"after": None, "documents": 0, "started_at": datetime.now(UTC).isoformat()}
         migration_state.put_state(rt.catalog, key, state)
-    t.new.ensure_collection(indexer.embedder.dim)
+    t.new.ensure_collection(indexer.models.embedder.dim)
     after: str | None = state["after"]
     done = int(state["documents"])
     if progress:
@@ -293,7 +294,7 @@ def catch_up(rt: Runtime, t: Target, since: datetime | None) -> dict[str, int]:
     out = _restage(rt, t) if t.rechunk else {}
     expected = staging.expected_points(rt.catalog, t.new.collection)
     edited = catalog_reads.edited_since(rt.catalog, since) if since is not None else []
-    held = t.new.all_point_versions()
+    held = all_point_versions(t.new)
     missing: dict[tuple[str, str], set[str]] = {}
     for cid, (tenant, doc, ver) in expected.items():
         if held.get(cid) != ver:
@@ -337,28 +338,10 @@ def switch(rt: Runtime, indexer: Indexer, *, dry_run: bool = False) -> dict[str,
         if legacy:
             previous = f"{t.live.collection}__legacy"
             copy_collection(t.live, t.live.sibling(previous))
-            with t.live._call("delete legacy collection"):
-                t.live.client.delete_collection(t.live.collection)
+            t.live.drop_collection(t.live.collection)
         # Queries read no chunk record (payloads carry the text): the records may change first.
         swapped = staging.swap(rt.catalog, take=t.new.collection, keep=previous)
-        mirror = t.new.build_mirror() if t.serving else None
-        ops: list[Any] = []
-        if previous is not None and not legacy:
-            ops.append(
-                models.DeleteAliasOperation(
-                    delete_alias=models.DeleteAlias(alias_name=t.live.collection)
-                )
-            )
-        ops.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(
-                    collection_name=t.new.collection, alias_name=t.live.collection
-                )
-            )
-        )
-        t.live.move_alias(ops)
-        if t.serving:
-            t.live.use_mirror(mirror)
+        t.live.point_alias(t.new.collection)
     migration_state.put_state(
         rt.catalog,
         f"vectors.alias:{t.live.collection}",
@@ -398,7 +381,9 @@ def _graph_to(rt: Runtime, doc: Document, version: Version, chunks: Sequence[Chu
         None,
     )
     have = {c.id: c for c in held.chunks} if held else {}
-    fresh = rt.indexer.version_graph([c for c in chunks if c.id not in have], doc, version)
+    fresh = Indexer(rt.settings, rt.models).version_graph(
+        [c for c in chunks if c.id not in have], doc, version
+    )
     made = {c.id: c for c in fresh.chunks}
     entities = {e.key: e for e in (held.entities if held else ())} | {
         e.key: e for e in fresh.entities
@@ -436,23 +421,9 @@ def rollback(rt: Runtime, *, dry_run: bool = False) -> dict[str, Any]:
     if dry_run:
         staged = len(staging.staged_versions(rt.catalog, previous))
         return {"alias": live.collection, "to": previous, "rechunked_versions": staged}
-    old = live.sibling(previous)
     with live.exclusive():
         swapped = staging.swap(rt.catalog, take=previous, keep=current)
-        mirror = old.build_mirror()
-        live.move_alias(
-            [
-                models.DeleteAliasOperation(
-                    delete_alias=models.DeleteAlias(alias_name=live.collection)
-                ),
-                models.CreateAliasOperation(
-                    create_alias=models.CreateAlias(
-                        collection_name=previous, alias_name=live.collection
-                    )
-                ),
-            ]
-        )
-        live.use_mirror(mirror)
+        live.point_alias(previous)
     migration_state.put_state(
         rt.catalog,
         f"vectors.alias:{live.collection}",
@@ -474,8 +445,7 @@ def finalize(rt: Runtime, *, dry_run: bool = False) -> dict[str, Any]:
     state = _alias_state(rt, live.collection)
     previous = state.get("previous")
     if previous and not dry_run:
-        with live._call("delete collection"):
-            live.client.delete_collection(previous)
+        live.drop_collection(previous)
         staging.drop(rt.catalog, previous)
         migration_state.put_state(
             rt.catalog, f"vectors.alias:{live.collection}", {**state, "previous": None}
@@ -483,9 +453,12 @@ def finalize(rt: Runtime, *, dry_run: bool = False) -> dict[str, Any]:
     return {"alias": live.collection, "dropped": previous}
 
 
-def copy_collection(
-    src: QdrantVectorStore, dst: QdrantVectorStore, *, progress: Progress | None = None
-) -> int:
+def all_point_versions(store: VectorStore) -> dict[str, str]:
+    """``point id → version_id`` of every point of the store (one scan)."""
+    return {pid: v for points in store.point_index().values() for pid, v in points.items()}
+
+
+def copy_collection(src: VectorStore, dst: VectorStore, *, progress: Progress | None = None) -> int:
     """Copy every point (vectors and payload) into ``dst``, created like ``src`` if needed."""
     dim = src.dim()
     if dim is None:

@@ -20,7 +20,8 @@ from typing import Any
 
 from core.errors import NotFound
 from infra.migrate import catalog_reads
-from ingestion.runtime import Runtime
+from ingestion.indexing import Indexer
+from runtime import Runtime
 from stores.catalog import migration_state, staging
 from stores.graph import GraphStore, VersionGraph
 from stores.graph.dual import DualGraphStore
@@ -124,7 +125,8 @@ def expected_graph(rt: Runtime, tenant_id: str, document_id: str) -> VersionGrap
     version = next((v for v in doc.versions if v.number == doc.active_version), None)
     if version is None:
         return None
-    return rt.indexer.version_graph(rt.catalog.version_chunks(version.id), doc, version)
+    indexer = Indexer(rt.settings, rt.models)
+    return indexer.version_graph(rt.catalog.version_chunks(version.id), doc, version)
 
 
 def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
@@ -270,20 +272,21 @@ def _reindex(rt: Runtime, d: DocumentDrift, graphs: dict[str, GraphStore]) -> No
             graphs[name].delete_document(d.tenant_id, d.document_id)
         return
     chunks = rt.catalog.version_chunks(version.id)
+    indexer = Indexer(rt.settings, rt.models)
     if "catalog" in d.stores:  # leftovers of versions no job is working on any more
         for v in doc.versions:
             if v.id != version.id:
                 rt.catalog.drop_chunks(v.id)
     if "vectors" in d.stores:
-        points = rt.indexer.vector_points(chunks, doc, version, lambda _s, _f: None)
-        rt.vectors.ensure_collection(rt.indexer.embedder.dim)
+        points = indexer.vector_points(chunks, doc, version, lambda _s, _f: None)
+        rt.vectors.ensure_collection(rt.models.embedder.dim)
         rt.vectors.upsert(points)
         keep = {c.id for c in chunks}
         extra = [p for p in rt.vectors.point_versions(d.tenant_id, d.document_id) if p not in keep]
         rt.vectors.delete_ids(extra)
     names = d.stores & graphs.keys()
     if names:
-        graph = rt.indexer.version_graph(chunks, doc, version)
+        graph = indexer.version_graph(chunks, doc, version)
         for name in sorted(names):
             store = graphs[name]
             for held in store.export_document(d.tenant_id, d.document_id):

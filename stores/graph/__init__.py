@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stores import Lifecycle
+
 # A related entity's mention counts this much of a direct mention in graph expansion.
 RELATED_FACTOR = 0.5
 
@@ -54,20 +56,18 @@ class GraphCounts:
     mentions: int
 
 
-class GraphStore(Protocol):
-    """A tenant-partitioned graph of documents, chunks and entities.
+class GraphWriter(Protocol):
+    """Writes of ingestion, deletion and migration.
 
     ``upsert_version`` replaces whatever the version had (idempotent: running it twice leaves one
     copy); ``add_chunks`` upserts chunks beside the ones the version already has.
     ``delete_version`` / ``delete_document`` remove chunks and mentions, then entities left
-    unmentioned; deleting what is absent is a no-op. Reads never cross tenants.
-    Unreachable engines raise :class:`core.errors.StoreUnavailable` (retryable).
+    unmentioned; deleting what is absent is a no-op. Unreachable engines raise
+    :class:`core.errors.StoreUnavailable` (retryable).
     """
 
-    def setup(self) -> None: ...
-
-    def ping(self) -> None:
-        """One round trip to the engine (readiness); :class:`StoreUnavailable` when down."""
+    def setup(self) -> None:
+        """Create what the engine needs (constraints, indexes, tables); idempotent."""
         ...
 
     def upsert_version(self, graph: VersionGraph) -> None: ...
@@ -81,6 +81,20 @@ class GraphStore(Protocol):
     def delete_version(self, tenant_id: str, document_id: str, version_id: str) -> None: ...
 
     def delete_document(self, tenant_id: str, document_id: str) -> None: ...
+
+
+class GraphSearcher(Protocol):
+    """The read of retrieval; never crosses tenants."""
+
+    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
+        """Chunks reached from these entities: ``chunk_id → score``, best first, at most
+        ``limit``. A chunk scores 1 per entity of ``keys`` it mentions, plus
+        ``RELATED_FACTOR`` per entity it mentions that is RELATED to one of ``keys``."""
+        ...
+
+
+class GraphInspector(Protocol):
+    """What verification, migration and the document view read; never crosses tenants."""
 
     def counts(
         self, tenant_id: str, document_id: str, version_id: str | None = None
@@ -103,8 +117,6 @@ class GraphStore(Protocol):
         in another store. ``[]`` when the store holds no chunk of it."""
         ...
 
-    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
-        """Chunks reached from these entities: ``chunk_id → score``, best first, at most
-        ``limit``. A chunk scores 1 per entity of ``keys`` it mentions, plus
-        ``RELATED_FACTOR`` per entity it mentions that is RELATED to one of ``keys``."""
-        ...
+
+class GraphStore(GraphWriter, GraphSearcher, GraphInspector, Lifecycle, Protocol):
+    """A tenant-partitioned graph of documents, chunks and entities: every role."""

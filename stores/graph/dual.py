@@ -57,6 +57,10 @@ class DualGraphStore:
         self.primary.ping()
         self.secondary.ping()
 
+    def close(self) -> None:
+        self.primary.close()
+        self.secondary.close()
+
     def upsert_version(self, graph: VersionGraph) -> None:
         self.primary.upsert_version(graph)
         self.secondary.upsert_version(graph)

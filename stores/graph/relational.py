@@ -28,8 +28,12 @@ from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, V
 
 
 class RelationalGraphStore:
-    def __init__(self, catalog: Catalog) -> None:
+    """``owns``: the database is the graph's own (closed with the store), not the catalog's
+    (which its runtime closes)."""
+
+    def __init__(self, catalog: Catalog, *, owns: bool = False) -> None:
         self.catalog = catalog
+        self._owns = owns
 
     def setup(self) -> None:
         """The tables come with the catalog's migrations."""
@@ -37,6 +41,10 @@ class RelationalGraphStore:
 
     def ping(self) -> None:
         self.catalog.ping()
+
+    def close(self) -> None:
+        if self._owns:
+            self.catalog.dispose()
 
     def upsert_version(self, graph: VersionGraph) -> None:
         self._write(graph, replace_version=True)

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from PIL import Image
 
 from core.domain import JobState
-from ingestion import pipeline
-from ingestion.runtime import Runtime
+from ingestion.service import IngestionService
+from runtime import Runtime
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import Api
 
@@ -107,16 +107,17 @@ def test_every_step_run_twice_changes_nothing(api: Api) -> None:
     rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     job_id = up["job_id"]
     rt.catalog.update_job(job_id, state=JobState.RUNNING)  # as if redelivered mid-way
+    service = IngestionService(rt)
     for step in (
-        pipeline.prepare_version,
-        pipeline.index_vectors,
-        pipeline.index_graph,
-        pipeline.index_vectors,
-        pipeline.index_graph,
-        pipeline.finalize_version,
-        pipeline.finalize_version,
+        service.prepare,
+        service.index_vectors,
+        service.index_graph,
+        service.index_vectors,
+        service.index_graph,
+        service.finalize,
+        service.finalize,
     ):
-        step(rt, job_id)
+        step(job_id)
     assert census(api) == before
     assert rt.catalog.load_job(job_id).state == JobState.SUCCEEDED
 

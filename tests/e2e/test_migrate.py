@@ -19,7 +19,7 @@ from core.errors import Conflict
 from core.settings import CatalogSettings, GraphSettings, Neo4jSettings, QdrantSettings, Settings
 from infra.migrate import graph as graph_migration
 from infra.migrate import production, verify
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from stores.graph.dual import DualGraphStore
 from tests.support.migration import DOCS, answers, ingest, running, runtime
 

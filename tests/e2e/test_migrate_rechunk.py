@@ -16,7 +16,7 @@ from core.errors import NotFound
 from core.settings import ChunkingSettings, Settings
 from infra.migrate import vectors, verify
 from ingestion.indexing import Indexer
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from stores.catalog import staging
 from stores.vectors import SearchFilter
 from tests.support.migration import (
@@ -71,7 +71,7 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
         live = rt.vectors.collection
         old = {name: chunk_ids(rt, tenant, d) for name, d in ids.items()}
         policy_v1 = rt.catalog.get_version(tenant, ids["policy"])
-        probe = rt.indexer.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
+        probe = rt.models.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
         steady = SearchFilter(tenant_id=tenant, document_ids=[ids["contract"], ids["handbook"]])
 
         def probe_hits() -> frozenset[str]:
@@ -120,7 +120,9 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
             assert rt.vectors.point_ids(tenant, ids[name]) == new[name]
             assert rt.catalog.get_version(tenant, ids[name]).chunk_count == len(new[name])
         assert len(new["contract"]) > len(old["contract"])  # smaller chunks, more of them
-        assert new["notes"] != chunked_by(rt, rt.indexer, tenant, ids["notes"])  # re-chunked too
+        assert new["notes"] != chunked_by(
+            rt, Indexer(rt.settings, rt.models), tenant, ids["notes"]
+        )  # re-chunked too
         assert switched["rechunked_versions"] == 4
         with pytest.raises(NotFound):
             rt.catalog.get_document(tenant, ids["memo"])
@@ -136,7 +138,10 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
         assert ids["notes"] in {p["document_id"] for p in passages}
         assert {p["chunk_id"] for p in passages} <= everything
         legacy = f"{live}__legacy"
-        before = {name: chunked_by(rt, rt.indexer, tenant, ids[name]) for name in kept}
+        before = {
+            name: chunked_by(rt, Indexer(rt.settings, rt.models), tenant, ids[name])
+            for name in kept
+        }
         assert staging.counts(rt.catalog) == {legacy: sum(map(len, before.values()))}  # kept
 
         # Rollback restores the old chunks everywhere; a second switch brings the new back.

@@ -14,8 +14,9 @@ from qdrant_client import models
 
 from core.settings import EmbeddingSettings, Settings, SparseSettings
 from infra.migrate import vectors, verify
-from ingestion.runtime import Runtime
-from stores.vectors import DENSE, SPARSE, QdrantVectorStore, SearchFilter, collection_name
+from runtime import Runtime
+from stores.vectors import DENSE, SPARSE, SearchFilter, collection_name
+from stores.vectors.qdrant import QdrantVectorStore
 from tests.support import tiny_embedder
 from tests.support.migration import (
     DOCS,
@@ -39,7 +40,7 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
         live = rt.vectors.collection
         # A probe on the two documents nobody touches: its hit count is the same in the old
         # and the complete new collection, and lower in any half-built one.
-        probe = rt.indexer.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
+        probe = rt.models.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
         steady = SearchFilter(tenant_id=tenant, document_ids=[ids["contract"], ids["handbook"]])
 
         def probe_hits() -> int:

@@ -92,6 +92,7 @@ def test_weights_follow_the_query_language(qa_api: Api) -> None:
 
 def test_sentence_scores_rank_candidates_by_their_best_sentence(qa_api: Api) -> None:
     from core.settings import FusionWeights
+    from ingestion.indexing import Indexer
     from retrieval import factory
     from stores.vectors import SearchFilter
 
@@ -104,8 +105,8 @@ def test_sentence_scores_rank_candidates_by_their_best_sentence(qa_api: Api) -> 
     found = retriever.search(query, SearchFilter(tenant_id=tenant), config=cfg).passages
     assert len(found) == 2  # both chunks of the tenant, ranked by their best sentence
     q = np.asarray(retriever.embedder.embed([query])[0])
-    indexer = runtime.indexer
-    pooled = indexer.embedder.embed_spans(
+    indexer = Indexer(runtime.settings, runtime.models)
+    pooled = indexer.models.embedder.embed_spans(
         [p.text for p in found], [indexer.spans_of(p.text) for p in found]
     )
     best = [max(float(q @ np.asarray(s)) for s in parts) for _, parts in pooled]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from core.settings import GraphSettings, Settings
 from infra.migrate import graph as graph_migration
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from stores.catalog import migration_state
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.graph.dual import DualGraphStore

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from core.settings import CatalogSettings, QdrantSettings, Settings
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from tests.integration.test_worker_killed import long_text
 from tests.support.net import free_port
 

@@ -13,7 +13,8 @@ from qdrant_client import models
 
 from core import ids
 from core.errors import ConfigurationError, StoreUnavailable
-from stores.vectors import QdrantVectorStore, SearchFilter, VectorPoint, collection_name
+from stores.vectors import SearchFilter, VectorPoint, collection_name
+from stores.vectors.qdrant import QdrantVectorStore
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from core.settings import BrokerSettings, Settings
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from serving.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

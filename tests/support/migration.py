@@ -16,7 +16,7 @@ from core.errors import Conflict
 from core.settings import Settings
 from infra.migrate import vectors
 from ingestion.indexing import Indexer
-from ingestion.runtime import Runtime
+from runtime import Runtime
 from serving.app import create_app
 from tests.e2e.conftest import Api
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ingestion.embedding import resolve_model_path
+from textmodels.embedding import resolve_model_path
 
 TOKENIZER_FILES = (
     "vocab.txt",

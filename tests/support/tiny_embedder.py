@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ingestion.embedding import resolve_model_path
 from tests.support.tiny_cross_encoder import TOKENIZER_FILES
+from textmodels.embedding import resolve_model_path
 
 DIM = 32
 

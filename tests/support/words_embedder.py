@@ -7,8 +7,8 @@ import re
 import zlib
 from collections.abc import Sequence
 
-from ingestion.embedding import Pooled, embed_spans_alone
-from ingestion.sentences import Span
+from textmodels.embedding import Pooled, embed_spans_alone
+from textmodels.sentences import Span
 
 
 class WordsEmbedder:

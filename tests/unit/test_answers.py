@@ -8,7 +8,6 @@ import math
 import pytest
 
 from core.settings import RetrievalSettings
-from ingestion.sentences import sentences
 from retrieval.citations import validate
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.prompt import build_messages
@@ -16,6 +15,7 @@ from retrieval.search import Hit, by_sentence_terms, fuse, mmr
 from retrieval.service import finish_stream, standalone_question
 from retrieval.types import NOT_FOUND, Message, Passage
 from stores.vectors import VectorHit
+from textmodels.sentences import sentences
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ingestion.embedding import BatchingEmbedder
 from tests.support.words_embedder import WordsEmbedder
+from textmodels.embedding import BatchingEmbedder
 
 
 class GatedModel(WordsEmbedder):

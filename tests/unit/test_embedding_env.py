@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = "import ingestion.embedding, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+PROBE = "import textmodels.embedding, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
 
 
 def _probe(**env: str) -> str:

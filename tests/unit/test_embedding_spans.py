@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingestion.embedding import SentenceTransformerEmbedder
-from ingestion.sentences import sentence_spans, sentences
+from textmodels.embedding import SentenceTransformerEmbedder
+from textmodels.sentences import sentence_spans, sentences
 
 
 @pytest.fixture(scope="module")

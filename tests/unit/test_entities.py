@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingestion.entities import (
+from textmodels.entities import (
     EntityExtractor,
     RuleBasedEntityExtractor,
     normalise_key,

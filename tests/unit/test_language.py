@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ingestion.language import detect_language
+from textmodels.language import detect_language
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from core.errors import StoreUnavailable
-from ingestion.llm_entities import LLMEntityExtractor
+from textmodels.llm_entities import LLMEntityExtractor
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ingestion import sparse
-from ingestion.sparse import SparseEncoder, SparseVector, term_id
+from textmodels import sparse
+from textmodels.sparse import SparseEncoder, SparseVector, term_id
 
 pytestmark = pytest.mark.unit
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.errors import ConfigurationError
-from ingestion.sentences import Span
+from textmodels.sentences import Span
 
 # OpenMP threads that finish a parallel region spin before they sleep (libgomp's default). In a
 # serving process other threads (numpy, the event loop, workers) then fight spinning threads for
@@ -219,6 +219,35 @@ class WrappedEmbedder:
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
         return self.inner.embed_spans(texts, spans)
+
+
+class MemoEmbedder(WrappedEmbedder):
+    """The release's embedder with a memo filled ahead in large batches: the pipeline embeds
+    per document (~10 chunks; ~18 when documents share model calls), about half the speed of
+    batches of 64+."""
+
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__(inner)
+        self.memo: dict[str, list[float]] = {}
+        self.pooled: dict[tuple[str, tuple[Span, ...]], Pooled] = {}
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.memo.update(zip(missing, self.inner.embed(missing), strict=True))
+        return [self.memo[t] for t in texts]
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
+        keys = [(t, tuple(s)) for t, s in zip(texts, spans, strict=True)]
+        missing = [k for k in dict.fromkeys(keys) if k not in self.pooled]
+        if missing:
+            found = self.inner.embed_spans([t for t, _ in missing], [s for _, s in missing])
+            self.pooled.update(zip(missing, found, strict=True))
+        return [self.pooled[k] for k in keys]
+
+    def clear(self) -> None:
+        self.memo.clear()
+        self.pooled.clear()
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 
 import Stemmer
 
-from ingestion.sentences import sentences
+from textmodels.sentences import sentences
 
 SPARSE_ENCODER_NAME = "bm25-snowball"
 # Bump when the terms or weights produced for the same text change (the index must be rebuilt).

@@ -21,7 +21,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ingestion.sparse import strip_accents
+from textmodels.sparse import strip_accents
 
 EntityKind = Literal[
     "org", "person", "place", "acronym", "email", "url", "date", "amount", "reference", "name"

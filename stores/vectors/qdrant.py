@@ -13,83 +13,53 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import ConfigurationError, StoreUnavailable
-from stores.local_index import LocalIndex
+from stores.vectors import (
+    DENSE,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    SENTENCES,
+    SPARSE,
+    SearchFilter,
+    VectorHit,
+    VectorPoint,
+)
+from stores.vectors.local_index import LocalIndex
 
 log = logging.getLogger(__name__)
 
 LAYOUT_TTL_S = 60.0
-DENSE = "dense"
-SPARSE = "sparse"
-SENTENCES = "sentences"
-# Payload fields filtered on: tenant first (Qdrant co-locates a tenant's points with is_tenant).
-KEYWORD_FIELDS = ("collection", "document_id", "version_id", "tags")
-FLOAT_FIELDS = ("uploaded_at",)
 
 
-@dataclass(frozen=True)
-class VectorPoint:
-    """One chunk as stored: ids and filterable fields in ``payload`` (``tenant_id``,
-    ``document_id``, ``version_id``, ``collection``, ``tags`` ...)."""
-
-    id: str
-    dense: list[float]
-    sparse_indices: list[int]
-    sparse_values: list[float]
-    payload: dict[str, Any] = field(default_factory=dict)
-    sentences: list[list[float]] = field(default_factory=list)  # one vector per sentence
-
-
-@dataclass(frozen=True)
-class VectorHit:
-    id: str
-    score: float
-    payload: dict[str, Any]
-    dense: list[float] | None = None
-
-
-@dataclass(frozen=True)
-class SearchFilter:
-    """Narrows a search; the tenant is mandatory and applied inside the store's query."""
-
-    tenant_id: str
-    collections: Sequence[str] | None = None
-    tags: Sequence[str] | None = None  # any of
-    metadata: dict[str, Any] | None = None  # equality on each key
-    document_ids: Sequence[str] | None = None
-    uploaded_after: float | None = None  # epoch seconds
-    uploaded_before: float | None = None
-
-    def to_qdrant(self) -> models.Filter:
-        must: list[models.Condition] = [_match("tenant_id", self.tenant_id)]
-        if self.collections:
-            must.append(_any("collection", self.collections))
-        if self.tags:
-            must.append(_any("tags", self.tags))
-        if self.document_ids:
-            must.append(_any("document_id", self.document_ids))
-        for key, value in (self.metadata or {}).items():
-            must.append(_match(f"metadata.{key}", value))
-        if self.uploaded_after is not None or self.uploaded_before is not None:
-            must.append(
-                models.FieldCondition(
-                    key="uploaded_at",
-                    range=models.Range(gte=self.uploaded_after, lte=self.uploaded_before),
-                )
+def to_filter(flt: SearchFilter) -> models.Filter:
+    """The search filter as Qdrant's: every condition must hold, the tenant always."""
+    must: list[models.Condition] = [_match("tenant_id", flt.tenant_id)]
+    if flt.collections:
+        must.append(_any("collection", flt.collections))
+    if flt.tags:
+        must.append(_any("tags", flt.tags))
+    if flt.document_ids:
+        must.append(_any("document_id", flt.document_ids))
+    for key, value in (flt.metadata or {}).items():
+        must.append(_match(f"metadata.{key}", value))
+    if flt.uploaded_after is not None or flt.uploaded_before is not None:
+        must.append(
+            models.FieldCondition(
+                key="uploaded_at",
+                range=models.Range(gte=flt.uploaded_after, lte=flt.uploaded_before),
             )
-        return models.Filter(must=must)
+        )
+    return models.Filter(must=must)
 
 
 def _match(key: str, value: Any) -> models.FieldCondition:
@@ -98,59 +68,6 @@ def _match(key: str, value: Any) -> models.FieldCondition:
 
 def _any(key: str, values: Sequence[str]) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
-
-
-class VectorStore(Protocol):
-    """Chunks' dense and sparse vectors with their payload, partitioned by tenant.
-
-    ``upsert`` overwrites points with the same id (idempotent). ``delete`` removes the points of
-    a document, or of one of its versions, and is a no-op when none exist. Every read and delete
-    is filtered by ``tenant_id`` inside the store. Unreachable stores raise
-    :class:`StoreUnavailable` (retryable).
-    """
-
-    def ensure_collection(self, dim: int) -> None: ...
-
-    def ping(self) -> None:
-        """One round trip to the store (readiness); :class:`StoreUnavailable` when down."""
-        ...
-
-    def upsert(self, points: Sequence[VectorPoint]) -> None: ...
-
-    def delete(self, tenant_id: str, document_id: str, version_id: str | None = None) -> None: ...
-
-    def count(self, tenant_id: str, document_id: str, version_id: str | None = None) -> int: ...
-
-    def set_payload(self, tenant_id: str, document_id: str, payload: dict[str, Any]) -> None: ...
-
-    def missing(self, point_ids: Sequence[str]) -> set[str]: ...
-
-    def search_dense(
-        self, vector: Sequence[float], flt: SearchFilter, limit: int
-    ) -> list[VectorHit]: ...
-
-    def search_sparse(
-        self, indices: Sequence[int], values: Sequence[float], flt: SearchFilter, limit: int
-    ) -> list[VectorHit]: ...
-
-    def fetch(self, point_ids: Sequence[str], flt: SearchFilter) -> list[VectorHit]: ...
-
-    def score_sentences(
-        self, vector: Sequence[float], point_ids: Sequence[str], flt: SearchFilter
-    ) -> dict[str, float]:
-        """``point id → best cosine between the vector and one of its sentences`` for these
-        points, when they pass the filter and hold sentence vectors (others are absent)."""
-        ...
-
-    def delete_ids(self, point_ids: Sequence[str]) -> None: ...
-
-    def point_ids(self, tenant_id: str, document_id: str) -> set[str]: ...
-
-
-def collection_name(prefix: str, model_id: str) -> str:
-    """``gedrag_all_minilm_l6_v2``: one collection per embedding model."""
-    slug = re.sub(r"[^a-z0-9]+", "_", model_id.lower().rsplit("/", 1)[-1]).strip("_")
-    return f"{prefix}_{slug}"
 
 
 class QdrantVectorStore:
@@ -376,7 +293,7 @@ class QdrantVectorStore:
                 self.collection,
                 query=query,
                 using=using,
-                query_filter=flt.to_qdrant(),
+                query_filter=to_filter(flt),
                 limit=limit,
                 with_payload=True,
                 with_vectors=[DENSE],
@@ -391,7 +308,7 @@ class QdrantVectorStore:
         if index is not None:
             return index.fetch(point_ids, flt)
         by_id = models.HasIdCondition(has_id=list(point_ids))
-        base = flt.to_qdrant()
+        base = to_filter(flt)
         with self._call("fetch"):
             points, _ = self.client.scroll(
                 self.collection,
@@ -419,7 +336,7 @@ class QdrantVectorStore:
         if not self.has_sentences():
             return {}
         by_id = models.HasIdCondition(has_id=list(point_ids))
-        base = flt.to_qdrant()
+        base = to_filter(flt)
         with self._call("sentence scores"):
             result = self.client.query_points(
                 self.collection,
@@ -566,12 +483,36 @@ class QdrantVectorStore:
             vectors = self.client.get_collection(self.collection).config.params.vectors
         return vectors[DENSE].size if isinstance(vectors, dict) else None
 
-    def move_alias(self, operations: Sequence[Any]) -> None:
-        """Apply alias operations in one request (atomic); this store reads the layout of the
-        collection its name now points to."""
-        with self._call("switch alias"):
-            self.client.update_collection_aliases(change_aliases_operations=list(operations))
+    def point_alias(self, target: str) -> None:
+        """Point this store's name at ``target`` in one request (atomic); a plain collection of
+        that name must have been dropped first. In local mode the searches' mirror of
+        ``target`` is built before the move, so no reader sees an empty mirror."""
+        with self._lock:
+            mirror = self.sibling(target).build_mirror() if self.local else None
+            ops: list[Any] = []
+            if self.alias_target() is not None:
+                ops.append(
+                    models.DeleteAliasOperation(
+                        delete_alias=models.DeleteAlias(alias_name=self.collection)
+                    )
+                )
+            ops.append(
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(
+                        collection_name=target, alias_name=self.collection
+                    )
+                )
+            )
+            with self._call("switch alias"):
+                self.client.update_collection_aliases(change_aliases_operations=ops)
             self._sentences = None
+            self._ready = False
+            if self.local:
+                self._index = mirror
+
+    def drop_collection(self, name: str) -> None:
+        with self._call("delete collection"):
+            self.client.delete_collection(name)
 
     def alias_target(self) -> str | None:
         """The collection this store's name is an alias of (``None``: a plain collection or
@@ -592,10 +533,6 @@ class QdrantVectorStore:
                 return self._local_index()
             finally:
                 self._index = saved
-
-    def use_mirror(self, index: LocalIndex | None) -> None:
-        with self._lock:
-            self._index = index
 
     def _local_index(self) -> LocalIndex | None:
         """Local mode: the in-memory mirror searches use (built from the folder once)."""

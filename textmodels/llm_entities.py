@@ -17,7 +17,7 @@ import httpx
 
 from core.errors import StoreUnavailable
 from core.http import openai_client
-from ingestion.entities import Entity, EntityKind, RuleBasedEntityExtractor, normalise_key
+from textmodels.entities import Entity, EntityKind, RuleBasedEntityExtractor, normalise_key
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
-"""The objects a worker or the API needs, built once per process from the settings.
+"""The objects a process needs, built once from the settings: the catalog, the original files,
+the vector and graph stores, and the text models.
 
 The catalog opens at once (migrations run on start); the vector and graph stores open on first
 use, so a process that never touches them (the API of a Redis deployment uploading files)
-does not lock a local Qdrant folder that a worker process needs.
+does not lock an embedded vector folder that a worker process needs.
 """
 
 from __future__ import annotations
@@ -10,22 +11,22 @@ from __future__ import annotations
 import threading
 
 from core.settings import Settings
-from ingestion.indexing import Indexer
 from stores import factory
 from stores.blobs import BlobStore
 from stores.catalog import Catalog
 from stores.graph import GraphStore
-from stores.vectors import QdrantVectorStore
+from stores.vectors import VectorStore
+from textmodels.models import TextModels
 
 
 class Runtime:
-    def __init__(self, settings: Settings, catalog: Catalog, indexer: Indexer | None = None):
+    def __init__(self, settings: Settings, catalog: Catalog, models: TextModels | None = None):
         self.settings = settings
         self.catalog = catalog
         self.blobs = BlobStore(settings.blob_dir)
-        self.indexer = indexer or Indexer(settings)
+        self.models = models or TextModels(settings)
         self._lock = threading.Lock()
-        self._vectors: QdrantVectorStore | None = None
+        self._vectors: VectorStore | None = None
         self._graph: GraphStore | None = None
 
     @classmethod
@@ -37,13 +38,13 @@ class Runtime:
             catalog.migrate()
         return cls(settings, catalog)
 
-    # Locked, not cached_property: two worker threads must never open the local Qdrant folder
-    # twice (the second client would fail on its lock).
+    # Locked, not cached_property: two worker threads must never open the embedded vector
+    # folder twice (the second open would fail on its lock).
     @property
-    def vectors(self) -> QdrantVectorStore:
+    def vectors(self) -> VectorStore:
         with self._lock:
             if self._vectors is None:
-                self._vectors = factory.vector_store(self.settings, self.indexer.embedder.model_id)
+                self._vectors = factory.vector_store(self.settings, self.models.embedder.model_id)
             return self._vectors
 
     @property
@@ -54,6 +55,9 @@ class Runtime:
             return self._graph
 
     def close(self) -> None:
-        if self._vectors is not None:
-            self._vectors.close()
+        with self._lock:
+            if self._vectors is not None:
+                self._vectors.close()
+            if self._graph is not None:
+                self._graph.close()
         self.catalog.dispose()
