@@ -138,8 +138,8 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp))
         with TestClient(create_app(settings)) as client:
             rt = client.app.state.runtime  # type: ignore[attr-defined]
-            rt.catalog.create_tenant("bench")
-            key, _ = rt.catalog.create_api_key("bench")
+            rt.catalog.tenants.create("bench")
+            key, _ = rt.catalog.tenants.create_key("bench")
             auth = {"Authorization": f"Bearer {key}"}
             # Warm-up outside the measure: model load and first unstructured import (~10 s).
             run(client, auth, [("warm.md", b"# Warm up\n\nFirst document.")], "warm")

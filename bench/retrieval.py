@@ -100,11 +100,11 @@ def ingest(
 
 def reused_ids(rt: Any) -> dict[str, str]:
     """gedrag document id -> dataset id, for a corpus ingested by an earlier run."""
-    tenant = rt.catalog.get_tenant("bench").id
+    tenant = rt.catalog.tenants.get("bench").id
     ids: dict[str, str] = {}
     cursor = None
     while True:
-        page = rt.catalog.list_documents(tenant, DocumentFilter(), cursor=cursor, limit=200)
+        page = rt.catalog.documents.page(tenant, DocumentFilter(), cursor=cursor, limit=200)
         ids.update({d.id: d.versions[0].filename.rsplit(".", 1)[0] for d in page.items})
         cursor = page.next_cursor
         if cursor is None:
@@ -215,10 +215,10 @@ def main() -> None:
         start = time.perf_counter()
         with TestClient(create_app(settings)) as client:
             rt = client.app.state.runtime  # type: ignore[attr-defined]
-            reuse = any(t.name == "bench" for t in rt.catalog.list_tenants())
+            reuse = any(t.name == "bench" for t in rt.catalog.tenants.all())
             if not reuse:
-                rt.catalog.create_tenant("bench")
-            key, _ = rt.catalog.create_api_key("bench")
+                rt.catalog.tenants.create("bench")
+            key, _ = rt.catalog.tenants.create_key("bench")
             auth = {"Authorization": f"Bearer {key}"}
             ids = reused_ids(rt) if reuse else ingest(client, auth, corpus)
             ingest_s = time.perf_counter() - start
@@ -227,7 +227,7 @@ def main() -> None:
                 f"{args.dataset.name}: {len(corpus)} documents "
                 f"{'reused' if reuse else 'ingested'} in {ingest_s:.0f}s; {len(queries)} queries"
             )
-            tenant = rt.catalog.get_tenant("bench").id
+            tenant = rt.catalog.tenants.get("bench").id
             quality = evaluate(client.app, tenant, queries, qrels, ids)
         timing = latency(data_dir, key, [q["text"] for q in queries])
     for name, t in timing.items():

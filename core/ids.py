@@ -43,9 +43,23 @@ def chunk_id(document: str, content_sha256: str, chunker_fingerprint: str, ordin
     return stable_uuid("chunk", document, content_sha256, chunker_fingerprint, str(ordinal))
 
 
+def canonical_json(value: object, *, ensure_ascii: bool = False) -> str:
+    """The one canonical JSON of gedrag: sorted keys, no spaces, non-JSON values as ``str``.
+    Hashes of configurations and the catalog's indexed metadata values are taken from it."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=ensure_ascii, default=str
+    )
+
+
+def content_hash(value: object) -> str:
+    """SHA-256 (hex) of a value's canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
 def fingerprint(config: dict[str, object]) -> str:
-    """A short stable hash of a component's configuration (canonical JSON)."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    """A short stable hash of a component's configuration. ASCII-escaped JSON: the form chunk
+    ids and collection names have always been derived from."""
+    canonical = canonical_json(config, ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

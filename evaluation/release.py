@@ -10,7 +10,6 @@ decides what is indexed: two releases with the same ingestion half share an inde
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core import ids
 from core.errors import InvalidInput
 from core.settings import (
     ChunkingSettings,
@@ -82,11 +82,6 @@ class ReleaseFile(BaseModel):
     generation: GenerationPart = GenerationPart()
 
 
-def _sha(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Release:
     """A parsed release: its name, its canonical config, and the ids derived from it."""
@@ -97,12 +92,12 @@ class Release:
 
     @property
     def id(self) -> str:
-        return "rel_" + _sha(self.config)[:16]
+        return "rel_" + ids.content_hash(self.config)[:16]
 
     @property
     def ingestion_id(self) -> str:
         """What decides the index: releases sharing it share an ingested corpus."""
-        return _sha(self.config["ingestion"])[:16]
+        return ids.content_hash(self.config["ingestion"])[:16]
 
     def settings(self, base: Settings) -> Settings:
         """``base`` with every pipeline setting replaced by this release's."""

@@ -121,7 +121,7 @@ def open_namespace(base: Settings, release: Release, suite: Suite, progress: Pro
     start = time.perf_counter()
     if marker.is_file():
         saved = json.loads(marker.read_text())
-        tenant = catalog.get_tenant(EVAL_TENANT)
+        tenant = catalog.tenants.get(EVAL_TENANT)
         return Namespace(root, rt, tenant.id, saved["documents"], True, 0.0)
     try:
         tenant_id, doc_ids = _ingest(rt, suite, progress)
@@ -141,7 +141,7 @@ def _ingest(rt: Runtime, suite: Suite, progress: Progress) -> tuple[str, dict[st
     """Register every document of the suite, then run the ingestion service's steps in this
     process (chunks embedded ahead in large batches)."""
     service = IngestionService(rt)
-    tenant = rt.catalog.create_tenant(EVAL_TENANT)
+    tenant = rt.catalog.tenants.create(EVAL_TENANT)
     jobs: list[Job] = []
     doc_ids: dict[str, str] = {}
     suite_ids: dict[str, str] = {}  # job id -> suite doc id
@@ -162,7 +162,7 @@ def _ingest(rt: Runtime, suite: Suite, progress: Progress) -> tuple[str, dict[st
         jobs.append(reg.job)
     InProcessExecutor(service).run_all(jobs, progress)
     for job in jobs:
-        done = rt.catalog.load_job(job.id)
+        done = rt.catalog.jobs.load(job.id)
         if done.state != JobState.SUCCEEDED:
             raise GedragError(f"suite document {suite_ids[job.id]} failed: {done.error}")
     return tenant.id, doc_ids

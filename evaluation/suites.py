@@ -2,13 +2,16 @@
 
 A suite is named by a small descriptor (``evaluation/suites/<name>.yaml``) that points at its
 data (``../shared/datasets/...`` relative to the repository, or a path given on the command
-line); the data is never copied into the repository. Two layouts load:
+line); corpora are never copied into the repository. Two layouts load:
 
 * ``beir``: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
   ``text``, optional ``metadata.answer`` / ``metadata.answers``) and ``qrels/test.tsv``;
 * ``ragas``: the corpus as above plus a jsonl of questions with ``question``, ``ground_truth``
   and ``reference_contexts`` (optional ``id``, ``doc_id`` / ``relevant_ids``,
   ``is_impossible``).
+
+A descriptor may also name ``corpus_path``: the corpus then comes from that folder while the
+questions stay in ``path`` (a question set kept in the repository over a shared corpus).
 
 A suite's id is the hash of its content (corpus and questions as loaded), so a changed file is a
 different suite. Invalid rows are refused with their file and line number.
@@ -83,6 +86,10 @@ class Descriptor(BaseModel):
     format: Literal["beir", "ragas"]
     path: str = Field(description="Folder of the data, relative to the repository root.")
     corpus: str = "corpus.jsonl"
+    corpus_path: str | None = Field(
+        default=None,
+        description="Folder of the corpus when it is not in ``path``; relative like ``path``.",
+    )
     questions: str = Field(default="queries.jsonl", description="beir: queries; ragas: jsonl.")
     qrels: str = "qrels/test.tsv"
     limit: int | None = Field(default=None, ge=1, description="Use the first N questions.")
@@ -235,13 +242,21 @@ def load_suite(name: str, path: Path | None = None, *, limit: int | None = None)
     where = descriptor_path(name)
     # Shipped descriptors name paths from the repository root; others from their own folder.
     base = REPO_ROOT if where.parent == SUITES_DIR else where.parent
-    return load_from(d, path or (base / d.path).resolve(), limit=limit or d.limit)
+    corpus_root = (base / d.corpus_path).resolve() if d.corpus_path else None
+    return load_from(
+        d, path or (base / d.path).resolve(), limit=limit or d.limit, corpus_root=corpus_root
+    )
 
 
-def load_from(d: Descriptor, root: Path, *, limit: int | None = None) -> Suite:
+def load_from(
+    d: Descriptor, root: Path, *, limit: int | None = None, corpus_root: Path | None = None
+) -> Suite:
+    """The suite's questions read from ``root``; its corpus from ``corpus_root``, else ``root``."""
     if not root.is_dir():
         raise NotFound(f"suite {d.name!r}: no data at {root} (give its folder with --path)")
-    corpus = load_corpus(root / d.corpus)
+    if corpus_root is not None and not corpus_root.is_dir():
+        raise NotFound(f"suite {d.name!r}: no corpus at {corpus_root}")
+    corpus = load_corpus((corpus_root or root) / d.corpus)
     match d.format:
         case "ragas":
             questions = load_ragas_questions(root / d.questions)

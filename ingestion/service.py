@@ -109,11 +109,11 @@ class IngestionService:
         metadata: dict[str, object],
     ) -> Registered:
         """A new document for ``f``, or the collection's document with the same bytes."""
-        existing = self.rt.catalog.find_by_content(tenant_id, collection, f.sha256)
+        existing = self.rt.catalog.documents.find_by_content(tenant_id, collection, f.sha256)
         if existing is not None:
             return Registered(existing, None)
         self.rt.blobs.put(tenant_id, f.sha256, f.source)
-        doc, job = self.rt.catalog.create_document(
+        doc, job = self.rt.catalog.documents.create(
             tenant_id,
             collection,
             title=title,
@@ -126,63 +126,63 @@ class IngestionService:
     def register_version(self, tenant_id: str, document_id: str, f: Incoming) -> Registered:
         """A new version of the document (the document itself when ``f`` is its current
         bytes); :class:`Conflict` when another document of the collection holds them."""
-        doc = self.rt.catalog.get_document(tenant_id, document_id)
+        doc = self.rt.catalog.documents.get(tenant_id, document_id)
         current = doc.current
         if current is not None and current.sha256 == f.sha256:
             return Registered(doc, None)
-        other = self.rt.catalog.find_by_content(tenant_id, doc.collection, f.sha256)
+        other = self.rt.catalog.documents.find_by_content(tenant_id, doc.collection, f.sha256)
         if other is not None and other.id != doc.id:
             raise Conflict(
                 f"identical content already exists in collection {doc.collection!r} "
                 f"as document {other.id}"
             )
         self.rt.blobs.put(tenant_id, f.sha256, f.source)
-        doc, job = self.rt.catalog.add_version(tenant_id, document_id, f.new_version())
+        doc, job = self.rt.catalog.documents.add_version(tenant_id, document_id, f.new_version())
         return Registered(doc, job)
 
     def unregister(self, document_id: str, job_id: str) -> None:
         """Undo a registration whose job could not be queued: rows and exclusive originals."""
-        for tenant_id, sha in self.rt.catalog.exclusive_blobs(document_id):
+        for tenant_id, sha in self.rt.catalog.documents.exclusive_blobs(document_id):
             self.rt.blobs.delete(tenant_id, sha)
-        self.rt.catalog.purge_document(document_id)
-        self.rt.catalog.delete_job(job_id)
+        self.rt.catalog.documents.purge(document_id)
+        self.rt.catalog.jobs.delete(job_id)
 
     # -- job state -----------------------------------------------------------------------
 
     def fail_job(self, job_id: str, cause: str) -> None:
         """Mark the job failed with a readable cause (kept when a parallel step failed too)."""
         catalog = self.rt.catalog
-        job = catalog.load_job(job_id)
+        job = catalog.jobs.load(job_id)
         if job.state == JobState.FAILED and job.error and cause not in job.error:
             cause = f"{job.error}; {cause}"
         if job.state != JobState.FAILED:
             JOBS.labels(job.kind, "failed").inc()
-        job = catalog.update_job(job_id, state=JobState.FAILED, error=cause)
+        job = catalog.jobs.update(job_id, state=JobState.FAILED, error=cause)
         if job.version_id is not None:
             # NotFound: the document was deleted meanwhile, nothing left to mark.
             with contextlib.suppress(NotFound):
-                catalog.set_version_status(job.version_id, DocumentStatus.FAILED)
+                catalog.versions.set_status(job.version_id, DocumentStatus.FAILED)
         log.warning("job failed", extra={"job_id": job_id, "cause": cause})
 
     def note_retry(self, job_id: str, cause: str) -> None:
         """Show why a running job waits; a failed job keeps its cause (cleanup retries after)."""
-        if not self.rt.catalog.load_job(job_id).state.finished:
-            self.rt.catalog.update_job(job_id, error=f"retrying after: {cause}")
+        if not self.rt.catalog.jobs.load(job_id).state.finished:
+            self.rt.catalog.jobs.update(job_id, error=f"retrying after: {cause}")
 
     def _progress(self, job_id: str) -> Progress:
         def report(stage: str, fraction: float) -> None:
-            self.rt.catalog.update_job(job_id, stage=stage, progress=fraction)
+            self.rt.catalog.jobs.update(job_id, stage=stage, progress=fraction)
 
         return report
 
     def _load(self, job_id: str) -> tuple[Job, Version, Document] | None:
         """The job with its version and document, or ``None`` when there is nothing to do."""
-        job = self.rt.catalog.load_job(job_id)
+        job = self.rt.catalog.jobs.load(job_id)
         if job.state.finished or job.version_id is None:
             return None
         try:
-            version = self.rt.catalog.load_version(job.version_id)
-            doc = self.rt.catalog.get_document(job.tenant_id, version.document_id)
+            version = self.rt.catalog.versions.load(job.version_id)
+            doc = self.rt.catalog.documents.get(job.tenant_id, version.document_id)
         except NotFound:
             self.fail_job(job_id, "the document was deleted before it could be indexed")
             return None
@@ -197,18 +197,18 @@ class IngestionService:
             return False
         job, version, _ = loaded
         catalog = self.rt.catalog
-        catalog.update_job(
+        catalog.jobs.update(
             job_id, state=JobState.RUNNING, stage="parsing", progress=0.05, new_attempt=True
         )
-        catalog.set_version_status(version.id, DocumentStatus.PROCESSING)
+        catalog.versions.set_status(version.id, DocumentStatus.PROCESSING)
         data = self.rt.blobs.read(job.tenant_id, version.sha256)
         try:
             chunks = self.indexer.prepare(data, version, job.tenant_id, self._progress(job_id))
         except (IngestionError, UnsupportedMediaType) as exc:
             self.fail_job(job_id, exc.detail)
             return False
-        catalog.replace_chunks(version.id, chunks)
-        catalog.update_job(job_id, stage="indexing", progress=0.4)
+        catalog.chunks.replace(version.id, chunks)
+        catalog.jobs.update(job_id, stage="indexing", progress=0.4)
         log.info("version chunked", extra={"job_id": job_id, "chunks": len(chunks)})
         return True
 
@@ -218,7 +218,7 @@ class IngestionService:
         if loaded is None:
             return
         _, version, doc = loaded
-        chunks = self.rt.catalog.version_chunks(version.id)
+        chunks = self.rt.catalog.chunks.of_version(version.id)
         with INGEST_STAGE.labels("embed").time():
             points = self.indexer.vector_points(chunks, doc, version, self._progress(job_id))
         with INGEST_STAGE.labels("vector_write").time():
@@ -231,31 +231,31 @@ class IngestionService:
         if loaded is None:
             return
         _, version, doc = loaded
-        chunks = self.rt.catalog.version_chunks(version.id)
+        chunks = self.rt.catalog.chunks.of_version(version.id)
         with INGEST_STAGE.labels("entities").time():
             graph = self.indexer.version_graph(chunks, doc, version)
         with INGEST_STAGE.labels("graph_write").time():
             self.rt.graph.upsert_version(graph)
-        self.rt.catalog.set_entity_count(version.id, len(graph.entities))
+        self.rt.catalog.versions.set_entity_count(version.id, len(graph.entities))
 
     def finalize(self, job_id: str) -> None:
         """Switch readers to the version (one catalog transaction), then clean superseded
         data."""
         catalog = self.rt.catalog
-        job = catalog.load_job(job_id)
+        job = catalog.jobs.load(job_id)
         if job.version_id is None or job.state == JobState.SUCCEEDED:
             return
         try:
-            version = catalog.load_version(job.version_id)
+            version = catalog.versions.load(job.version_id)
         except NotFound:
             return  # deleted meanwhile: the delete job removes everything
         if job.state == JobState.FAILED:
             # A store step failed: the version never became active; remove its partial writes.
             self._drop_version(job.tenant_id, version)
             return
-        chunk_ids = [c.id for c in catalog.version_chunks(version.id)]
+        chunk_ids = [c.id for c in catalog.chunks.of_version(version.id)]
         self._check_complete(job.tenant_id, version, chunk_ids)
-        doc = catalog.activate_version(version.id, chunk_count=len(chunk_ids))
+        doc = catalog.versions.activate(version.id, chunk_count=len(chunk_ids))
         if doc is None:
             return
         for old in doc.versions:
@@ -263,7 +263,7 @@ class IngestionService:
                 self._drop_version(job.tenant_id, old)
         if doc.active_version != version.number:  # a newer version finished first
             self._drop_version(job.tenant_id, version)
-        catalog.update_job(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0, error="")
+        catalog.jobs.update(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0, error="")
         JOBS.labels(job.kind, "succeeded").inc()
         log.info("version active", extra={"job_id": job_id, "version": version.number})
 
@@ -281,27 +281,27 @@ class IngestionService:
 
     def _drop_version(self, tenant_id: str, version: Version) -> None:
         # By id from the catalog's chunk records: no scan of the collection.
-        self.rt.vectors.delete_ids([c.id for c in self.rt.catalog.version_chunks(version.id)])
+        self.rt.vectors.delete_ids([c.id for c in self.rt.catalog.chunks.of_version(version.id)])
         self.rt.graph.delete_version(tenant_id, version.document_id, version.id)
-        self.rt.catalog.drop_chunks(version.id)
+        self.rt.catalog.chunks.drop(version.id)
 
     def delete(self, job_id: str) -> None:
         """Remove a document from every store: indexes and originals first, catalog rows last,
         so a retry after a crash still finds the rows that say what to remove."""
         catalog = self.rt.catalog
-        job = catalog.load_job(job_id)
+        job = catalog.jobs.load(job_id)
         if job.state.finished:
             return
-        catalog.update_job(
+        catalog.jobs.update(
             job_id, state=JobState.RUNNING, stage="removing", progress=0.1, new_attempt=True
         )
         self.rt.vectors.delete(job.tenant_id, job.document_id)
         self.rt.graph.delete_document(job.tenant_id, job.document_id)
-        catalog.update_job(job_id, progress=0.6)
-        for tenant_id, sha in catalog.exclusive_blobs(job.document_id):
+        catalog.jobs.update(job_id, progress=0.6)
+        for tenant_id, sha in catalog.documents.exclusive_blobs(job.document_id):
             self.rt.blobs.delete(tenant_id, sha)
-        catalog.purge_document(job.document_id)
-        catalog.update_job(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0)
+        catalog.documents.purge(job.document_id)
+        catalog.jobs.update(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0)
         JOBS.labels(job.kind, "succeeded").inc()
         log.info("document deleted", extra={"job_id": job_id, "document_id": job.document_id})
 
@@ -309,7 +309,7 @@ class IngestionService:
         """Copy changed title, tags and metadata into the vector payloads (filters read
         them)."""
         try:
-            doc = self.rt.catalog.get_document(tenant_id, document_id)
+            doc = self.rt.catalog.documents.get(tenant_id, document_id)
         except NotFound:
             return
         self.rt.vectors.set_payload(
@@ -366,7 +366,7 @@ class InProcessExecutor:
             c.text
             for j in jobs
             if j.version_id is not None
-            for c in self.service.rt.catalog.version_chunks(j.version_id)
+            for c in self.service.rt.catalog.chunks.of_version(j.version_id)
         ]
         for start in range(0, len(texts), EMBED_AHEAD_BATCH):
             batch = texts[start : start + EMBED_AHEAD_BATCH]

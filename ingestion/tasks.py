@@ -57,7 +57,7 @@ class CeleryExecutor:
 def _tenant_of(service: IngestionService, job_id: str) -> str | None:
     """The job's tenant id, for the log context (None when the job is gone or unreachable)."""
     try:
-        return service.rt.catalog.load_job(job_id).tenant_id
+        return service.rt.catalog.jobs.load(job_id).tenant_id
     except GedragError:
         return None
 

@@ -190,7 +190,7 @@ class Retriever:
         """Drop chunks of versions that are not (or no longer) the active one."""
         if not hits:
             return hits
-        active = self.catalog.active_versions(
+        active = self.catalog.versions.active(
             tenant_id, sorted({str(h.payload.get("document_id")) for h in hits})
         )
         return [

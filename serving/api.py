@@ -58,7 +58,7 @@ async def current_tenant(
         key = value.strip()
     if not key:
         raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
-    tenant = await run_in_threadpool(rt.catalog.authenticate, key)
+    tenant = await run_in_threadpool(rt.catalog.tenants.authenticate, key)
     observability.tenant.set(tenant.id)
     request.state.tenant = tenant.id  # for the access log, written outside this context
     return tenant
@@ -149,7 +149,7 @@ def list_documents(
         metadata=parse_metadata(metadata) or None,
         title_contains=title,
     )
-    page = rt.catalog.list_documents(
+    page = rt.catalog.documents.page(
         tenant.id, flt, cursor=cursor, limit=min(limit, rt.settings.api.page_size_max)
     )
     return DocumentsPage(
@@ -160,7 +160,7 @@ def list_documents(
 
 @router.get("/documents/{document_id}", tags=["documents"])
 def get_document(rt: RT, tenant: Caller, document_id: str) -> DocumentPublic:
-    return DocumentPublic.model_validate(rt.catalog.get_document(tenant.id, document_id))
+    return DocumentPublic.model_validate(rt.catalog.documents.get(tenant.id, document_id))
 
 
 @router.patch("/documents/{document_id}", tags=["documents"])
@@ -201,7 +201,7 @@ def upload_version(
 
 
 def _download(rt: Runtime, tenant: Tenant, document_id: str, number: int | None) -> FileResponse:
-    version = rt.catalog.get_version(tenant.id, document_id, number)
+    version = rt.catalog.versions.get(tenant.id, document_id, number)
     path = rt.blobs.path(tenant.id, version.sha256)
     return FileResponse(
         path,
@@ -232,7 +232,7 @@ def download_version(rt: RT, tenant: Caller, document_id: str, number: int) -> F
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
 def get_job(rt: RT, tenant: Caller, job_id: str) -> JobPublic:
-    return JobPublic.model_validate(rt.catalog.get_job(tenant.id, job_id))
+    return JobPublic.model_validate(rt.catalog.jobs.get(tenant.id, job_id))
 
 
 # -- collections --------------------------------------------------------------------------
@@ -240,17 +240,17 @@ def get_job(rt: RT, tenant: Caller, job_id: str) -> JobPublic:
 
 @router.post("/collections", status_code=201, tags=["collections"])
 def create_collection(rt: RT, tenant: Caller, body: CollectionCreate) -> CollectionPublic:
-    coll = rt.catalog.create_collection(tenant.id, body.name, body.description)
+    coll = rt.catalog.collections.create(tenant.id, body.name, body.description)
     return CollectionPublic.model_validate(coll)
 
 
 @router.get("/collections", tags=["collections"])
 def list_collections(rt: RT, tenant: Caller) -> list[CollectionPublic]:
-    return [CollectionPublic.model_validate(c) for c in rt.catalog.list_collections(tenant.id)]
+    return [CollectionPublic.model_validate(c) for c in rt.catalog.collections.of_tenant(tenant.id)]
 
 
 @router.delete("/collections/{name}", status_code=204, tags=["collections"])
 def delete_collection(rt: RT, tenant: Caller, name: str) -> Response:
     """Delete an empty collection (409 while it holds documents)."""
-    rt.catalog.delete_collection(tenant.id, name)
+    rt.catalog.collections.delete(tenant.id, name)
     return Response(status_code=204)

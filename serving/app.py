@@ -101,7 +101,7 @@ def create_app(
             """Prometheus exposition: this process's metrics and the catalog's queue depth."""
             rt: Runtime = request.app.state.runtime
             try:
-                counts = await run_in_threadpool(rt.catalog.pending_job_counts)
+                counts = await run_in_threadpool(rt.catalog.jobs.pending_counts)
             except StoreUnavailable:
                 counts = {}  # the metrics still answer while the catalog is down
             for state, n in counts.items():

@@ -56,11 +56,11 @@ def _runtime() -> Runtime:
 
 def _bootstrap(rt: Runtime) -> None:
     """On first start, create the default tenant and print its API key (shown only once)."""
-    if rt.catalog.list_tenants():
+    if rt.catalog.tenants.all():
         return
     name = rt.settings.default_tenant
-    rt.catalog.create_tenant(name)
-    key, _ = rt.catalog.create_api_key(name, "bootstrap")
+    rt.catalog.tenants.create(name)
+    key, _ = rt.catalog.tenants.create_key(name, "bootstrap")
     console.print(
         f"\n[bold green]Created tenant {name!r}.[/bold green] Its API key (shown only once):\n\n"
         f"    [bold]{key}[/bold]\n\n"
@@ -157,8 +157,8 @@ def tenants_create(name: str) -> None:
     """Create a tenant and print its first API key (shown only once)."""
     rt = _runtime()
     try:
-        rt.catalog.create_tenant(name)
-        key, _ = rt.catalog.create_api_key(name, "initial")
+        rt.catalog.tenants.create(name)
+        key, _ = rt.catalog.tenants.create_key(name, "initial")
     except GedragError as exc:
         raise _fail(exc.detail) from exc
     console.print(f"tenant {name!r} created; API key (shown only once): [bold]{key}[/bold]")
@@ -167,7 +167,7 @@ def tenants_create(name: str) -> None:
 @tenants.command("list")
 def tenants_list() -> None:
     table = Table("name", "id", "created")
-    for t in _runtime().catalog.list_tenants():
+    for t in _runtime().catalog.tenants.all():
         table.add_row(t.name, t.id, t.created_at.isoformat(timespec="seconds"))
     console.print(table)
 
@@ -178,7 +178,7 @@ def keys_create(
 ) -> None:
     """Create an API key for a tenant (shown only once)."""
     try:
-        key, info = _runtime().catalog.create_api_key(tenant, name)
+        key, info = _runtime().catalog.tenants.create_key(tenant, name)
     except GedragError as exc:
         raise _fail(exc.detail) from exc
     console.print(f"key {info.id} for {tenant!r} (shown only once): [bold]{key}[/bold]")
@@ -187,7 +187,7 @@ def keys_create(
 @keys.command("list")
 def keys_list(tenant: str) -> None:
     try:
-        infos = _runtime().catalog.list_api_keys(tenant)
+        infos = _runtime().catalog.tenants.keys(tenant)
     except GedragError as exc:
         raise _fail(exc.detail) from exc
     table = Table("id", "name", "prefix", "created", "revoked")
@@ -202,7 +202,7 @@ def keys_list(tenant: str) -> None:
 @keys.command("revoke")
 def keys_revoke(key_id: str) -> None:
     try:
-        _runtime().catalog.revoke_api_key(key_id)
+        _runtime().catalog.tenants.revoke_key(key_id)
     except GedragError as exc:
         raise _fail(exc.detail) from exc
     console.print(f"key {key_id} revoked")

@@ -66,21 +66,21 @@ class DocumentService:
         metadata: dict[str, Any] | None,
     ) -> Document:
         """Change title/tags/metadata in the catalog, then in the vector payloads (a task)."""
-        doc = self.catalog.update_document(
+        doc = self.catalog.documents.update(
             tenant.id, document_id, title=title, tags=tags, metadata=metadata
         )
         self.executor.sync(tenant.id, document_id)
         return doc
 
     def delete(self, tenant: Tenant, document_id: str) -> Job:
-        job = self.catalog.request_delete(tenant.id, document_id)
+        job = self.catalog.documents.request_delete(tenant.id, document_id)
         self.executor.submit(job)
         return job
 
     def requeue_unfinished(self) -> int:
         """Queue again every job the catalog says is unfinished (the in-process broker forgets
         its queue when the process stops; the catalog does not)."""
-        jobs = self.catalog.unfinished_jobs()
+        jobs = self.catalog.jobs.unfinished()
         for job in jobs:
             self.executor.submit(job)
         return len(jobs)

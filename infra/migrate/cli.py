@@ -16,7 +16,7 @@ from rich.table import Table
 
 from core.errors import ConfigurationError, GedragError, InvalidInput
 from core.settings import get_settings
-from infra.migrate import catalog_reads, graph, production, vectors, verify
+from infra.migrate import graph, production, vectors, verify
 from ingestion.indexing import Indexer
 from runtime import Runtime
 from stores.catalog import migration_state, staging
@@ -178,8 +178,8 @@ def plan() -> None:
 
 
 def _plan(rt: Runtime, out: dict[str, Any]) -> Table:
-    docs = catalog_reads.all_live_documents(rt.catalog)
-    chunks = catalog_reads.chunk_count(rt.catalog)
+    docs = rt.catalog.documents.all_live()
+    chunks = rt.catalog.chunks.count()
     out.update(documents=len(docs), chunks=chunks)
     g = rt.graph
     table = Table("what", "value")

@@ -26,7 +26,7 @@ from infra.migrate.vectors import all_point_versions, copy_collection
 from runtime import Runtime
 from stores import factory
 from stores.catalog import Catalog
-from stores.catalog.catalog import normalise_url
+from stores.catalog.database import normalise_url
 from stores.catalog.models import Base
 from stores.graph import GraphStore
 from stores.vectors.qdrant import QdrantVectorStore

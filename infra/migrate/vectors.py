@@ -32,7 +32,6 @@ from core import ids
 from core.domain import ChunkRecord, Document, DocumentStatus, Version
 from core.errors import Conflict, IngestionError, NotFound, UnsupportedMediaType
 from core.settings import ChunkingSettings, SparseSettings
-from infra.migrate import catalog_reads
 from ingestion.indexing import Indexer
 from runtime import Runtime
 from stores.catalog import migration_state, staging
@@ -127,14 +126,14 @@ def build(
     size = batch_size or rt.settings.migrate.batch_size
     key = _key(t)
     state = None if restart else migration_state.get_state(rt.catalog, key)
-    docs = catalog_reads.all_live_documents(rt.catalog)
+    docs = rt.catalog.documents.all_live()
     summary: dict[str, Any] = {
         "alias": t.live.collection,
         "from": t.live.alias_target() or t.live.collection,
         "to": t.new.collection,
         "model": indexer.models.embedder.model_id,
         "documents": len(docs),
-        "chunks": catalog_reads.chunk_count(rt.catalog),
+        "chunks": rt.catalog.chunks.count(),
     }
     if t.rechunk:
         active = staging.active_versions(rt.catalog).values()
@@ -153,7 +152,7 @@ def build(
     if progress:
         progress(done, len(docs))
     # Paged by the database (its collation orders ids, as the checkpoint compares them).
-    while batch := catalog_reads.live_documents(rt.catalog, after, size):
+    while batch := rt.catalog.documents.live(after, size):
         for d in batch:
             _build_document(rt, t, d.tenant_id, d.document_id)
         done += len(batch)
@@ -182,7 +181,7 @@ def _build_document(rt: Runtime, t: Target, tenant_id: str, document_id: str) ->
         return 0
     if t.rechunk:
         version = next((v for v in doc.versions if v.number == doc.active_version), None)
-        chunks = rt.catalog.version_chunks(version.id) if version is not None else []
+        chunks = rt.catalog.chunks.of_version(version.id) if version is not None else []
         if version is not None and chunks:
             active = staging.ActiveVersion(
                 version.id, tenant_id, document_id, version.sha256, frozenset(c.id for c in chunks)
@@ -216,7 +215,7 @@ def _stage(
         return chunks  # purged meanwhile: the catch-up removes its points
     rt.graph.add_chunks(t.indexer.version_graph(chunks, doc, version))
     try:
-        now = rt.catalog.get_document(doc.tenant_id, doc.id)
+        now = rt.catalog.documents.get(doc.tenant_id, doc.id)
         superseded = now.status == DocumentStatus.DELETING or now.active_version != version.number
     except NotFound:
         superseded = True
@@ -227,9 +226,9 @@ def _stage(
 
 def _records(rt: Runtime, collection: str, version_id: str) -> list[ChunkRecord]:
     """The chunk records a collection is built from: staged for it, else the catalog's."""
-    return staging.staged_chunks(rt.catalog, collection, version_id) or rt.catalog.version_chunks(
-        version_id
-    )
+    return staging.staged_chunks(
+        rt.catalog, collection, version_id
+    ) or rt.catalog.chunks.of_version(version_id)
 
 
 def _embed_document(
@@ -256,7 +255,7 @@ def _embed_versions(rt: Runtime, t: Target, doc: Document, only: set[str] | None
 
 def _document(rt: Runtime, tenant_id: str, document_id: str) -> Document | None:
     try:
-        return rt.catalog.get_document(tenant_id, document_id)
+        return rt.catalog.documents.get(tenant_id, document_id)
     except NotFound:
         return None
 
@@ -282,7 +281,7 @@ def _restage(rt: Runtime, t: Target) -> dict[str, int]:
     for vid in sorted(needed - staged.keys()):
         v = active[vid]
         if found := _version(rt, v.tenant_id, v.document_id, vid):
-            _stage(rt, t, *found, rt.catalog.version_chunks(vid))
+            _stage(rt, t, *found, rt.catalog.chunks.of_version(vid))
             n += 1
     return {"rechunked": n, "unstaged": len(stale)}
 
@@ -293,7 +292,7 @@ def catch_up(rt: Runtime, t: Target, since: datetime | None) -> dict[str, int]:
     edited since the build began."""
     out = _restage(rt, t) if t.rechunk else {}
     expected = staging.expected_points(rt.catalog, t.new.collection)
-    edited = catalog_reads.edited_since(rt.catalog, since) if since is not None else []
+    edited = rt.catalog.documents.edited_since(since) if since is not None else []
     held = all_point_versions(t.new)
     missing: dict[tuple[str, str], set[str]] = {}
     for cid, (tenant, doc, ver) in expected.items():
@@ -304,7 +303,7 @@ def catch_up(rt: Runtime, t: Target, since: datetime | None) -> dict[str, int]:
     t.new.delete_ids(extra)
     for tenant, doc in edited:
         try:
-            d = rt.catalog.get_document(tenant, doc)
+            d = rt.catalog.documents.get(tenant, doc)
         except NotFound:
             continue
         t.new.set_payload(tenant, doc, {"title": d.title, "tags": d.tags, "metadata": d.metadata})
@@ -366,7 +365,7 @@ def _settle_graph(rt: Runtime, left: str | None) -> int:
     n = 0
     for vid, (tenant, document_id) in staging.staged_versions(rt.catalog, left).items():
         found = _version(rt, tenant, document_id, vid)
-        chunks = rt.catalog.version_chunks(vid)
+        chunks = rt.catalog.chunks.of_version(vid)
         if found and chunks:
             _graph_to(rt, *found, chunks)
             n += 1
@@ -399,7 +398,7 @@ def _graph_to(rt: Runtime, doc: Document, version: Version, chunks: Sequence[Chu
         entities=[entities[k] for k in used],
     )
     rt.graph.upsert_version(graph)
-    rt.catalog.set_entity_count(version.id, len(graph.entities))
+    rt.catalog.versions.set_entity_count(version.id, len(graph.entities))
 
 
 def _alias_state(rt: Runtime, alias: str) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import NotFound
-from infra.migrate import catalog_reads
 from ingestion.indexing import Indexer
 from runtime import Runtime
 from stores.catalog import migration_state, staging
@@ -119,21 +118,21 @@ def rechunking_ahead(rt: Runtime) -> set[str]:
 def expected_graph(rt: Runtime, tenant_id: str, document_id: str) -> VersionGraph | None:
     """The active version's graph as ingestion would write it, from the catalog's chunks."""
     try:
-        doc = rt.catalog.get_document(tenant_id, document_id)
+        doc = rt.catalog.documents.get(tenant_id, document_id)
     except NotFound:
         return None
     version = next((v for v in doc.versions if v.number == doc.active_version), None)
     if version is None:
         return None
     indexer = Indexer(rt.settings, rt.models)
-    return indexer.version_graph(rt.catalog.version_chunks(version.id), doc, version)
+    return indexer.version_graph(rt.catalog.chunks.of_version(version.id), doc, version)
 
 
 def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
-    docs = catalog_reads.all_live_documents(rt.catalog)
+    docs = rt.catalog.documents.all_live()
     graphs = graph_stores(rt)
     recompute = rt.settings.entities.extractor == "rules"
-    chunks_by_doc = catalog_reads.chunk_ids_by_document(rt.catalog, [d.document_id for d in docs])
+    chunks_by_doc = rt.catalog.chunks.ids_by_document([d.document_id for d in docs])
     ahead = rechunking_ahead(rt)
     points = rt.vectors.point_index()
     drift: list[DocumentDrift] = []
@@ -209,7 +208,7 @@ def _orphans(
     rt: Runtime, graphs: dict[str, GraphStore], points: dict[tuple[str, str], dict[str, str]]
 ) -> list[DocumentDrift]:
     """Documents held by a store but gone from the catalog (deleting ones are not orphans)."""
-    known = catalog_reads.document_ids(rt.catalog)
+    known = rt.catalog.documents.all_ids()
     found: dict[tuple[str, str], set[str]] = {}
     for tenant_id, document_id in points:
         if document_id not in known:
@@ -263,7 +262,7 @@ def repair(
 
 
 def _reindex(rt: Runtime, d: DocumentDrift, graphs: dict[str, GraphStore]) -> None:
-    doc = rt.catalog.get_document(d.tenant_id, d.document_id)
+    doc = rt.catalog.documents.get(d.tenant_id, d.document_id)
     version = next((v for v in doc.versions if v.number == doc.active_version), None)
     if version is None:  # nothing readers may see: leftovers of failed versions go
         if "vectors" in d.stores:
@@ -271,12 +270,12 @@ def _reindex(rt: Runtime, d: DocumentDrift, graphs: dict[str, GraphStore]) -> No
         for name in d.stores & graphs.keys():
             graphs[name].delete_document(d.tenant_id, d.document_id)
         return
-    chunks = rt.catalog.version_chunks(version.id)
+    chunks = rt.catalog.chunks.of_version(version.id)
     indexer = Indexer(rt.settings, rt.models)
     if "catalog" in d.stores:  # leftovers of versions no job is working on any more
         for v in doc.versions:
             if v.id != version.id:
-                rt.catalog.drop_chunks(v.id)
+                rt.catalog.chunks.drop(v.id)
     if "vectors" in d.stores:
         points = indexer.vector_points(chunks, doc, version, lambda _s, _f: None)
         rt.vectors.ensure_collection(rt.models.embedder.dim)

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from core.domain import ChunkRecord, DocumentStatus
 from stores.catalog import Catalog
-from stores.catalog.catalog import CHUNK_COLUMNS, chunk_columns, chunk_record, in_batches
 from stores.catalog.models import ChunkRow, DocumentRow, StagedChunkRow, VersionRow
+from stores.catalog.rows import CHUNK_COLUMNS, chunk_columns, chunk_record, in_batches
 
 # A version joined to the live document it is the active version of.
 _ACTIVE = (DocumentRow.id == VersionRow.document_id) & (

@@ -16,7 +16,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from stores.catalog import Catalog
-from stores.catalog.catalog import in_batches
 from stores.catalog.models import (
     GraphChunkRow,
     GraphDocumentRow,
@@ -24,6 +23,7 @@ from stores.catalog.models import (
     GraphMentionRow,
     GraphRelationRow,
 )
+from stores.catalog.rows import in_batches
 from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
 
 

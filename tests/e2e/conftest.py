@@ -91,8 +91,8 @@ def _started(settings: Settings, clients: list[TestClient]) -> Api:
     catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
     keys: dict[str, str] = {}
     for tenant in ("acme", "globex"):
-        catalog.create_tenant(tenant)
-        keys[tenant], _ = catalog.create_api_key(tenant)
+        catalog.tenants.create(tenant)
+        keys[tenant], _ = catalog.tenants.create_key(tenant)
     return Api(client, settings, keys)
 
 

@@ -92,8 +92,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     catalog = app.state.runtime.catalog
     keys = {}
     for tenant in ("acme", "globex", "initech"):
-        catalog.create_tenant(tenant)
-        keys[tenant], _ = catalog.create_api_key(tenant)
+        catalog.tenants.create(tenant)
+        keys[tenant], _ = catalog.tenants.create_key(tenant)
     yield Server(f"http://127.0.0.1:{port}", keys, settings, catalog)
     uv.should_exit = True
     thread.join(timeout=30)
@@ -395,8 +395,8 @@ REPORT = "<html><body><h1>Evaluation run-b</h1><svg width='80' height='40'><rect
 def test_releases_over_the_real_evaluation_harness(page: Any, server: Server) -> None:
     """Two releases scored on the tiny suite by the real harness, shown, reported and put
     through the real gate from the page (a key of the `default` tenant, the default promoter)."""
-    server.catalog.create_tenant("default")
-    promoter, _ = server.catalog.create_api_key("default")
+    server.catalog.tenants.create("default")
+    promoter, _ = server.catalog.tenants.create_key("default")
     sign_in(page, promoter)
     page.goto("/#/releases")
     assert "No releases yet" in page.locator("#releases-state").inner_text()
@@ -544,9 +544,9 @@ def test_french_by_default_when_the_browser_asks_and_the_key_stays_for_the_tab(
 
 
 def test_a_revoked_key_brings_back_the_sign_in_form(page: Any, server: Server) -> None:
-    key, info = server.catalog.create_api_key("initech", name="laptop")
+    key, info = server.catalog.tenants.create_key("initech", name="laptop")
     sign_in(page, key)
-    server.catalog.revoke_api_key(info.id)
+    server.catalog.tenants.revoke_key(info.id)
     page.get_by_role("link", name="Ask").click()
     page.locator("#login .error", has_text="Your key was refused").wait_for()
     assert page.evaluate("sessionStorage.getItem('gedrag.apiKey')") is None

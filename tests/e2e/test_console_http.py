@@ -51,8 +51,8 @@ def test_the_page_is_public_but_the_api_still_wants_a_key(client: TestClient) ->
     r = client.get("/v1/collections")
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
-    catalog.create_tenant("acme")
-    key, _ = catalog.create_api_key("acme")
+    catalog.tenants.create("acme")
+    key, _ = catalog.tenants.create_key("acme")
     r = client.get("/v1/collections", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200
 

@@ -53,7 +53,7 @@ GRAPH_TABLES = (
 def census(api: Api, tenant: str = "acme") -> dict[str, Any]:
     """Everything every store holds for the tenant."""
     rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
-    t = rt.catalog.authenticate(api.keys[tenant]).id
+    t = rt.catalog.tenants.authenticate(api.keys[tenant]).id
     with rt.catalog.engine.connect() as conn:
         rows = {
             table: conn.execute(
@@ -95,7 +95,7 @@ def test_a_document_reaches_every_store(api: Api) -> None:
     assert c["points"] == c["chunk_ids"]  # one vector point per catalog chunk, same ids
     assert version["entity_count"] == c["graph_entities"] >= 4
     rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
-    keys = rt.graph.entity_keys(rt.catalog.authenticate(api.keys["acme"]).id)
+    keys = rt.graph.entity_keys(rt.catalog.tenants.authenticate(api.keys["acme"]).id)
     assert {"ref:ctr-2024-0042", "email:marie.dupont@acme.fr", "acme industries"} <= keys
     assert any(k.startswith("amount:EUR:12500") for k in keys)
 
@@ -106,7 +106,7 @@ def test_every_step_run_twice_changes_nothing(api: Api) -> None:
     before = census(api)
     rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     job_id = up["job_id"]
-    rt.catalog.update_job(job_id, state=JobState.RUNNING)  # as if redelivered mid-way
+    rt.catalog.jobs.update(job_id, state=JobState.RUNNING)  # as if redelivered mid-way
     service = IngestionService(rt)
     for step in (
         service.prepare,
@@ -119,7 +119,7 @@ def test_every_step_run_twice_changes_nothing(api: Api) -> None:
     ):
         step(job_id)
     assert census(api) == before
-    assert rt.catalog.load_job(job_id).state == JobState.SUCCEEDED
+    assert rt.catalog.jobs.load(job_id).state == JobState.SUCCEEDED
 
 
 def test_new_version_replaces_the_old_in_every_store(api: Api) -> None:
@@ -137,7 +137,7 @@ def test_new_version_replaces_the_old_in_every_store(api: Api) -> None:
     assert after["points"] == after["chunk_ids"]
     assert after["graph_chunks"] == len(after["chunk_ids"])
     rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
-    keys = rt.graph.entity_keys(rt.catalog.authenticate(api.keys["acme"]).id)
+    keys = rt.graph.entity_keys(rt.catalog.tenants.authenticate(api.keys["acme"]).id)
     assert "email:paul.martin@acme.fr" in keys and "email:marie.dupont@acme.fr" not in keys
     doc = api.client.get(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
     assert doc["current_version"] == 2 and doc["status"] == "ready"

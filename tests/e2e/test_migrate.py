@@ -94,7 +94,7 @@ def test_graph_migration_under_dual_write_loses_nothing(
         assert report.ok, report.to_dict()
         assert report.documents == 3
         assert graph_migration.graph_drift(rt) == []
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         assert rt.graph.secondary.chunk_ids(tenant, ids["notes"]) == set()
         assert len(rt.graph.secondary.export_document(tenant, ids["memo"])) == 1  # v2 only
 
@@ -138,7 +138,7 @@ def drifted(make_settings: Callable[..., Settings]) -> tuple[Settings, dict[str,
     with running(settings) as api:
         ids = {name: ingest(api, name, data) for name, data in DOCS.items()}
         rt = runtime(api)
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         old_memo = rt.graph.export_document(tenant, ids["memo"])
         v2 = api.client.post(
             f"/v1/documents/{ids['memo']}/versions",
@@ -198,7 +198,7 @@ def test_verify_finds_injected_drift_and_repair_fixes_exactly_those(
             assert "1 missing" in problems[ids["contract"]]
             assert "mentions" in problems[ids["handbook"]]
             assert "of another version" in problems[ids["memo"]]
-            tenant = rt.catalog.get_tenant("acme").id
+            tenant = rt.catalog.tenants.get("acme").id
             untouched = rt.vectors.point_versions(tenant, ids["notes"])
         finally:
             rt.close()

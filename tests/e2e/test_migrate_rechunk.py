@@ -49,12 +49,14 @@ Laptops for remote work are provided by the IT department and insured by Globex 
 
 def chunk_ids(rt: Runtime, tenant: str, document_id: str) -> set[str]:
     """The catalog's chunk records of the document's active version."""
-    return {c.id for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, document_id).id)}
+    return {
+        c.id for c in rt.catalog.chunks.of_version(rt.catalog.versions.get(tenant, document_id).id)
+    }
 
 
 def chunked_by(rt: Runtime, indexer: Indexer, tenant: str, document_id: str) -> set[str]:
     """The chunk ids this indexer makes of the document's original."""
-    version = rt.catalog.get_version(tenant, document_id)
+    version = rt.catalog.versions.get(tenant, document_id)
     data = rt.blobs.read(tenant, version.sha256)
     return {c.id for c in indexer.prepare(data, version, tenant, lambda _s, _f: None)}
 
@@ -67,10 +69,10 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
         rt = runtime(api)
         ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook", "memo")}
         ids["policy"] = ingest(api, "policy", POLICY)
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         live = rt.vectors.collection
         old = {name: chunk_ids(rt, tenant, d) for name, d in ids.items()}
-        policy_v1 = rt.catalog.get_version(tenant, ids["policy"])
+        policy_v1 = rt.catalog.versions.get(tenant, ids["policy"])
         probe = rt.models.sparse.encode_query("ACME Industries Lyon contract ladders", "en")
         steady = SearchFilter(tenant_id=tenant, document_ids=[ids["contract"], ids["handbook"]])
 
@@ -118,18 +120,18 @@ def test_rechunking_swaps_chunks_and_alias_atomically_while_queries_run(
             assert chunk_ids(rt, tenant, ids[name]) == new[name]
             assert rt.graph.chunk_ids(tenant, ids[name]) == new[name]
             assert rt.vectors.point_ids(tenant, ids[name]) == new[name]
-            assert rt.catalog.get_version(tenant, ids[name]).chunk_count == len(new[name])
+            assert rt.catalog.versions.get(tenant, ids[name]).chunk_count == len(new[name])
         assert len(new["contract"]) > len(old["contract"])  # smaller chunks, more of them
         assert new["notes"] != chunked_by(
             rt, Indexer(rt.settings, rt.models), tenant, ids["notes"]
         )  # re-chunked too
         assert switched["rechunked_versions"] == 4
         with pytest.raises(NotFound):
-            rt.catalog.get_document(tenant, ids["memo"])
+            rt.catalog.documents.get(tenant, ids["memo"])
         assert rt.vectors.point_ids(tenant, ids["memo"]) == set()
         assert rt.graph.chunk_ids(tenant, ids["memo"]) == set()
-        assert rt.catalog.version_chunks(policy_v1.id) == []  # re-versioned: v2 only
-        policy_v2 = rt.catalog.get_version(tenant, ids["policy"])
+        assert rt.catalog.chunks.of_version(policy_v1.id) == []  # re-versioned: v2 only
+        policy_v2 = rt.catalog.versions.get(tenant, ids["policy"])
         assert set(rt.vectors.point_versions(tenant, ids["policy"]).values()) == {policy_v2.id}
         assert verify.verify(rt).ok
         everything = set().union(*new.values())
@@ -194,13 +196,13 @@ def test_an_interrupted_rechunking_resumes_without_duplicates_then_switches_from
 
         rt = Runtime.build(settings)
         try:
-            tenant = rt.catalog.get_tenant("acme").id
+            tenant = rt.catalog.tenants.get("acme").id
             assert staging.counts(rt.catalog) == {}
             old = {d: chunk_ids(rt, tenant, d) for d in docs.values()}
             indexer = vectors.target_indexer(rt, chunking=SMALL)
             new = {d: chunked_by(rt, indexer, tenant, d) for d in docs.values()}
             memo = docs["memo"]  # its original is lost: it keeps its chunks
-            rt.blobs.delete(tenant, rt.catalog.get_version(tenant, memo).sha256)
+            rt.blobs.delete(tenant, rt.catalog.versions.get(tenant, memo).sha256)
             new[memo] = old[memo]
 
             build_interrupted_then_resumed(rt, indexer, documents=3)

@@ -36,7 +36,7 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
     with running(make_settings()) as api:
         rt = runtime(api)
         ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook", "memo")}
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         live = rt.vectors.collection
         # A probe on the two documents nobody touches: its hit count is the same in the old
         # and the complete new collection, and lower in any half-built one.
@@ -75,7 +75,7 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
         # The new collection holds exactly the live chunks, with the new sparse weights.
         assert verify.verify(rt).ok
         assert rt.vectors.point_ids(tenant, ids["memo"]) == set()
-        notes = rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["notes"]).id)
+        notes = rt.catalog.chunks.of_version(rt.catalog.versions.get(tenant, ids["notes"]).id)
         point = rt.vectors.client.retrieve(live, ids=[notes[0].id], with_vectors=True)[0]
         assert isinstance(point.vector, dict)
         assert list(point.vector[SPARSE].values) == pytest.approx(
@@ -140,12 +140,12 @@ def test_an_interrupted_build_resumes_from_its_checkpoint(
 
         build_interrupted_then_resumed(rt, indexer, documents=3)
         new = vectors.target(rt, indexer).new
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         live = [d["id"] for d in api.client.get("/v1/documents", headers=api.h()).json()["items"]]
         chunks = {
             c.id
             for doc in live
-            for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, doc).id)
+            for c in rt.catalog.chunks.of_version(rt.catalog.versions.get(tenant, doc).id)
         }
         assert len(live) == 3 and set(new.all_point_versions()) == chunks
 
@@ -171,11 +171,13 @@ def test_a_collection_made_before_sentence_vectors_gets_them_by_reembedding(
     with running(settings) as api:
         ids = {name: ingest(api, name, DOCS[name]) for name in ("contract", "handbook")}
         rt = runtime(api)
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         flt = SearchFilter(tenant_id=tenant)
         chunk_ids = [
             c.id
-            for c in rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["handbook"]).id)
+            for c in rt.catalog.chunks.of_version(
+                rt.catalog.versions.get(tenant, ids["handbook"]).id
+            )
         ]
         r = api.client.post("/v1/search", headers=api.h(), json=query)
         assert r.status_code == 200 and "sentence" in r.json()["timings_ms"]
@@ -187,7 +189,7 @@ def test_a_collection_made_before_sentence_vectors_gets_them_by_reembedding(
         assert rt.vectors.has_sentences()
         assert rt.vectors.score_sentences([1.0] * 384, chunk_ids, flt).keys() == set(chunk_ids)
         ids["notes"] = ingest(api, "notes", DOCS["notes"])
-        notes = rt.catalog.version_chunks(rt.catalog.get_version(tenant, ids["notes"]).id)
+        notes = rt.catalog.chunks.of_version(rt.catalog.versions.get(tenant, ids["notes"]).id)
         assert rt.vectors.score_sentences([1.0] * 384, [c.id for c in notes], flt)
         top = api.client.post("/v1/search", headers=api.h(), json=query).json()["passages"][0]
         assert "site safety officer" in top["text"]

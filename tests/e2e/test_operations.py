@@ -75,7 +75,7 @@ def test_json_logs_carry_request_id_job_id_and_tenant(
     records = lines(json_log)
     access = [r for r in records if r["logger"] == "gedrag.access" and r.get("request_id")]
     upload = next(r for r in access if r["request_id"] == "req-upload-1")
-    tenant = api.client.app.state.runtime.catalog.authenticate(api.keys["acme"]).id  # type: ignore[attr-defined]
+    tenant = api.client.app.state.runtime.catalog.tenants.authenticate(api.keys["acme"]).id  # type: ignore[attr-defined]
     assert upload["tenant"] == tenant
     assert upload["route"] == "/v1/documents"
     assert upload["status"] == 202

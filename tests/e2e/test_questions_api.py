@@ -101,7 +101,7 @@ def test_sentence_scores_rank_candidates_by_their_best_sentence(qa_api: Api) -> 
     only = FusionWeights(dense=0, sparse=0, graph=0, sentence=1, sentence_terms=0)
     cfg = retriever.config.model_copy(update={"language_weights": {"en": only}, "mmr_lambda": 1})
     query = "who inspects the ladders"
-    tenant = runtime.catalog.get_tenant("acme").id
+    tenant = runtime.catalog.tenants.get("acme").id
     found = retriever.search(query, SearchFilter(tenant_id=tenant), config=cfg).passages
     assert len(found) == 2  # both chunks of the tenant, ranked by their best sentence
     q = np.asarray(retriever.embedder.embed([query])[0])

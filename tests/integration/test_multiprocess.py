@@ -133,9 +133,9 @@ def test_api_and_two_workers_share_the_work_and_survive_a_kill(
         )
         rt = Runtime.build(settings, migrate=False)
         try:
-            tenant = rt.catalog.get_tenant("default").id
+            tenant = rt.catalog.tenants.get("default").id
             for u in uploads:
-                doc = rt.catalog.get_document(tenant, u["document_id"])
+                doc = rt.catalog.documents.get(tenant, u["document_id"])
                 assert doc.current is not None
                 chunks = doc.current.chunk_count
                 assert chunks and rt.vectors.count(tenant, doc.id) == chunks

@@ -34,8 +34,8 @@ def test_separate_worker_over_redis(
     }
     with TestClient(create_app(settings)) as client:  # migrates the catalog
         rt = client.app.state.runtime  # type: ignore[attr-defined]
-        rt.catalog.create_tenant("acme")
-        key, _ = rt.catalog.create_api_key("acme")
+        rt.catalog.tenants.create("acme")
+        key, _ = rt.catalog.tenants.create_key("acme")
         auth = {"Authorization": f"Bearer {key}"}
         worker = subprocess.Popen(
             [str(Path(sys.executable).with_name("gedrag")), "worker"],

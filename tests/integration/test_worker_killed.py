@@ -58,8 +58,8 @@ def test_killed_worker_job_completes_without_duplicates(
 
     with TestClient(create_app(settings)) as client:
         rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        rt.catalog.create_tenant("acme")
-        key, _ = rt.catalog.create_api_key("acme")
+        rt.catalog.tenants.create("acme")
+        key, _ = rt.catalog.tenants.create_key("acme")
         auth = {"Authorization": f"Bearer {key}"}
         first = start_worker("first")
         second = None
@@ -93,7 +93,7 @@ def test_killed_worker_job_completes_without_duplicates(
                     proc.terminate()
                     proc.wait(timeout=30)
 
-        tenant = rt.catalog.get_tenant("acme").id
+        tenant = rt.catalog.tenants.get("acme").id
         doc_id = up.json()["document_id"]
         with rt.catalog.engine.connect() as conn:
             chunks = conn.execute(

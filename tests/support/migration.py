@@ -66,8 +66,8 @@ def running(settings: Settings) -> Iterator[Api]:
     with TestClient(create_app(settings)) as client:
         catalog = client.app.state.runtime.catalog  # type: ignore[attr-defined]
         with suppress(Conflict):
-            catalog.create_tenant("acme")
-        key, _ = catalog.create_api_key("acme")
+            catalog.tenants.create("acme")
+        key, _ = catalog.tenants.create_key("acme")
         yield Api(client, settings, {"acme": key})
 
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from core.errors import ConfigurationError
 from core.settings import Settings
-from stores.catalog.catalog import normalise_url
+from stores.catalog.database import normalise_url
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,78 @@
+"""Collections: named groups of a tenant's documents."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from core import ids
+from core.domain import Collection
+from core.errors import Conflict, NotFound
+from stores.catalog import rows as conv
+from stores.catalog.database import Database
+from stores.catalog.models import CollectionRow, DocumentRow
+
+
+class CollectionRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, tenant_id: str, name: str, description: str = "") -> Collection:
+        name = conv.clean_name(name, "name")
+        try:
+            with self.db.session() as s:
+                row = CollectionRow(
+                    id=ids.collection_id(tenant_id, name),
+                    tenant_id=tenant_id,
+                    name=name,
+                    description=description,
+                )
+                s.add(row)
+                s.flush()
+                return conv.collection(row, 0)
+        except IntegrityError as exc:
+            raise Conflict(f"collection {name!r} already exists") from exc
+
+    def ensure(self, tenant_id: str, name: str) -> Collection:
+        """The named collection, created if missing (uploads name their collection)."""
+        name = conv.clean_name(name, "collection")
+        with self.db.session() as s:
+            row = s.get(CollectionRow, ids.collection_id(tenant_id, name))
+            if row is not None:
+                return conv.collection(row, 0)
+        try:
+            return self.create(tenant_id, name)
+        except Conflict:  # created concurrently: it exists now, which is all we need
+            with self.db.session() as s:
+                row = s.get(CollectionRow, ids.collection_id(tenant_id, name))
+                assert row is not None
+                return conv.collection(row, 0)
+
+    def of_tenant(self, tenant_id: str) -> list[Collection]:
+        with self.db.session() as s:
+            counts = (
+                select(DocumentRow.collection_id, func.count().label("n"))
+                .where(DocumentRow.tenant_id == tenant_id)
+                .group_by(DocumentRow.collection_id)
+                .subquery()
+            )
+            rows = s.execute(
+                select(CollectionRow, func.coalesce(counts.c.n, 0))
+                .outerjoin(counts, counts.c.collection_id == CollectionRow.id)
+                .where(CollectionRow.tenant_id == tenant_id)
+                .order_by(CollectionRow.name)
+            )
+            return [conv.collection(row, n) for row, n in rows]
+
+    def delete(self, tenant_id: str, name: str) -> None:
+        """Delete an empty collection; :class:`Conflict` while it still holds documents."""
+        with self.db.session() as s:
+            row = s.get(CollectionRow, ids.collection_id(tenant_id, name))
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"no collection named {name!r}")
+            n = s.scalar(select(func.count()).where(DocumentRow.collection_id == row.id))
+            if n:
+                raise Conflict(
+                    f"collection {name!r} still holds {n} document(s); delete them first"
+                )
+            s.delete(row)
