@@ -230,16 +230,6 @@ class RetrievalSettings(BaseModel):
         default=None, description="Local path of a sentence-transformers CrossEncoder."
     )
 
-    def weights(self, language: str) -> FusionWeights:
-        """The fusion weights for a query in ``language``."""
-        return self.language_weights.get(language) or FusionWeights(
-            dense=self.dense_weight,
-            sparse=self.sparse_weight,
-            graph=self.graph_weight,
-            sentence=self.sentence_weight,
-            sentence_terms=self.sentence_terms_weight,
-        )
-
 
 class GenerationSettings(BaseModel):
     """Who writes answers: the embedded extractive answerer or vLLM (GEDRAG_LLM__*)."""
@@ -287,7 +277,8 @@ class EvaluationSettings(BaseModel):
 
 
 class QdrantSettings(BaseModel):
-    """Vector store: a local folder by default, a Qdrant server when ``url`` is set."""
+    """Vector store: Qdrant's engine embedded on a local folder by default (Qdrant Edge), a
+    Qdrant server when ``url`` is set."""
 
     url: str | None = Field(default=None, description="e.g. http://qdrant:6333; unset = local.")
     api_key: SecretStr | None = Field(default=None, description="Qdrant server API key.")
@@ -301,6 +292,37 @@ class QdrantSettings(BaseModel):
     )
     replicas: int | None = Field(
         default=None, ge=1, description="Distributed server: copies of each shard."
+    )
+    dense_on_disk: bool = Field(
+        default=False,
+        description="Embedded: keep the chunks' dense vectors in memory-mapped files read as "
+        "searches need them, not in RAM (with quantization int8 the quantised copies stay in "
+        "RAM and the originals only rescore). New collections; existing ones at their next "
+        "optimisation.",
+    )
+    sentences_on_disk: bool = Field(
+        default=True,
+        description="Embedded: keep the sentence vectors (6 per chunk on average, read only to "
+        "rescore a query's candidates) in memory-mapped files rather than RAM.",
+    )
+    quantization: Literal["none", "int8"] = Field(
+        default="none",
+        description="Embedded: scalar int8 copies of the dense vectors (4x smaller) searched "
+        "first, candidates rescored with the original vectors; built by optimisation.",
+    )
+    flush_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Embedded: writes reach the engine's write-ahead log at once (a killed "
+        "process loses nothing) and are fsynced this long after (a power loss loses at most "
+        "this much); 0 = fsync after every write.",
+    )
+    optimize_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description="Embedded: at start, when more chunks than this are searched without an "
+        "HNSW index (written since the last optimisation), build it before serving (the "
+        "engine stops the process while it builds); 0 = never at start.",
     )
 
 

@@ -1,18 +1,54 @@
-"""Citations checked after generation: a marker [n] survives only if passage n was retrieved;
-each valid citation carries the passage's location and the span that supports the sentence."""
+"""The one place answers are checked: whatever wrote them (the extractive answerer, a model),
+a marker [n] survives only if passage n was given to the generator, each valid citation carries
+the passage's location and the span that supports the sentence, and an empty or "not found"
+reply becomes the not-found answer in the question's language."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-from retrieval.types import Citation, Passage
+from retrieval.prompt import NOT_FOUND_MARKER
+from retrieval.types import NOT_FOUND, Answer, Citation, Passage
+from textmodels.language import detect_language
 from textmodels.sentences import sentences
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _LEADING_MARKERS = re.compile(r"(?:\s*\[\d{1,3}\])+")
 _WORD = re.compile(r"\w+")
 QUOTE_MAX = 300
+# C0/C1 control characters (tab and newline kept) and U+FFFD, which a model emits when it
+# produces bytes that are not valid UTF-8.
+_GARBAGE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def answer_language(question: str) -> str:
+    """The language answers to ``question`` are written in: French or English."""
+    return "fr" if detect_language(question) == "fr" else "en"
+
+
+def not_found(question: str) -> Answer:
+    """The documents do not answer: said in the question's language, citing nothing."""
+    return Answer(text=NOT_FOUND[answer_language(question)], citations=[], grounded=False)
+
+
+def grounded_answer(text: str, question: str, passages: Sequence[Passage]) -> Answer:
+    """The checked answer for ``text`` written to ``question`` from ``passages`` (the ones the
+    generator was given): control characters removed, markers naming no passage dropped, the
+    not-found answer for an empty reply or one that says so; text citing no passage is kept
+    but not presented as grounded."""
+    cleaned = _GARBAGE.sub("", text).strip()
+    if (
+        not passages
+        or not cleaned
+        or NOT_FOUND_MARKER in cleaned
+        or any(m in cleaned for m in NOT_FOUND.values())
+    ):
+        return not_found(question)
+    cleaned, citations = validate(cleaned, passages)
+    if not cleaned:
+        return not_found(question)
+    return Answer(text=cleaned, citations=citations, grounded=bool(citations))
 
 
 def validate(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:

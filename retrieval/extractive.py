@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.metrics import TOKENS
-from retrieval.citations import citation
-from retrieval.types import NOT_FOUND, Answer, Citation, Message, Passage
+from retrieval.citations import citation, not_found
+from retrieval.types import Answer, Citation, Message, Passage
 from textmodels.language import detect_language
 from textmodels.sentences import sentences
 from textmodels.sparse import SparseEncoder
@@ -70,11 +70,9 @@ class ExtractiveGenerator:
     def generate(
         self, question: str, passages: Sequence[Passage], history: Sequence[Message] = ()
     ) -> Answer:
-        language = detect_language(question)
-        lang = "fr" if language == "fr" else "en"
-        picked = self._pick(question, passages, language)
+        picked = self._pick(question, passages, detect_language(question))
         if not picked:
-            return Answer(text=NOT_FOUND[lang], citations=[], grounded=False)
+            return not_found(question)
         parts = []
         citations: dict[int, Citation] = {}
         for c in picked:

@@ -7,7 +7,8 @@ from typing import assert_never
 from core.settings import Settings
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.generation import Generator
-from retrieval.search import CrossEncoderReranker, Retriever
+from retrieval.rerank import CrossEncoderReranker
+from retrieval.search import Retriever
 from retrieval.service import QA
 from runtime import Runtime
 
@@ -46,7 +47,7 @@ def qa(rt: Runtime, settings: Settings | None = None) -> QA:
         else None
     )
     retriever = Retriever(
-        catalog=rt.catalog,
+        versions=rt.catalog.versions,
         vectors=rt.vectors,
         graph=rt.graph,
         embedder=rt.models.embedder,

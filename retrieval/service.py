@@ -12,13 +12,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from core.metrics import GENERATION, RETRIEVAL
-from retrieval.citations import validate
+from retrieval.citations import grounded_answer
 from retrieval.generation import Generator
-from retrieval.prompt import NOT_FOUND_MARKER
 from retrieval.search import Retriever, SearchResult
-from retrieval.types import NOT_FOUND, Answer, Message, Passage
+from retrieval.types import Answer, Message, Passage
 from stores.vectors import SearchFilter
-from textmodels.language import detect_language
 
 # Words that make a question lean on the conversation ("and its price?", "et pour elle ?").
 _FOLLOW_UP = re.compile(
@@ -104,23 +102,15 @@ def observed(result: SearchResult) -> SearchResult:
 
 
 def checked(answer: Answer, passages: Sequence[Passage], question: str) -> Answer:
-    """Re-validate whatever the generator returned: only retrieved passages may be cited."""
+    """Re-check whatever the generator returned: only the passages it used may be cited."""
     if not answer.grounded:
         return answer
-    text, citations = validate(answer.text, passages)
-    if not text:
-        lang = "fr" if detect_language(question) == "fr" else "en"
-        return Answer(text=NOT_FOUND[lang], citations=[], grounded=False)
-    # Text without any valid citation is kept but not presented as grounded.
-    return Answer(text=text, citations=citations, grounded=bool(citations))
+    return grounded_answer(answer.text, question, passages)
 
 
 def finish_stream(text: str, passages: Sequence[Passage], question: str) -> Answer:
-    """The validated answer for the text a stream produced."""
-    if NOT_FOUND_MARKER in text or any(m in text for m in NOT_FOUND.values()):
-        lang = "fr" if detect_language(question) == "fr" else "en"
-        return Answer(text=NOT_FOUND[lang], citations=[], grounded=False)
-    return checked(Answer(text=text), passages, question)
+    """The checked answer for the text a stream produced."""
+    return grounded_answer(text, question, passages)
 
 
 def standalone_question(question: str, history: Sequence[Message]) -> str:

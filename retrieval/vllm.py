@@ -7,17 +7,16 @@ Failures are sorted at this boundary so nothing httpx-specific leaks upward:
 * any other 4xx (unknown model, prompt longer than the server's ``--max-model-len``, bad
   parameters) is a configuration problem, never retried: :class:`ConfigurationError`.
 
-The model's text is never trusted: :func:`retrieval.citations.validate` drops markers naming no
-passage sent, control characters are removed, an empty reply or one containing
-:data:`NOT_FOUND_MARKER` becomes the localised not-found answer, and text citing no passage is
-kept but with ``grounded=False``.
+The model's text is never trusted: :func:`retrieval.citations.grounded_answer` (``to_answer``
+here) drops markers naming no passage sent, removes control characters, turns an empty reply or
+one containing :data:`NOT_FOUND_MARKER` into the localised not-found answer, and keeps text
+citing no passage with ``grounded=False``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,10 +26,10 @@ import httpx
 from core.errors import ConfigurationError, StoreUnavailable
 from core.http import openai_client
 from core.metrics import TOKENS
-from retrieval.citations import validate
+from retrieval.citations import grounded_answer as to_answer
+from retrieval.citations import not_found
 from retrieval.prompt import NOT_FOUND_MARKER, SYSTEM_PROMPT, build_messages
-from retrieval.types import NOT_FOUND, Answer, Message, Passage
-from textmodels.language import detect_language
+from retrieval.types import Answer, Message, Passage
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,6 @@ TOKENS_PER_MESSAGE = 4
 _TRANSIENT_STATUS = frozenset({408, 429})
 # Transport failures worth another attempt; UnsupportedProtocol, ProxyError... are not.
 _TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-# C0/C1 control characters (tab and newline kept) and U+FFFD, which a model emits when it
-# produces bytes that are not valid UTF-8.
-_GARBAGE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
 
 
 def estimate_tokens(text: str) -> int:
@@ -55,27 +51,6 @@ def estimate_tokens(text: str) -> int:
 
 def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
     return sum(estimate_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
-
-
-def question_language(question: str) -> str:
-    return "fr" if detect_language(question) == "fr" else "en"
-
-
-def not_found(question: str) -> Answer:
-    return Answer(text=NOT_FOUND[question_language(question)], citations=[], grounded=False)
-
-
-def to_answer(text: str, question: str, passages: Sequence[Passage]) -> Answer:
-    """The validated :class:`Answer` for a model's reply ``text`` to ``question``, given the
-    ``passages`` the model was sent. Used by ``generate`` and by callers joining a stream."""
-    cleaned = _GARBAGE.sub("", text).strip()
-    if not passages or not cleaned or NOT_FOUND_MARKER in cleaned:
-        return not_found(question)
-    cleaned, citations = validate(cleaned, passages)
-    if not cleaned:
-        return not_found(question)
-    # Text citing no passage is kept but not presented as grounded (as retrieval.service does).
-    return Answer(text=cleaned, citations=citations, grounded=bool(citations))
 
 
 class _TransientStatus(Exception):
@@ -193,7 +168,7 @@ class VLLMGenerator:
         :meth:`fit`'s passages for the validated answer."""
         sent = self.fit(question, passages, history)
         if not sent:
-            yield NOT_FOUND[question_language(question)]
+            yield not_found(question).text
             return
         held = ""
         deciding = True
@@ -204,7 +179,7 @@ class VLLMGenerator:
             held += delta
             head = held.lstrip()
             if head.startswith(NOT_FOUND_MARKER):
-                yield NOT_FOUND[question_language(question)]
+                yield not_found(question).text
                 return  # closing the generator closes the response: generation stops
             if len(head) >= len(NOT_FOUND_MARKER) or not NOT_FOUND_MARKER.startswith(head):
                 deciding = False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.search import CrossEncoderReranker
+from retrieval.rerank import CrossEncoderReranker
 from tests.e2e.conftest import Api
 from tests.support.tiny_cross_encoder import build
 

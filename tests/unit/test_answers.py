@@ -10,9 +10,10 @@ import pytest
 from core.settings import RetrievalSettings
 from retrieval.citations import validate
 from retrieval.extractive import ExtractiveGenerator
+from retrieval.fusion import Hit, fuse, mmr
 from retrieval.prompt import build_messages
-from retrieval.search import Hit, by_sentence_terms, fuse, mmr
 from retrieval.service import finish_stream, standalone_question
+from retrieval.stages import by_sentence_terms
 from retrieval.types import NOT_FOUND, Message, Passage
 from stores.vectors import VectorHit
 from textmodels.sentences import sentences

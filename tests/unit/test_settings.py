@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from core.errors import ConfigurationError
 from core.settings import Settings
+from retrieval.fusion import weights_for
 from stores.catalog.database import normalise_url
 
 pytestmark = pytest.mark.unit
@@ -63,8 +64,8 @@ def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
 
 def test_fusion_weights_follow_the_query_language(monkeypatch: pytest.MonkeyPatch) -> None:
     r = Settings().retrieval
-    assert r.weights("en").sentence > 0  # the default model is English
-    fr = r.weights("fr")
+    assert weights_for(r, "en").sentence > 0  # the default model is English
+    fr = weights_for(r, "fr")
     assert (fr.dense, fr.sparse, fr.graph, fr.sentence, fr.sentence_terms) == (
         r.dense_weight,
         r.sparse_weight,
@@ -77,8 +78,8 @@ def test_fusion_weights_follow_the_query_language(monkeypatch: pytest.MonkeyPatc
         '{"fr": {"dense": 0.5, "sparse": 0.5, "graph": 0, "sentence": 0, "sentence_terms": 0}}',
     )
     r = Settings().retrieval
-    assert r.weights("fr").dense == 0.5
-    assert r.weights("en").sentence == r.sentence_weight == 0.0  # replaced, not merged
+    assert weights_for(r, "fr").dense == 0.5
+    assert weights_for(r, "en").sentence == r.sentence_weight == 0.0  # replaced, not merged
     with pytest.raises(ValidationError, match="sentence"):
         Settings(retrieval={"language_weights": {"en": {"dense": 1, "sparse": 1, "graph": 0}}})  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="greater than or equal"):
