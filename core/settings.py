@@ -122,11 +122,15 @@ class ChunkingSettings(BaseModel):
     )
 
 
+# The embedding model of a new installation (the one place it is named).
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
 class EmbeddingSettings(BaseModel):
     """Dense embedding model (sentence-transformers)."""
 
     model: str = Field(
-        default="all-MiniLM-L6-v2",
+        default=DEFAULT_EMBEDDING_MODEL,
         description="Model name or local path; the default loads offline from a PyPI package.",
     )
     device: str = Field(default="cpu", description="cpu, cuda, cuda:1 ...")
@@ -262,7 +266,8 @@ class EvaluationSettings(BaseModel):
     judge_api_key: SecretStr | None = Field(default=None, description="Judge bearer token.")
     judge_timeout_s: float = Field(default=120, gt=0, description="Judge request timeout.")
     policy: Path | None = Field(
-        default=None, description="Gate policy YAML; unset = releases/gate.yaml of the repo."
+        default=None,
+        description="Gate policy YAML; unset = the gate.yaml shipped in evaluation/releases.",
     )
     promoters: list[str] = Field(
         default=["default"],

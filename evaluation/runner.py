@@ -31,7 +31,7 @@ from core.settings import (
 )
 from evaluation.metrics import percentile, retrieval_scores
 from evaluation.ragas_metrics import Judge, RagasScorer, Sample
-from evaluation.release import Release, installed_revision
+from evaluation.release import Release
 from evaluation.suites import REPO_ROOT, Suite
 from ingestion.service import BatchProgress as Progress
 from ingestion.service import Incoming, IngestionService, InProcessExecutor
@@ -40,7 +40,7 @@ from runtime import Runtime
 from stores.catalog import Catalog
 from stores.catalog.evaluation import EvalStore, StoredRun
 from stores.vectors import SearchFilter
-from textmodels.embedding import MemoEmbedder
+from textmodels.embedding import MemoEmbedder, installed_revision
 from textmodels.models import TextModels, make_embedder
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from core.errors import InvalidInput, NotFound
 from evaluation import report as reports
 from evaluation import suites
 from evaluation.gate import evaluate_gate, load_policy, paired
-from evaluation.release import Release, from_stored, load_release
+from evaluation.release import Release, from_stored, load_release, packaged
 from stores.catalog.evaluation import Decision, EvalStore, StoredRelease, StoredRun
 
 
@@ -23,11 +23,17 @@ def register(store: EvalStore, release: Release) -> StoredRelease:
 
 
 def resolve_release(store: EvalStore, ref: str) -> StoredRelease:
-    """A release by id, by name (the newest of that name) or by YAML file (registered)."""
+    """A release by id, by name (the newest of that name; else the shipped release of that
+    name) or by YAML file (registered)."""
     path = Path(ref)
     if ref.endswith((".yaml", ".yml")) or path.is_file():
         return register(store, load_release(path))
-    return store.get_release(ref)
+    try:
+        return store.get_release(ref)
+    except NotFound:
+        if packaged(ref) is None:
+            raise
+        return register(store, load_release(ref))
 
 
 def as_release(stored: StoredRelease) -> Release:

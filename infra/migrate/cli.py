@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -16,11 +16,13 @@ from rich.table import Table
 
 from core.errors import ConfigurationError, GedragError, InvalidInput
 from core.settings import get_settings
-from infra.migrate import graph, production, vectors, verify
-from ingestion.indexing import Indexer
-from runtime import Runtime
-from stores.catalog import migration_state, staging
-from stores.graph.dual import DualGraphStore
+
+# Arguments are parsed before the stores load: `gedrag migrate --help` imports none of them,
+# and each command imports what it uses.
+if TYPE_CHECKING:
+    from infra.migrate import verify
+    from ingestion.indexing import Indexer
+    from runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,6 +67,8 @@ class Store(StrEnum):
 
 
 def _runtime() -> Runtime:
+    from runtime import Runtime
+
     try:
         return Runtime.build(get_settings())
     except GedragError as exc:
@@ -89,6 +93,8 @@ def _logged(
 def _logging(
     rt: Runtime, command: str, args: dict[str, Any], dry_run: bool
 ) -> Iterator[dict[str, Any]]:
+    from stores.catalog import migration_state
+
     summary: dict[str, Any] = {}
     run_id = migration_state.start_run(rt.catalog, command, args, dry_run=dry_run)
     try:
@@ -145,6 +151,8 @@ def _indexer(
     sparse_args: tuple[float | None, float | None, float | None],
     chunk_args: tuple[int | None, int | None, int | None],
 ) -> Indexer:
+    from infra.migrate import vectors
+
     k1, b, avg = sparse_args
     max_tokens, overlap, min_section = chunk_args
     try:
@@ -178,6 +186,10 @@ def plan() -> None:
 
 
 def _plan(rt: Runtime, out: dict[str, Any]) -> Table:
+    from infra.migrate import graph
+    from stores.catalog import migration_state, staging
+    from stores.graph.dual import DualGraphStore
+
     docs = rt.catalog.documents.all_live()
     chunks = rt.catalog.chunks.count()
     out.update(documents=len(docs), chunks=chunks)
@@ -238,6 +250,8 @@ def backfill(
     dry_run: DryRun = False,
 ) -> None:
     """Copy what the primary graph store holds into the secondary, resumably."""
+    from infra.migrate import graph
+
     if store is not Store.graph:
         err.print("[red]error:[/red] vectors are rebuilt with `gedrag migrate reembed`")
         raise typer.Exit(2)
@@ -262,6 +276,8 @@ def cutover(
     dry_run: DryRun = False,
 ) -> None:
     """Make the secondary graph store serve reads (dual write continues)."""
+    from infra.migrate import graph
+
     if store is not Store.graph:
         err.print("[red]error:[/red] vectors switch with `gedrag migrate reembed --switch`")
         raise typer.Exit(2)
@@ -275,6 +291,8 @@ def cutover(
 def rollback(store: Store, dry_run: DryRun = False) -> None:
     """Serve reads from the previous store again: the primary graph store, or the collection
     the vector alias pointed to before the last switch."""
+    from infra.migrate import graph, vectors
+
     rt = _runtime()
     with _logged(rt, f"rollback {store}", {}, dry_run) as out:
         out.update(
@@ -289,6 +307,8 @@ def rollback(store: Store, dry_run: DryRun = False) -> None:
 def finalize(store: Store, dry_run: DryRun = False) -> None:
     """End a migration: graph: keep the store serving reads (prints the settings to deploy);
     vectors: drop the collection the alias left."""
+    from infra.migrate import graph, vectors
+
     rt = _runtime()
     with _logged(rt, f"finalize {store}", {}, dry_run) as out:
         out.update(
@@ -317,6 +337,9 @@ def reembed(
     the old one serves; with --switch, move the alias to it in one step (new chunk parameters:
     and the catalog's chunk records and the graph's chunks). Local Qdrant: only the process
     that holds the folder can do this (stop `gedrag up`, or use a Qdrant server)."""
+    from infra.migrate import vectors
+    from stores.catalog import migration_state
+
     rt = _runtime()
     args = {
         "model": model,
@@ -383,6 +406,8 @@ def verify_cmd(
 ) -> None:
     """Per document, counts and checksums of chunks, vectors and mentions in every store;
     exits 1 when anything drifted."""
+    from infra.migrate import verify
+
     rt = _runtime()
     with _logged(rt, "verify", {}, False) as out:
         with _bar("verify") as report:
@@ -424,6 +449,8 @@ def _print_report(result: verify.VerifyReport, as_json: bool) -> None:
 @app.command()
 def repair(dry_run: DryRun = False) -> None:
     """Re-index exactly the documents `verify` finds drifted, in the stores that drifted."""
+    from infra.migrate import verify
+
     rt = _runtime()
     with _logged(rt, "repair", {}, dry_run) as out:
         with _bar("verify") as report:
@@ -452,6 +479,8 @@ def to_production(
 ) -> None:
     """Copy the embedded stores (local Qdrant, SQLite catalog, graph) to production servers.
     Idempotent: rerun it until it reports nothing new, then switch the settings."""
+    from infra.migrate import production
+
     rt = _runtime()
     args = {
         "catalog_url": catalog_url and production.mask(catalog_url),
@@ -476,6 +505,8 @@ def to_production(
 @app.command()
 def runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """The log of migration runs."""
+    from stores.catalog import migration_state
+
     rt = _runtime()
     table = Table("started", "command", "state", "dry run", "summary / error")
     for r in migration_state.list_runs(rt.catalog, limit):
@@ -489,3 +520,34 @@ def runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 2
         )
     rt.close()
     console.print(table)
+
+
+# -- Upgrade of the embedded vector folder: qdrant-client local mode → Qdrant Edge -------------
+# (infra/migrate/to_edge.py; `gedrag up` runs the same conversion at start.)
+
+
+@app.command("vectors-to-edge")
+def vectors_to_edge(
+    finalize: Annotated[
+        bool,
+        typer.Option(
+            "--finalize", help="Delete the previous release's folder kept aside (after a check)."
+        ),
+    ] = False,
+    restart: Restart = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Convert the local Qdrant folder of an earlier gedrag (qdrant-client local mode) to Qdrant
+    Edge: the old folder is renamed aside and kept, every collection copied with checkpoints
+    (rerun to resume), point counts compared, aliases copied. `gedrag up` does it at start."""
+    from infra.migrate import to_edge
+
+    rt = _runtime()
+    args = {"finalize": finalize, "restart": restart}
+    with _logged(rt, "vectors-to-edge", args, dry_run) as out:
+        if finalize:
+            out.update(to_edge.finalize(rt, dry_run=dry_run))
+        else:
+            with _bar("convert") as report:
+                out.update(to_edge.convert(rt, restart=restart, dry_run=dry_run, progress=report))
+        _show(out)

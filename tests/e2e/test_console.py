@@ -26,7 +26,7 @@ import uvicorn
 
 from core.settings import BrokerSettings, Settings
 from evaluation import runner
-from evaluation.release import load_release
+from evaluation.release import RELEASES_DIR, load_release
 from evaluation.suites import load_suite
 from serving.app import create_app
 from stores.catalog.evaluation import EvalStore
@@ -403,8 +403,8 @@ def test_releases_over_the_real_evaluation_harness(page: Any, server: Server) ->
 
     store = EvalStore(server.catalog)
     suite = load_suite(str(FIXTURES / "eval_suite" / "suite.yaml"))
-    default = load_release(REPO / "releases" / "default.yaml")
-    worse = load_release(REPO / "releases" / "dense-top1.yaml")
+    default = load_release(RELEASES_DIR / "default.yaml")
+    worse = load_release(RELEASES_DIR / "dense-top1.yaml")
     # In a thread: ragas runs its own event loop, and Playwright's holds this thread's.
     with ThreadPoolExecutor(1) as pool:
         scored = {

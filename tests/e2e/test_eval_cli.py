@@ -36,7 +36,7 @@ def test_eval_run_compare_and_promote_from_the_command_line(tmp_path: Path) -> N
             timeout=300,
         )
 
-    worse = gedrag("eval", "run", "--release", "releases/dense-top1.yaml", "--suite", SUITE)
+    worse = gedrag("eval", "run", "--release", "dense-top1", "--suite", SUITE)
     assert worse.returncode == 0, worse.stderr
     assert "8 documents, 9 questions" in worse.stdout
     assert "recall@k" in worse.stdout and "0.5000" in worse.stdout
@@ -46,11 +46,11 @@ def test_eval_run_compare_and_promote_from_the_command_line(tmp_path: Path) -> N
     assert (reports[0].parent / "report.md").is_file()
     assert (reports[0].parent / "report.json").is_file()
 
-    better = gedrag("eval", "run", "--release", "releases/default.yaml", "--suite", SUITE)
+    better = gedrag("eval", "run", "--release", "default", "--suite", SUITE)
     assert better.returncode == 0, better.stderr
     assert "ingestion reused" in better.stdout
 
-    promoted = gedrag("release", "promote", "releases/default.yaml", "--suite", SUITE)
+    promoted = gedrag("release", "promote", "default", "--suite", SUITE)
     assert promoted.returncode == 0 and "promoted rel_" in promoted.stdout, promoted.stderr
     refused = gedrag("release", "promote", "dense-top1", "--suite", SUITE)
     assert refused.returncode == 1

@@ -13,7 +13,7 @@ import pytest
 from core.settings import EvaluationSettings
 from evaluation import runner
 from evaluation import service as evals
-from evaluation.release import Release, load_release
+from evaluation.release import RELEASES_DIR, Release, load_release
 from evaluation.suites import Suite, load_suite
 from stores.catalog.evaluation import EvalStore, StoredRun
 from tests.conftest import FIXTURES
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = FIXTURES / "eval_suite"
-GATE = REPO / "releases" / "gate.yaml"
+GATE = RELEASES_DIR / "gate.yaml"
 
 
 @dataclass
@@ -45,8 +45,8 @@ def env(make_api_module: Callable[..., Api], tmp_path_factory: pytest.TempPathFa
     rt = api.client.app.state.runtime  # type: ignore[attr-defined]
     store = EvalStore(rt.catalog)
     suite = load_suite(str(TINY / "suite.yaml"))
-    default = load_release(REPO / "releases" / "default.yaml")
-    worse = load_release(REPO / "releases" / "dense-top1.yaml")
+    default = load_release(RELEASES_DIR / "default.yaml")
+    worse = load_release(RELEASES_DIR / "dense-top1.yaml")
     runs = {
         "default": runner.run(api.settings, default, suite, store),
         "default-again": runner.run(api.settings, default, suite, store),
@@ -96,7 +96,7 @@ def test_worse_release_is_refused_and_better_promoted(env: Env) -> None:
     assert better.previous_id == env.worse.id
     assert better.evidence["comparisons"]["recall@k"]["mean"] == 0.5
     # The worse release is now refused, with readable reasons, and production is unchanged.
-    refused = evals.promote(store, str(REPO / "releases" / "dense-top1.yaml"), suite="tiny")
+    refused = evals.promote(store, str(RELEASES_DIR / "dense-top1.yaml"), suite="tiny")
     assert not refused.promoted
     assert "recall@k 0.500 is below the floor 0.800" in refused.reasons
     regression = [r for r in refused.reasons if r.startswith("recall@k regressed by 0.500")]

@@ -14,7 +14,7 @@ from core.errors import InvalidInput, NotFound
 from evaluation import report, suites
 from evaluation.gate import Policy, evaluate_gate
 from evaluation.metrics import mrr, ndcg_at, paired_bootstrap, percentile, retrieval_scores
-from evaluation.release import load_release, parse_release
+from evaluation.release import RELEASES_DIR, load_release, parse_release
 from evaluation.suites import SuiteError, load_suite
 from stores.catalog.evaluation import StoredRun
 from tests.conftest import FIXTURES, SHARED_DATASETS
@@ -30,7 +30,7 @@ TINY = FIXTURES / "eval_suite" / "suite.yaml"
 
 
 def test_release_id_is_the_hash_of_the_canonical_config_not_of_the_spelling() -> None:
-    default = load_release(REPO / "releases" / "default.yaml")
+    default = load_release(RELEASES_DIR / "default.yaml")
     # Every value of default.yaml is a default: a file naming none of them is the same pipeline.
     assert parse_release({"name": "other name"}).id == default.id
     assert default.id.startswith("rel_")
@@ -48,7 +48,7 @@ def test_query_time_changes_keep_the_index_ingestion_changes_do_not() -> None:
 
 def test_release_settings_overlay_the_pipeline_only(make_settings: Any) -> None:
     settings = make_settings()
-    worse = load_release(REPO / "releases" / "dense-top1.yaml")
+    worse = load_release(RELEASES_DIR / "dense-top1.yaml")
     applied = worse.settings(settings)
     assert applied.retrieval.mode == "dense" and applied.retrieval.top_k == 1
     assert applied.data_dir == settings.data_dir
@@ -361,7 +361,7 @@ def test_the_namespace_of_a_run_is_embedded_whatever_production_uses(make_settin
         graph={"backend": "neo4j"},
         neo4j=Neo4jSettings(uri="bolt://neo4j:7687", password=SecretStr("x")),
     )
-    worse = load_release(REPO / "releases" / "dense-top1.yaml")
+    worse = load_release(RELEASES_DIR / "dense-top1.yaml")
     ns = namespace_settings(prod, worse, Path("/tmp/ns"))
     assert ns.catalog_url.startswith("sqlite:////tmp/ns/")
     assert ns.qdrant.url is None and ns.qdrant_path == Path("/tmp/ns/qdrant")
