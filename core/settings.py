@@ -250,7 +250,23 @@ class GenerationSettings(BaseModel):
         ge=0,
         le=1,
         description="Extractive: share of the question's terms the best sentence must cover, "
-        "else the answer is 'not found'.",
+        "else (and unless its meaning is close enough) the answer is 'not found'.",
+    )
+    min_similarity: float = Field(
+        default=1.0,
+        ge=-1,
+        le=1,
+        description="Extractive: cosine between the question and the best sentence that is "
+        "evidence enough on its own (1: terms only). Depends on the embedding model.",
+    )
+    meaning_weight: float = Field(
+        default=0.0, ge=0, description="Extractive: weight of the sentence's meaning beside terms."
+    )
+    type_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extractive: bonus of a sentence holding the figure the question asks for "
+        "(a duration, an amount, a date, a count).",
     )
 
 

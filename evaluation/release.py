@@ -28,7 +28,7 @@ from core.settings import (
     RetrievalSettings,
     Settings,
 )
-from ingestion.chunking import ChunkerConfig
+from ingestion.indexing import chunker_config
 from retrieval.prompt import SYSTEM_PROMPT
 from textmodels.embedding import installed_revision
 from textmodels.sparse import SparseEncoder
@@ -123,11 +123,7 @@ class Release:
 
 def canonical(parsed: ReleaseFile) -> dict[str, Any]:
     ing = parsed.ingestion
-    chunker = ChunkerConfig(
-        max_tokens=ing.chunking.max_tokens,
-        overlap_tokens=ing.chunking.overlap_tokens,
-        min_section_tokens=ing.chunking.min_section_tokens,
-    )
+    chunker = chunker_config(ing.chunking)
     revision = ing.embedding.revision or installed_revision(ing.embedding.model)
     generation = parsed.generation.model_dump()
     if generation["prompt"] != "grounded-v1":

@@ -29,6 +29,7 @@ from core.settings import (
     QdrantSettings,
     Settings,
 )
+from evaluation.correctness import answer_correctness
 from evaluation.metrics import percentile, retrieval_scores
 from evaluation.ragas_metrics import Judge, RagasScorer, Sample
 from evaluation.release import Release
@@ -183,11 +184,14 @@ def run(
     store: EvalStore,
     *,
     progress: Progress | None = None,
+    run_id: str | None = None,
 ) -> StoredRun:
-    """Evaluate ``release`` on ``suite``; the run (with per-question results) is stored."""
+    """Evaluate ``release`` on ``suite``; the run (with per-question results) is stored.
+    ``run_id``: a run already recorded by ``store.start_run`` (the API answers with its id
+    before the evaluation starts)."""
     report = progress or (lambda stage, done, total: None)
     store.save_release(release.id, release.name, release.description, release.config)
-    run_id = store.start_run(release.id, suite.name, suite.id, code_version())
+    run_id = run_id or store.start_run(release.id, suite.name, suite.id, code_version())
     log.info("evaluation started", extra={"run_id": run_id, "release_id": release.id})
     try:
         ns = open_namespace(settings, release, suite, report)
@@ -249,6 +253,9 @@ def _answer_and_score(
                 )
             )
             scores["answered"] = 1.0 if reply.answer.grounded else 0.0
+            if q.reference:
+                given = reply.answer.text if reply.answer.grounded else ""
+                scores["correctness"] = answer_correctness(given, q.reference).score
         else:
             scores["refused"] = 0.0 if reply.answer.grounded else 1.0
         results.append(

@@ -7,20 +7,39 @@ moves their results between the stores.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core import ids
 from core.domain import ChunkRecord, Document, Version
 from core.metrics import INGEST_STAGE
-from core.settings import Settings
+from core.settings import ChunkingSettings, Settings
 from ingestion.chunking import ChunkerConfig, chunk
-from ingestion.parsing import ParseLimits, parse
+from ingestion.parsing import ParseLimits, document_title, parse
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.vectors import VectorPoint
 from textmodels.models import EMBED_BATCH, TextModels
 from textmodels.sentences import Span, sentence_spans
 
 Progress = Callable[[str, float], None]
+
+
+def chunker_config(chunking: ChunkingSettings) -> ChunkerConfig:
+    """The chunker a configuration's chunking settings describe (its ``to_dict`` is part of
+    a release and of every chunk id)."""
+    return ChunkerConfig(
+        max_tokens=chunking.max_tokens,
+        overlap_tokens=chunking.overlap_tokens,
+        min_section_tokens=chunking.min_section_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A parsed and chunked version, with the title the document gives itself (if any)."""
+
+    chunks: list[ChunkRecord]
+    title: str | None
 
 
 class Indexer:
@@ -33,11 +52,7 @@ class Indexer:
         self.limits = ParseLimits(
             max_pages=settings.parsing.max_pages, max_chars=settings.parsing.max_chars
         )
-        self.chunker = ChunkerConfig(
-            max_tokens=settings.chunking.max_tokens,
-            overlap_tokens=settings.chunking.overlap_tokens,
-            min_section_tokens=settings.chunking.min_section_tokens,
-        )
+        self.chunker = chunker_config(settings.chunking)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,16 +63,24 @@ class Indexer:
         self, data: bytes, version: Version, tenant_id: str, progress: Progress
     ) -> list[ChunkRecord]:
         """Parse and chunk one version; :class:`IngestionError` when the document is bad."""
+        return self.parse_and_chunk(data, version, tenant_id, progress).chunks
+
+    def parse_and_chunk(
+        self, data: bytes, version: Version, tenant_id: str, progress: Progress
+    ) -> Prepared:
+        """:meth:`prepare`, also returning the document's own title (metadata or first
+        heading)."""
         with INGEST_STAGE.labels("parse").time():
             elements = parse(
                 data, media_type=version.media_type, filename=version.filename, limits=self.limits
             )
+            title = document_title(data, version.media_type, elements)
         progress("chunking", 0.3)
         with INGEST_STAGE.labels("chunk").time():
             drafts = chunk(
                 elements, config=self.chunker, count_tokens=self.models.embedder.count_tokens
             )
-        return [
+        chunks = [
             ChunkRecord(
                 id=ids.chunk_id(
                     version.document_id, version.sha256, self.chunker_fingerprint, d.ordinal
@@ -75,6 +98,7 @@ class Indexer:
             )
             for d in drafts
         ]
+        return Prepared(chunks, title)
 
     def vector_points(
         self, chunks: Sequence[ChunkRecord], doc: Document, version: Version, progress: Progress

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from retrieval.prompt import NOT_FOUND_MARKER
-from retrieval.types import NOT_FOUND, Answer, Citation, Passage
+from retrieval.types import NOT_FOUND, SMALL_TALK, Answer, Citation, Passage
 from textmodels.language import detect_language
 from textmodels.sentences import sentences
 
@@ -30,6 +30,22 @@ def answer_language(question: str) -> str:
 def not_found(question: str) -> Answer:
     """The documents do not answer: said in the question's language, citing nothing."""
     return Answer(text=NOT_FOUND[answer_language(question)], citations=[], grounded=False)
+
+
+_SMALL_TALK = re.compile(
+    r"^\W*(?:(?:bonjour|bonsoir|salut|coucou|hello|hi|hey|good (?:morning|afternoon|evening)|"
+    r"merci(?: beaucoup| bien)?|thanks?(?: you| a lot)?|ok(?:ay)?|d'accord|au revoir|bye|"
+    r"goodbye|ça va|how are you|comment (?:ça va|allez-vous))\W*)+$",
+    re.IGNORECASE,
+)
+
+
+def small_talk(question: str) -> Answer | None:
+    """A greeting or thanks with no question in it gets a short reply in its language, never a
+    passage that happens to contain the word ("hello" once returned an HTML snippet)."""
+    if not _SMALL_TALK.match(question.strip()):
+        return None
+    return Answer(text=SMALL_TALK[answer_language(question)], citations=[], grounded=False)
 
 
 def grounded_answer(text: str, question: str, passages: Sequence[Passage]) -> Answer:

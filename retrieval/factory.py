@@ -11,14 +11,22 @@ from retrieval.rerank import CrossEncoderReranker
 from retrieval.search import Retriever
 from retrieval.service import QA
 from runtime import Runtime
+from textmodels.embedding import Embedder
 
 
-def generator(settings: Settings) -> Generator:
+def generator(settings: Settings, embedder: Embedder | None = None) -> Generator:
+    """The answer writer; ``embedder`` lets the extractive one score sentences by meaning."""
     g = settings.generation
     backend = g.backend
     match backend:
         case "extractive":
-            return ExtractiveGenerator(min_coverage=g.min_coverage)
+            return ExtractiveGenerator(
+                min_coverage=g.min_coverage,
+                embedder=embedder,
+                min_similarity=g.min_similarity,
+                meaning_weight=g.meaning_weight,
+                type_weight=g.type_weight,
+            )
         case "vllm":
             from retrieval.vllm import VLLMGenerator
 
@@ -56,4 +64,4 @@ def qa(rt: Runtime, settings: Settings | None = None) -> QA:
         config=settings.retrieval,
         reranker=reranker,
     )
-    return QA(retriever, generator(settings))
+    return QA(retriever, generator(settings, rt.models.embedder))

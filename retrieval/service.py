@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from core.metrics import GENERATION, RETRIEVAL
-from retrieval.citations import grounded_answer
+from retrieval.citations import grounded_answer, small_talk
 from retrieval.generation import Generator
 from retrieval.search import Retriever, SearchResult
 from retrieval.types import Answer, Message, Passage
@@ -35,8 +35,11 @@ class Streamed:
     question: str
     deltas: Iterator[str]
     used: list[Passage]
+    fixed: Answer | None = None  # an answer decided before any search (small talk)
 
     def finish(self, text: str) -> Answer:
+        if self.fixed is not None:
+            return self.fixed
         return finish_stream(text, self.used, self.question)
 
 
@@ -64,6 +67,8 @@ class QA:
         history: Sequence[Message] = (),
     ) -> Reply:
         standalone = standalone_question(question, history)
+        if (reply := small_talk(question)) is not None:
+            return Reply(answer=reply, search=SearchResult([], {}), question=question)
         found = self.search(standalone, flt, top_k=top_k)
         used = self.generator.fit(standalone, found.passages, history)
         with GENERATION.labels(self.generator.name, "complete").time():
@@ -79,6 +84,8 @@ class QA:
         history: Sequence[Message] = (),
     ) -> Streamed:
         standalone = standalone_question(question, history)
+        if (reply := small_talk(question)) is not None:
+            return Streamed(SearchResult([], {}), question, iter([reply.text]), [], reply)
         found = self.search(standalone, flt, top_k=top_k)
         used = self.generator.fit(standalone, found.passages, history)
         deltas = self.generator.stream(standalone, used, history)

@@ -56,3 +56,11 @@ NOT_FOUND = {
     "en": "Not found in the documents: the passages retrieved do not answer this question.",
     "fr": "Introuvable dans les documents : les passages trouvés ne répondent pas à la question.",
 }
+
+# The reply to a greeting or thanks with no question in it, in the language it was said in.
+SMALL_TALK = {
+    "en": "Hello! Ask me a question about your documents: I answer from them and cite the "
+    "passages I used.",
+    "fr": "Bonjour ! Posez-moi une question sur vos documents : je réponds à partir d'eux et "
+    "je cite les passages utilisés.",
+}

@@ -18,11 +18,14 @@ _FRENCH_WORDS = """
 le la les des du de et est une un dans pour que qui sur pas par au aux avec ce cette ces il elle
 ils nous vous sont ont été mais ou où son sa ses leur leurs plus ne se être avoir fait comme tout
 tous aussi très sans entre donc car si votre vos notre nos peut doit
+bonjour bonsoir salut merci svp quoi comment pourquoi quand combien quel quelle quels quelles
+je tu mon ma mes ton ta tes suis ai j
 """
 _ENGLISH_WORDS = """
 the and of to in is that for it with was are be by this have from or which not but at were has
 their they will can would been its there these also an who what when your our should may than
 into about more other such only
+hello hi hey thanks thank please how why which where my me i am you
 """
 _FRENCH = frozenset(_FRENCH_WORDS.split())
 _ENGLISH = frozenset(_ENGLISH_WORDS.split())

@@ -186,3 +186,44 @@ def test_a_stream_may_cite_only_the_passages_the_generator_used() -> None:
     done = streamed.finish("Nuts hold under vibration [1]. Inserts wear [2].")
     assert [c.n for c in done.citations] == [1] and "[2]" not in done.text
     assert ExtractiveGenerator().fit("q", P) == list(P)
+
+
+def test_small_talk_gets_a_reply_in_its_language_and_no_passage() -> None:
+    from retrieval.citations import small_talk
+    from retrieval.types import SMALL_TALK
+
+    hello = small_talk("hello")
+    assert hello is not None and hello.text == SMALL_TALK["en"] and not hello.grounded
+    bonjour = small_talk("Bonjour !")
+    assert bonjour is not None and bonjour.text == SMALL_TALK["fr"]
+    assert small_talk("Merci beaucoup") is not None
+    assert small_talk("Bonjour, quel est le délai de préavis ?") is None  # a question in it
+    assert small_talk("hello world program in C") is None
+
+
+def test_a_heading_is_not_glued_to_the_first_sentence_and_a_clause_is_not_an_answer() -> None:
+    from retrieval.extractive import answer_units
+
+    p = passage(
+        1,
+        "Congé sans solde\nLe salarié peut demander un congé. Il dure 3 mois; renouvelable.",
+        section_path=("Congé sans solde",),
+    )
+    assert answer_units(p) == [
+        ("Le salarié peut demander un congé.", False),
+        ("Il dure 3 mois; renouvelable.", False),
+    ]
+    cut = passage(2, "que le contrat prévoit. Le préavis est de deux mois.")
+    assert answer_units(cut)[0] == ("que le contrat prévoit.", True)  # starts mid-sentence
+
+
+def test_a_sentence_that_leans_on_the_one_before_brings_it_along() -> None:
+    p = passage(
+        1,
+        "Le congé sabbatique est ouvert aux salariés ayant 36 mois d'ancienneté. "
+        "Il dure de 6 à 11 mois. Le salarié informe son employeur par lettre.",
+    )
+    answer = ExtractiveGenerator(max_sentences=1).generate("Combien de mois dure-t-il ?", [p])
+    assert answer.grounded
+    assert answer.text.startswith("Le congé sabbatique est ouvert")
+    assert "Il dure de 6 à 11 mois." in answer.text
