@@ -1,9 +1,10 @@
 """``gedrag eval run``: ingest a suite's corpus under a release's configuration, answer every
 question through :class:`retrieval.service.QA` (the code path of ``/v1/ask``), score, store.
 
-Each (ingestion config, suite) pair gets its own namespace under ``<data_dir>/eval/``: its own
-catalog, Qdrant folder and graph tables, so an evaluation never touches users' documents. The
-namespace is reused when a later release changes only retrieval or generation settings.
+Each (ingestion config, corpus) pair gets its own namespace under ``<data_dir>/eval/``: its own
+catalog, vector folder and graph tables, so an evaluation never touches users' documents. The
+namespace is reused when a later release changes only retrieval or generation settings, and by
+every suite over the same corpus (fr_service_public_qa and fr_everyday share one).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def open_namespace(base: Settings, release: Release, suite: Suite, progress: Pro
             f"release {release.name} wants {wanted['model']} at {wanted['revision']}, "
             f"but {have} is installed"
         )
-    root = (base.data_dir / "eval" / f"{release.ingestion_id}-{suite.id}").resolve()
+    root = (base.data_dir / "eval" / f"{release.ingestion_id}-{suite.corpus_id}").resolve()
     marker = root / MARKER
     if root.exists() and not marker.is_file():
         shutil.rmtree(root)  # an interrupted ingestion: start again
@@ -132,7 +133,11 @@ def open_namespace(base: Settings, release: Release, suite: Suite, progress: Pro
     memo.clear()
     marker.write_text(
         json.dumps(
-            {"suite_id": suite.id, "ingestion": release.config["ingestion"], "documents": doc_ids}
+            {
+                "corpus_id": suite.corpus_id,
+                "ingestion": release.config["ingestion"],
+                "documents": doc_ids,
+            }
         )
     )
     return Namespace(root, rt, tenant_id, doc_ids, False, time.perf_counter() - start)

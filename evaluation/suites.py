@@ -65,6 +65,14 @@ class Suite:
     questions: list[Question]
 
     @property
+    def corpus_id(self) -> str:
+        """The hash of the corpus alone: suites over the same documents share one index."""
+        h = hashlib.sha256()
+        for d in self.corpus:
+            h.update(json.dumps([d.id, d.title, d.text], ensure_ascii=False).encode())
+        return "corpus_" + h.hexdigest()[:16]
+
+    @property
     def id(self) -> str:
         h = hashlib.sha256()
         for d in self.corpus:
