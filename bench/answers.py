@@ -243,7 +243,7 @@ def main() -> None:
         params = chosen
     else:
         g = release_settings.generation
-        params = {k: getattr(g, k) for k in GRID}
+        params = {k: getattr(g, k) for k in GRID if hasattr(g, k)}
     print(f"answerer settings: {params or 'defaults'}")
     result["params"] = params
     result["suites"] = {}

@@ -72,9 +72,29 @@ class Retriever:
         config: RetrievalSettings | None = None,
     ) -> SearchResult:
         cfg = config or self.config
+        lap = Laps()
+        q, ranked = self.ranked(query, flt, cfg, lap)
+        fused = lap("fuse", self._fuse, ranked, q)
+        if self.reranker is not None and fused:
+            fused = lap("rerank", rerank, self.reranker, query, fused[: cfg.candidates])
+        chosen = lap("mmr", mmr, fused, top_k or cfg.top_k, cfg.mmr_lambda)
+        return SearchResult([to_passage(i + 1, h) for i, h in enumerate(chosen)], lap.total())
+
+    def ranked(
+        self,
+        query: str,
+        flt: SearchFilter,
+        cfg: RetrievalSettings,
+        lap: Laps | None = None,
+        *,
+        every_signal: bool = False,
+    ) -> tuple[stages.Query, dict[str, list[VectorHit]]]:
+        """The ranked list of each candidate and rescoring stage, before fusion. The
+        rescoring stages run only when their weight is not 0, unless ``every_signal`` (fusion
+        weights are tuned over every signal: bench/fusion.py)."""
+        lap = lap or Laps()
         language = detect_language(query)
         q = stages.Query(query, language, flt, cfg, weights_for(cfg, language))
-        lap = Laps()
         hybrid = cfg.mode == "hybrid"
         ranked: dict[str, list[VectorHit]] = {}
         if cfg.mode in ("hybrid", "dense"):
@@ -87,18 +107,14 @@ class Retriever:
                 "graph", stages.graph, self.graph, self.vectors, self.extractor, q
             )
         pool = {h.id: h for results in ranked.values() for h in results}
-        if hybrid and q.weights.sentence > 0:
+        if hybrid and (every_signal or q.weights.sentence > 0):
             ranked["sentence"] = lap("sentence", stages.by_sentence, self.vectors, q, pool)
-        if hybrid and q.weights.sentence_terms > 0:
+        if hybrid and (every_signal or q.weights.sentence_terms > 0):
             terms = set(self.sparse.term_ids(query, language))
             ranked["sentence_terms"] = lap(
                 "sentence_terms", stages.by_sentence_terms, terms, pool, self._sentence_terms
             )
-        fused = lap("fuse", self._fuse, ranked, q)
-        if self.reranker is not None and fused:
-            fused = lap("rerank", rerank, self.reranker, query, fused[: cfg.candidates])
-        chosen = lap("mmr", mmr, fused, top_k or cfg.top_k, cfg.mmr_lambda)
-        return SearchResult([to_passage(i + 1, h) for i, h in enumerate(chosen)], lap.total())
+        return q, ranked
 
     def _fuse(self, ranked: dict[str, list[VectorHit]], q: stages.Query) -> list[Hit]:
         return stages.active_only(self.versions, q.flt.tenant_id, fuse(ranked, q.cfg, q.weights))
