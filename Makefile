@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 export DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=true UNSTRUCTURED_DISABLE_NOTICE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test lint format services browser vllm clean
+.PHONY: install run test lint format services browser vllm cypher clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,7 @@ $(STAMP):
 install: $(STAMP)
 
 run: install
+	@echo "gedrag: web console at http://$${GEDRAG_API__HOST:-127.0.0.1}:$${GEDRAG_API__PORT:-8000}/ once started (sign in with the API key printed on first start; API docs at /docs)"
 	$(BIN)/gedrag up
 
 services:
@@ -35,6 +36,11 @@ browser:
 vllm:
 	bash infra/dev/vllm.sh $(PY)
 
+# Neo4j's own Cypher parser (npm, pinned by infra/dev/cypher/package-lock.json) for the unit test
+# that parses every statement of the Neo4j graph store.
+cypher:
+	bash infra/dev/cypher.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -44,7 +50,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install services browser vllm lint
+test: install services browser vllm cypher lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

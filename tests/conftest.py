@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import BrokerSettings, CatalogSettings, Settings
+from tests.support.bolt_server import neo4j, neo4j_server  # noqa: F401  (fixtures)
 
 for _name, _value in (
     ("DO_NOT_TRACK", "1"),

@@ -2,30 +2,64 @@
 
 Every write is a ``MERGE`` on a uniquely constrained key inside one transaction, batched with
 ``UNWIND``. Entities are keyed by ``uid = tenant_id + ":" + key`` so one single-property
-uniqueness constraint (available in Neo4j Community) keeps tenants apart.
+uniqueness constraint (available in Neo4j Community) keeps tenants apart. The writes of one
+tenant are serialised by a lock node (``_LOCK_TENANT``), as the relational store's advisory lock
+serialises them, so concurrent workers never store a stale RELATED weight.
+
+Every statement the store sends is a module-level constant listed in :data:`STATEMENTS`, so the
+unit tier can have each one parsed by Neo4j's own parser (``tests/unit/test_cypher_statements.py``)
+and the integration tier runs them all over a real Bolt server.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction
-from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+from neo4j import exceptions as driver_errors
 
-from core.errors import StoreUnavailable
+from core.errors import StoreUnavailable, TransientError
 from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
 
 BATCH = 1000
+
+# The one difference between engines the store handles (see `_write`): two transactions that
+# MERGE the same new key. Neo4j serialises them on the uniqueness constraint's lock (the second
+# waits, then matches the node the first created) and reports any other conflict as a transient
+# error, which the driver's `execute_write` retries. Engines with optimistic concurrency, such
+# as ArcadeDB's Bolt server (the integration tier's engine), let both run and fail the later
+# commit with Neo.ClientError.Schema.ConstraintValidationFailed, which the driver does not retry.
+# Every node this store writes is MERGEd on its constrained key, so such a violation can only be
+# that race: the transaction (idempotent) runs again and matches the winner's node. Tested on
+# both sides: tests/integration/test_graph_store.py (`TestNeo4j`, the engine's own behaviour,
+# and the conformance suite's concurrent writers).
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_S = 0.05  # times the attempt number; a race is lost to a commit already done
 
 CONSTRAINTS = (
     "CREATE CONSTRAINT gedrag_document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
     "CREATE CONSTRAINT gedrag_chunk_id IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
     "CREATE CONSTRAINT gedrag_entity_uid IF NOT EXISTS FOR (e:Entity) REQUIRE e.uid IS UNIQUE",
+    "CREATE CONSTRAINT gedrag_tenant_lock IF NOT EXISTS "
+    "FOR (l:TenantLock) REQUIRE l.tenant IS UNIQUE",
     "CREATE INDEX gedrag_chunk_doc IF NOT EXISTS FOR (c:Chunk) ON (c.tenant_id, c.document_id)",
     "CREATE INDEX gedrag_entity_tenant IF NOT EXISTS FOR (e:Entity) ON (e.tenant_id)",
 )
+
+# First in every write: serialise the tenant's writers, as the relational store's advisory lock
+# does. A write recomputes RELATED weights from the mentions it reads; two writers touching the
+# same entities would each count without the other's chunks and the later would store a weight
+# short of one (Neo4j reads committed data and, on a dense node of 50+ relationships, creates
+# relationships without locking the node; ArcadeDB merges concurrent changes to a record's
+# slots). Writing a property of one node per tenant takes Neo4j's exclusive lock on it until the
+# commit, and makes an optimistic engine fail the later commit as a transient conflict, retried.
+_LOCK_TENANT = """
+MERGE (l:TenantLock {tenant: $tenant})
+SET l.writes = coalesce(l.writes, 0) + 1
+"""
 
 # Detach the selected chunks and return the entity uids they mentioned.
 _DETACH_CHUNKS = """
@@ -50,6 +84,8 @@ WHERE c.id IN $ids
 """
     + _DETACH_CHUNKS
 )
+
+_REMOVE_DOCUMENT = "MATCH (d:Document {id: $document, tenant_id: $tenant}) DETACH DELETE d"
 
 _UPSERT_CHUNKS = """
 MERGE (d:Document {id: $document})
@@ -100,6 +136,81 @@ WHERE NOT (e)<-[:MENTIONS]-()
 DETACH DELETE e
 """
 
+_COUNTS = """
+MATCH (c:Chunk {tenant_id: $tenant, document_id: $document})
+WHERE $version IS NULL OR c.version_id = $version
+OPTIONAL MATCH (c)-[m:MENTIONS]->()
+RETURN count(DISTINCT c) AS chunks, count(m) AS mentions
+"""
+
+_ENTITY_KEYS = "MATCH (e:Entity {tenant_id: $tenant}) RETURN e.key AS key"
+
+_RELATIONS = """
+MATCH (a:Entity {tenant_id: $tenant})-[r:RELATED]->(b:Entity)
+RETURN a.key AS a, b.key AS b, r.weight AS w
+"""
+
+_CHUNK_IDS = "MATCH (c:Chunk {tenant_id: $tenant, document_id: $document}) RETURN c.id AS id"
+
+_DOCUMENTS = """
+MATCH (d:Document) WHERE $after IS NULL OR d.id > $after
+RETURN d.id AS id, d.tenant_id AS tenant ORDER BY d.id LIMIT $limit
+"""
+
+_EXPORT = """
+MATCH (c:Chunk {tenant_id: $tenant, document_id: $document})
+OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+WITH c, collect(e) AS es
+OPTIONAL MATCH (d:Document {id: $document, tenant_id: $tenant})
+RETURN c.id AS id, c.version_id AS version, c.ordinal AS ordinal,
+       [x IN es | {key: x.key, name: x.name, kind: x.kind}] AS entities,
+       coalesce(d.title, '') AS title
+ORDER BY version, ordinal
+"""
+
+_EXPAND = """
+UNWIND $keys AS key
+MATCH (e:Entity {uid: $tenant + ':' + key})
+OPTIONAL MATCH (e)-[:RELATED]-(r:Entity)
+WITH collect(DISTINCT e) AS direct, collect(DISTINCT r) AS near
+WITH direct, [x IN near WHERE NOT x IN direct] AS related
+CALL (direct, related) {
+  UNWIND direct AS d
+  MATCH (c:Chunk)-[:MENTIONS]->(d)
+  RETURN c.id AS chunk, 1.0 AS w
+  UNION ALL
+  UNWIND related AS d
+  MATCH (c:Chunk)-[:MENTIONS]->(d)
+  RETURN c.id AS chunk, $factor AS w
+}
+RETURN chunk, sum(w) AS score
+ORDER BY score DESC, chunk
+LIMIT $limit
+"""
+
+# Every statement this module can send, by name: the constraints of `setup` and each complete
+# statement (a composed one as sent, never a fragment such as `_DETACH_CHUNKS` alone).
+STATEMENTS: dict[str, str] = {
+    **{f"setup[{i}]": s for i, s in enumerate(CONSTRAINTS)},
+    "lock_tenant": _LOCK_TENANT,
+    "remove_chunks": _REMOVE_CHUNKS,
+    "remove_chunk_ids": _REMOVE_CHUNK_IDS,
+    "remove_document": _REMOVE_DOCUMENT,
+    "upsert_chunks": _UPSERT_CHUNKS,
+    "upsert_entities": _UPSERT_ENTITIES,
+    "mentions": _MENTIONS,
+    "drop_relations": _DROP_RELATIONS,
+    "rebuild_relations": _REBUILD_RELATIONS,
+    "drop_orphans": _DROP_ORPHANS,
+    "counts": _COUNTS,
+    "entity_keys": _ENTITY_KEYS,
+    "relations": _RELATIONS,
+    "chunk_ids": _CHUNK_IDS,
+    "documents": _DOCUMENTS,
+    "export": _EXPORT,
+    "expand": _EXPAND,
+}
+
 
 class Neo4jGraphStore:
     def __init__(
@@ -114,12 +225,29 @@ class Neo4jGraphStore:
     def _guard(self, what: str) -> Iterator[None]:
         try:
             yield
-        except (ServiceUnavailable, SessionExpired, TransientError, OSError) as exc:
+        except (
+            driver_errors.ServiceUnavailable,
+            driver_errors.SessionExpired,
+            driver_errors.TransientError,
+            OSError,
+        ) as exc:
             raise StoreUnavailable(f"Neo4j unavailable during {what}: {exc}") from exc
 
     def _write(self, what: str, work: Any, **params: Any) -> Any:
-        with self._guard(what), self.driver.session(database=self.database) as s:
-            return s.execute_write(work, **params)
+        """Run ``work`` in a write transaction, again after a lost MERGE race (see
+        ``CONFLICT_ATTEMPTS``); still lost after that, a :class:`TransientError` (retryable)."""
+        attempt = 1
+        while True:
+            try:
+                with self._guard(what), self.driver.session(database=self.database) as s:
+                    return s.execute_write(work, **params)
+            except driver_errors.ConstraintError as exc:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise TransientError(
+                        f"Neo4j write conflict during {what}, {attempt} attempts: {exc}"
+                    ) from exc
+                time.sleep(CONFLICT_BACKOFF_S * attempt)
+                attempt += 1
 
     def _read(self, what: str, query: str, **params: Any) -> list[dict[str, Any]]:
         with self._guard(what), self.driver.session(database=self.database) as s:
@@ -135,6 +263,7 @@ class Neo4jGraphStore:
             self.driver.verify_connectivity()
 
     def close(self) -> None:
+        """Close the driver and its connection pool (idempotent)."""
         self.driver.close()
 
     def upsert_version(self, graph: VersionGraph) -> None:
@@ -160,6 +289,7 @@ class Neo4jGraphStore:
         ]
 
         def work(tx: ManagedTransaction) -> None:
+            tx.run(_LOCK_TENANT, tenant=t).consume()
             removed = (
                 tx.run(
                     _REMOVE_CHUNKS, tenant=t, document=graph.document_id, version=graph.version_id
@@ -194,15 +324,12 @@ class Neo4jGraphStore:
 
     def _delete(self, tenant_id: str, document_id: str, version_id: str | None) -> None:
         def work(tx: ManagedTransaction) -> None:
+            tx.run(_LOCK_TENANT, tenant=tenant_id).consume()
             uids = tx.run(
                 _REMOVE_CHUNKS, tenant=tenant_id, document=document_id, version=version_id
             ).single(strict=True)["uids"]
             if version_id is None:
-                tx.run(
-                    "MATCH (d:Document {id: $document, tenant_id: $tenant}) DETACH DELETE d",
-                    document=document_id,
-                    tenant=tenant_id,
-                ).consume()
+                tx.run(_REMOVE_DOCUMENT, document=document_id, tenant=tenant_id).consume()
             _refresh(tx, sorted(uids))
 
         self._write("delete", work)
@@ -211,75 +338,28 @@ class Neo4jGraphStore:
         self, tenant_id: str, document_id: str, version_id: str | None = None
     ) -> GraphCounts:
         rows = self._read(
-            "counts",
-            """
-            MATCH (c:Chunk {tenant_id: $tenant, document_id: $document})
-            WHERE $version IS NULL OR c.version_id = $version
-            OPTIONAL MATCH (c)-[m:MENTIONS]->()
-            RETURN count(DISTINCT c) AS chunks, count(m) AS mentions
-            """,
-            tenant=tenant_id,
-            document=document_id,
-            version=version_id,
+            "counts", _COUNTS, tenant=tenant_id, document=document_id, version=version_id
         )
         return GraphCounts(chunks=rows[0]["chunks"], mentions=rows[0]["mentions"])
 
     def entity_keys(self, tenant_id: str) -> set[str]:
-        rows = self._read(
-            "entities",
-            "MATCH (e:Entity {tenant_id: $tenant}) RETURN e.key AS key",
-            tenant=tenant_id,
-        )
+        rows = self._read("entities", _ENTITY_KEYS, tenant=tenant_id)
         return {r["key"] for r in rows}
 
     def relations(self, tenant_id: str) -> dict[tuple[str, str], int]:
-        rows = self._read(
-            "relations",
-            """
-            MATCH (a:Entity {tenant_id: $tenant})-[r:RELATED]->(b:Entity)
-            RETURN a.key AS a, b.key AS b, r.weight AS w
-            """,
-            tenant=tenant_id,
-        )
+        rows = self._read("relations", _RELATIONS, tenant=tenant_id)
         return {(r["a"], r["b"]): r["w"] for r in rows}
 
     def chunk_ids(self, tenant_id: str, document_id: str) -> set[str]:
-        rows = self._read(
-            "chunk ids",
-            "MATCH (c:Chunk {tenant_id: $tenant, document_id: $document}) RETURN c.id AS id",
-            tenant=tenant_id,
-            document=document_id,
-        )
+        rows = self._read("chunk ids", _CHUNK_IDS, tenant=tenant_id, document=document_id)
         return {r["id"] for r in rows}
 
     def documents(self, after: str | None, limit: int) -> list[tuple[str, str]]:
-        rows = self._read(
-            "documents",
-            """
-            MATCH (d:Document) WHERE $after IS NULL OR d.id > $after
-            RETURN d.id AS id, d.tenant_id AS tenant ORDER BY d.id LIMIT $limit
-            """,
-            after=after,
-            limit=limit,
-        )
+        rows = self._read("documents", _DOCUMENTS, after=after, limit=limit)
         return [(r["id"], r["tenant"]) for r in rows]
 
     def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
-        rows = self._read(
-            "export",
-            """
-            MATCH (c:Chunk {tenant_id: $tenant, document_id: $document})
-            OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
-            WITH c, collect(e) AS es
-            OPTIONAL MATCH (d:Document {id: $document, tenant_id: $tenant})
-            RETURN c.id AS id, c.version_id AS version, c.ordinal AS ordinal,
-                   [x IN es | {key: x.key, name: x.name, kind: x.kind}] AS entities,
-                   coalesce(d.title, '') AS title
-            ORDER BY version, ordinal
-            """,
-            tenant=tenant_id,
-            document=document_id,
-        )
+        rows = self._read("export", _EXPORT, tenant=tenant_id, document=document_id)
         versions: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             versions.setdefault(r["version"], []).append(r)
@@ -320,27 +400,6 @@ class Neo4jGraphStore:
             limit=limit,
         )
         return {r["chunk"]: float(r["score"]) for r in rows}
-
-
-_EXPAND = """
-UNWIND $keys AS key
-MATCH (e:Entity {uid: $tenant + ':' + key})
-OPTIONAL MATCH (e)-[:RELATED]-(r:Entity)
-WITH collect(DISTINCT e) AS direct, collect(DISTINCT r) AS near
-WITH direct, [x IN near WHERE NOT x IN direct] AS related
-CALL (direct, related) {
-  UNWIND direct AS d
-  MATCH (c:Chunk)-[:MENTIONS]->(d)
-  RETURN c.id AS chunk, 1.0 AS w
-  UNION ALL
-  UNWIND related AS d
-  MATCH (c:Chunk)-[:MENTIONS]->(d)
-  RETURN c.id AS chunk, $factor AS w
-}
-RETURN chunk, sum(w) AS score
-ORDER BY score DESC, chunk
-LIMIT $limit
-"""
 
 
 def _refresh(tx: ManagedTransaction, uids: list[str]) -> None:

@@ -1,11 +1,10 @@
-"""Store migrations as an operator runs them, on real stores: graph SQLite → PostgreSQL (and
-→ Neo4j when GEDRAG_NEO4J__URI is set) under dual write while documents are ingested and
-deleted; drift injected into each store, found by `verify`, fixed by `repair`; the embedded
-stores copied to production servers."""
+"""Store migrations as an operator runs them, on real stores: graph SQLite → PostgreSQL and →
+Neo4j (the session's Bolt server, tests/support/bolt_server.py) under dual write while documents
+are ingested and deleted; drift injected into each store, found by `verify`, fixed by `repair`;
+the embedded stores copied to production servers."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,32 +15,23 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from core.errors import Conflict
-from core.settings import CatalogSettings, GraphSettings, Neo4jSettings, QdrantSettings, Settings
+from core.settings import CatalogSettings, GraphSettings, QdrantSettings, Settings
 from infra.migrate import graph as graph_migration
 from infra.migrate import production, verify
 from runtime import Runtime
 from stores.graph.dual import DualGraphStore
+from tests.support.bolt_server import BoltServer
 from tests.support.migration import DOCS, answers, ingest, running, runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def neo4j_settings() -> Neo4jSettings:
-    uri = os.environ.get("GEDRAG_NEO4J__URI")
-    if not uri:
-        pytest.skip("the Neo4j side runs when GEDRAG_NEO4J__URI points to a server")
-    return Neo4jSettings(
-        uri=uri,
-        user=os.environ.get("GEDRAG_NEO4J__USER", "neo4j"),
-        password=os.environ.get("GEDRAG_NEO4J__PASSWORD", ""),
-    )
 
 
 @pytest.fixture(params=["postgresql", "neo4j"])
 def secondary(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The graph store migrated to: relational tables in PostgreSQL, or Neo4j."""
     if request.param == "neo4j":
-        return {"graph": {"secondary": "neo4j"}, "neo4j": neo4j_settings()}
+        server: BoltServer = request.getfixturevalue("neo4j")
+        return {"graph": {"secondary": "neo4j"}, "neo4j": server.settings()}
     url: str = request.getfixturevalue("postgres_url")
     return {"graph": {"secondary": "relational", "secondary_url": url}}
 

@@ -1,5 +1,5 @@
 """A graph backfill killed with SIGKILL mid-way resumes from its checkpoint and completes with
-no duplicate (SQLite catalog graph → PostgreSQL, or → Neo4j when GEDRAG_NEO4J__URI is set)."""
+no duplicate (SQLite catalog graph → PostgreSQL, or → Neo4j on the session's Bolt server)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from runtime import Runtime
 from stores.catalog import migration_state
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.graph.dual import DualGraphStore
+from tests.support.bolt_server import BoltServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,11 +54,13 @@ def version_graph(tenant: str, n: int) -> VersionGraph:
 
 
 @pytest.fixture(params=["postgresql", "neo4j"])
-def target(request: pytest.FixtureRequest) -> tuple[dict[str, Any], dict[str, str]]:
+def target(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], dict[str, str]]:
     if request.param == "neo4j":
-        uri = os.environ.get("GEDRAG_NEO4J__URI")
-        if not uri:
-            pytest.skip("the Neo4j side runs when GEDRAG_NEO4J__URI points to a server")
+        server: BoltServer = request.getfixturevalue("neo4j")
+        for name, value in server.env().items():  # for the settings and the gedrag processes
+            monkeypatch.setenv(name, value)
         return {"secondary": "neo4j"}, {"GEDRAG_GRAPH__SECONDARY": "neo4j"}
     url: str = request.getfixturevalue("postgres_url")
     return (
