@@ -3,25 +3,18 @@ random Llama: its replies are garbage, which is the point — answers must stay 
 cite only passages sent, timeouts and unknown models must raise the right errors, and a server
 killed mid-stream must end the stream early with the text so far.
 
-One server for the module (healthy after ~25 s on 2 cores, ~2.2 GB RSS in three processes: API
-server, engine core, worker); the test that kills it runs last. Without ``.venv-vllm`` the tests skip ("run `make vllm`"), except under
-``GEDRAG_TEST_REQUIRE_SERVICES=1`` where they fail.
+One server for the session (``tests/support/vllm_server.py``: healthy after ~25 s on 2 cores,
+~2.2 GB RSS in three processes: API server, engine core, worker); the test that kills it runs
+last, and a later user starts it again. Without ``.venv-vllm`` the tests skip ("run `make
+vllm`"), except under ``GEDRAG_TEST_REQUIRE_SERVICES=1`` where they fail.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
 from core.errors import ConfigurationError, StoreUnavailable
@@ -30,18 +23,10 @@ from retrieval.prompt import NOT_FOUND_MARKER
 from retrieval.types import NOT_FOUND, Answer, Passage
 from retrieval.vllm import VLLMGenerator, to_answer
 from serving import readiness
-from tests.conftest import REQUIRE_SERVICES
-from tests.support.net import free_port
-from tests.support.tiny_llm import MAX_MODEL_LEN, build_tiny_llm
+from tests.support.tiny_llm import MAX_MODEL_LEN
+from tests.support.vllm_server import MODEL, Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
-MODEL = "tiny"
-STARTUP_S = 180
-# KV cache: 256 MiB holds 131k tokens of this model (4 sequences of MAX_MODEL_LEN). vLLM's CPU
-# default takes most of the machine's free memory; explicit, it also skips a warm-up pass.
-KV_CACHE_BYTES = 256 * 1024 * 1024
 
 PASSAGES = [
     Passage(
@@ -67,92 +52,10 @@ PASSAGES = [
 ]
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    def generator(self, **kwargs: object) -> VLLMGenerator:
-        kwargs.setdefault("backoff_s", 0.1)
-        return VLLMGenerator(self.base_url, MODEL, **kwargs)  # type: ignore[arg-type]
-
-    def kill(self) -> None:
-        """SIGKILL the whole server: API process, engine core and worker (one process group)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not VLLM_PYTHON.exists():
-        message = f"{VLLM_PYTHON.parent.parent.name} is missing (run `make vllm`)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    folder = tmp_path_factory.mktemp("vllm")
-    model_dir = build_tiny_llm(folder / "model")
-    port = free_port()
-    env = {
-        **os.environ,
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    command = [
-        str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir),
-        "--served-model-name", MODEL,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--max-model-len", str(MAX_MODEL_LEN),
-        "--dtype", "float32",
-        # torch.compile warm-up doubles startup (~60 s vs ~25 s) for no gain on a tiny model
-        "--enforce-eager",
-        "--kv-cache-memory-bytes", str(KV_CACHE_BYTES),
-    ]  # fmt: skip
-    log = folder / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(process, f"http://127.0.0.1:{port}/v1", log)
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"vLLM exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM not healthy after {STARTUP_S} s:\n{server.log_tail()}")
-            time.sleep(0.5)
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def server(vllm_server: Server) -> Server:
-    assert vllm_server.process.poll() is None, "the vLLM server died (killed by an earlier test?)"
-    return vllm_server
+    """The session's server (``tests/support/vllm_server.py``), started again if killed."""
+    return vllm_server.running()
 
 
 def assert_well_formed(answer: Answer, question_lang: str = "en") -> None:

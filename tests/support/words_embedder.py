@@ -3,6 +3,7 @@ model (RAGAS's cosine similarity, batching), where what a real model would say d
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -24,7 +25,9 @@ class WordsEmbedder:
             v = [0.0] * self.dim
             for w in re.findall(r"\w+", t.lower()):
                 v[zlib.crc32(w.encode()) % self.dim] += 1.0
-            out.append(v if any(v) else [1.0] + [0.0] * (self.dim - 1))
+            norm = math.sqrt(sum(x * x for x in v))
+            # L2-normalised, as the Embedder Protocol promises (tests/support/embedder_conformance)
+            out.append([x / norm for x in v] if norm else [1.0] + [0.0] * (self.dim - 1))
         return out
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
