@@ -20,6 +20,11 @@ class DocumentStatus(StrEnum):
     READY = "ready"
     FAILED = "failed"
     DELETING = "deleting"
+    TRASHED = "trashed"  # in the trash: hidden from lists, search and answers; restorable
+
+
+# Statuses readers never see (lists, search, answers); a trashed document keeps its data.
+HIDDEN_STATUSES = (DocumentStatus.DELETING, DocumentStatus.TRASHED)
 
 
 class JobKind(StrEnum):
@@ -80,6 +85,9 @@ class Version:
     chunk_count: int | None
     entity_count: int | None
     created_at: datetime
+    error: str | None = None  # why its ingestion failed, when it did
+    # What its ingestion left out or changed (hidden text, replaced bytes, a cap reached).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,18 @@ class Document:
     def current(self) -> Version | None:
         return next((v for v in self.versions if v.number == self.current_version), None)
 
+    @property
+    def error(self) -> str | None:
+        """Why the current version's ingestion failed, when it did."""
+        current = self.current
+        return None if current is None else current.error
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the current version's ingestion left out or changed."""
+        current = self.current
+        return () if current is None else current.warnings
+
 
 @dataclass(frozen=True)
 class Job:
@@ -133,6 +153,28 @@ class Job:
     attempts: int
     created_at: datetime
     updated_at: datetime
+    warnings: tuple[str, ...] = ()  # what the user should know about a job that succeeded
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a tenant uploaded in a window (quotas): uploads (documents and versions), their
+    bytes, the chunks they made, and when the oldest counted upload happened."""
+
+    uploads: int
+    bytes: int
+    chunks: int
+    oldest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    """A filter on one sorting field (``sorting.fields``): ``op`` is ``eq``, ``gt``, ``gte``,
+    ``lt`` or ``lte``; ``value`` a number (amounts; dates as epoch seconds) or a text (eq)."""
+
+    key: str
+    op: str
+    value: float | str
 
 
 @dataclass(frozen=True)
@@ -144,9 +186,19 @@ class DocumentFilter:
     status: DocumentStatus | None = None
     metadata: dict[str, Any] | None = None
     title_contains: str | None = None
+    # Sorting (issue #17): the document's type, a correspondent (issuer or recipient), fields.
+    document_type: str | None = None
+    correspondent: str | None = None
+    fields: tuple[FieldCondition, ...] = ()
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[Document]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    items: list[Job]
     next_cursor: str | None

@@ -38,10 +38,26 @@ class NotFound(GedragError):
     code = "not_found"
 
 
+class ModelNotFound(NotFound):
+    """An OpenAI-compatible request names a model this key cannot use."""
+
+    code = "model_not_found"
+
+
 class Conflict(GedragError):
     """The request conflicts with the current state (duplicate name, object being deleted)."""
 
     code = "conflict"
+
+
+class Held(Conflict):
+    """A legal hold forbids the action (delete, purge, new version, move); names the hold."""
+
+    code = "held"
+
+    def __init__(self, detail: str, *, holds: list[str]) -> None:
+        super().__init__(detail)
+        self.holds = holds
 
 
 class Unauthorized(GedragError):
@@ -76,6 +92,23 @@ class PayloadTooLarge(GedragError):
     """An upload is larger than the configured limit."""
 
     code = "payload_too_large"
+
+
+class QuotaExceeded(GedragError):
+    """A tenant used up a quota of the rolling 24 h window; ``retry_after_s`` says when
+    enough of it frees up."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, detail: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class Interrupted(GedragError):
+    """A step stopped because its process is shutting down: the job is requeued, not failed."""
+
+    code = "interrupted"
 
 
 class UnsupportedMediaType(GedragError):

@@ -2,7 +2,14 @@
 
 The extension is only a hint between text formats that the content cannot tell apart
 (Markdown vs plain text, CSV vs plain text); binary formats are recognised by their signature and,
-for ZIP containers, by the members that define them (``word/document.xml`` ...).
+for ZIP containers, by the members that define them (``word/document.xml`` ...). A name that
+declares an image, audio, video, archive or program refuses everything but a supported binary
+document: such bytes are never read as text; a name that declares an Office or OpenDocument
+file refuses content that is not that zip container. :func:`check` says why it refuses.
+
+Text is decoded by :func:`decode_text` (the sniffer and the parser share it): a byte-order mark,
+then strict UTF-8, UTF-8 with its few invalid bytes replaced and counted, BOM-less UTF-16,
+Windows-1252, then charset-normalizer's guess; ANSI escape sequences do not count against text.
 """
 
 from __future__ import annotations
@@ -11,7 +18,12 @@ import csv
 import io
 import re
 import zipfile
+from dataclasses import dataclass
 from typing import BinaryIO
+
+import charset_normalizer
+
+from core.errors import UnsupportedMediaType
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -58,6 +70,57 @@ _EMAIL_HEADER = re.compile(
     re.IGNORECASE,
 )
 _MARKDOWN = re.compile(r"^(#{1,6} \S|```|\s*[-*+] \S|\s*\d+\. \S|>\s)|\[[^\]]+\]\([^)]+\)", re.M)
+# Names that declare content gedrag cannot read (images: no OCR; audio, video, archives,
+# programs). Such a file is accepted only when its bytes are a supported binary document: a
+# 1-byte "photo.jpg" decodes as the Windows-1252 text "ÿ" and would otherwise be indexed as text.
+NOT_DOCUMENT_EXTENSIONS = frozenset(
+    (  # noqa: SIM905 - a word list reads best as words
+        ".jpg .jpeg .png .gif .bmp .tif .tiff .webp .heic .heif .svg .ico .psd .raw .cr2 .nef "
+        ".mp3 .wav .ogg .flac .m4a .aac .mp4 .mov .avi .mkv .webm .wmv "
+        ".zip .gz .tgz .bz2 .xz .7z .rar .tar .exe .dll .so .dmg .iso .bin .apk .jar"
+    ).split()
+)
+# Text that is not valid UTF-8 is read as Windows-1252; binary without NUL bytes reads the same
+# way, as mostly accented letters and symbols. French prose in Windows-1252 has 2-5 % non-ASCII
+# characters ("Café crème, déjà vu", an extreme, 24 %): above 30 % it is not text.
+MAX_NON_ASCII_SHARE = 0.3
+# Undecodable bytes a text may hold and still be text: corrupt bytes in a UTF-8 file are
+# damage to report; random binary decodes with over half its bytes invalid.
+MAX_REPLACED_SHARE = 0.1
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# Byte-order marks, longest first (a UTF-32-LE BOM starts with the UTF-16-LE one).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+# Names of zip containers and legacy Office files: other content under such a name is refused
+# with the reason, never read as text (issue #23: a text file named .docx was indexed as text).
+_CONTAINER_NAMES = {
+    ".docx": DOCX,
+    ".docm": DOCX,
+    ".dotx": DOCX,
+    ".xlsx": XLSX,
+    ".xlsm": XLSX,
+    ".pptx": PPTX,
+    ".ppsx": PPTX,
+    ".odt": ODT,
+}
+_LEGACY_OFFICE = frozenset({".doc", ".xls", ".ppt", ".ods", ".odp", ".odg", ".rtf", ".pages"})
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+_IMAGES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    """Text decoded from bytes: the encoding used and how many byte sequences could not be
+    decoded (each replaced by U+FFFD)."""
+
+    text: str
+    encoding: str
+    replaced: int = 0
 
 
 def supported_list() -> str:
@@ -66,21 +129,70 @@ def supported_list() -> str:
 
 def sniff(source: BinaryIO, filename: str = "") -> str | None:
     """The media type of a seekable file from its content, or ``None`` if unsupported."""
+    try:
+        return check(source, filename)
+    except UnsupportedMediaType:
+        return None
+
+
+def check(source: BinaryIO, filename: str = "") -> str:
+    """The media type of a seekable file from its content; :class:`UnsupportedMediaType` saying
+    why otherwise (a name that promises a format the bytes are not, an image, binary data)."""
     source.seek(0)
     head = source.read(HEAD_BYTES)
     source.seek(0)
+    name = filename or "the file"
+    extension = _extension(filename)
     if not head:
-        return None
+        raise UnsupportedMediaType(f"{name!r} is empty")
     if b"%PDF-" in head[:1024]:
         return PDF
+    declared = _CONTAINER_NAMES.get(extension)
     if head.startswith(b"PK\x03\x04"):
-        return _sniff_zip(source)
-    if head.startswith((b"\xd0\xcf\x11\xe0", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b")):
-        return None  # legacy Office, images (no OCR), gzip
+        found = _sniff_zip(source)
+        if found is not None:
+            return found
+        what = f"a {SUPPORTED[declared]} file" if declared else "a supported document"
+        raise UnsupportedMediaType(
+            f"{name!r} is a zip archive but not {what}: it lacks the parts that define one "
+            "([Content_Types].xml with word/document.xml, ppt/presentation.xml or "
+            "xl/workbook.xml; or an OpenDocument 'mimetype' entry)"
+        )
+    if head.startswith(_OLE_MAGIC):
+        raise UnsupportedMediaType(
+            f"{name!r} is a legacy Office file (.doc, .xls, .ppt) or a password-protected one: "
+            "neither can be read; save it as DOCX, XLSX or PPTX without a password"
+        )
+    for magic, image in _IMAGES:
+        if head.startswith(magic):
+            raise UnsupportedMediaType(
+                f"{name!r} is an image ({image}): gedrag reads documents with text"
+            )
+    if head.startswith(b"\x1f\x8b"):
+        raise UnsupportedMediaType(f"{name!r} is a gzip archive, not a document")
+    if declared is not None:
+        raise UnsupportedMediaType(
+            f"{name!r} is named as {SUPPORTED[declared]} but is not one: its content is not a "
+            "zip archive, which every such file is"
+        )
+    if extension in _LEGACY_OFFICE:
+        raise UnsupportedMediaType(
+            f"{name!r} is named as a format gedrag does not read ({extension})"
+        )
+    if extension in NOT_DOCUMENT_EXTENSIONS:
+        raise UnsupportedMediaType(
+            f"{name!r} is named as an image, audio, video, archive or program ({extension}) "
+            "and holds no supported document"
+        )
     text = _as_text(head)
     if text is None:
-        return None
+        raise UnsupportedMediaType(f"{name!r} holds binary data, not a supported document")
     return _sniff_text(text, head, filename.lower())
+
+
+def _extension(filename: str) -> str:
+    _, dot, ext = filename.lower().rpartition(".")
+    return f".{ext}" if dot else ""
 
 
 def _sniff_zip(source: BinaryIO) -> str | None:
@@ -101,16 +213,85 @@ def _sniff_zip(source: BinaryIO) -> str | None:
 
 
 def _as_text(head: bytes) -> str | None:
-    if b"\x00" in head:
+    """The head decoded, or ``None`` when it is not text: NUL bytes outside UTF-16/32, more
+    than 1 % control characters (ANSI escape sequences excepted), more than 10 % undecodable
+    bytes, or an 8-bit decoding that is mostly symbols."""
+    # A multi-byte character may be cut at the end of the head: ignore the last 3 bytes.
+    sample = head[:-3] if len(head) == HEAD_BYTES else head
+    decoded = decode_text(sample)
+    if decoded.encoding in ("utf-8", "cp1252") and b"\x00" in sample:
         return None
-    for encoding in ("utf-8-sig", "cp1252"):
+    text = _ANSI.sub("", decoded.text)
+    if not text.strip():
+        return text  # blank: the parser says it has no text
+    controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f")
+    if controls > len(text) // 100 or decoded.replaced > MAX_REPLACED_SHARE * len(text):
+        return None
+    if decoded.encoding != "utf-8" and not decoded.encoding.startswith("utf-"):
+        visible = [c for c in text if not c.isspace()]
+        non_ascii = sum(1 for c in visible if ord(c) > 127)
+        if not visible or non_ascii > MAX_NON_ASCII_SHARE * len(visible):
+            return None
+    return text
+
+
+def decode_text(data: bytes, declared: str | None = None) -> DecodedText:
+    """Decode a text file's bytes, whatever they are: never raises.
+
+    Order: a byte-order mark (UTF-8, UTF-16, UTF-32); the charset the upload declared; strict
+    BOM-less UTF-16 (every other byte NUL); UTF-8; UTF-8 with invalid bytes replaced when the
+    file also holds valid multi-byte UTF-8 (text damaged, not another encoding); Windows-1252,
+    the encoding of French and English 8-bit text (a detector read Latin-1 "crème" as
+    Windows-1250 "crčme"); charset-normalizer's best guess; Windows-1252 with replacements.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return _replacing(data[len(bom) :], encoding)
+    if declared:
         try:
-            # A multi-byte character may be cut at the end of the head: ignore the last 3 bytes.
-            text = head[:-3].decode(encoding) if len(head) == HEAD_BYTES else head.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f")
-        return text if controls <= len(text) // 100 else None
+            return DecodedText(data.decode(declared), declared.lower())
+        except (UnicodeDecodeError, LookupError):
+            pass
+    utf16 = _utf16_without_bom(data)  # before UTF-8: NUL bytes are valid UTF-8
+    if utf16 is not None:
+        return _replacing(data, utf16)
+    try:
+        return DecodedText(data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        pass
+    if any(ord(c) > 127 for c in data.decode("utf-8", "ignore")):
+        return _replacing(data, "utf-8")
+    try:
+        return DecodedText(data.decode("cp1252"), "cp1252")
+    except UnicodeDecodeError:
+        pass
+    best = charset_normalizer.from_bytes(data[: 4 * HEAD_BYTES]).best()
+    if best is not None and best.encoding:
+        guessed = _replacing(data, best.encoding)
+        if guessed.replaced == 0:
+            return guessed
+    return _replacing(data, "cp1252")
+
+
+def _replacing(data: bytes, encoding: str) -> DecodedText:
+    """Decode with undecodable bytes replaced, counting them (genuine U+FFFD characters in
+    the text are not counted: they survive decoding with ``ignore`` too)."""
+    replaced = data.decode(encoding, "replace")
+    kept = data.decode(encoding, "ignore")
+    return DecodedText(replaced, encoding, replaced.count("\ufffd") - kept.count("\ufffd"))
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``utf-16-le``/``-be`` when every other byte of the start is NUL (Latin text), else None."""
+    sample = data[:4096]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul > 0.4 and even_nul < 0.05:
+        return "utf-16-le"
+    if even_nul > 0.4 and odd_nul < 0.05:
+        return "utf-16-be"
     return None
 
 

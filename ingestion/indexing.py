@@ -6,8 +6,9 @@ moves their results between the stores.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core import ids
@@ -15,7 +16,9 @@ from core.domain import ChunkRecord, Document, Version
 from core.metrics import INGEST_STAGE
 from core.settings import ChunkingSettings, Settings
 from ingestion.chunking import ChunkerConfig, chunk
-from ingestion.parsing import ParseLimits, document_title, parse
+from ingestion.limits import Deadline, ParsePool, cap_chunks, within_token_cap
+from ingestion.parsing import ParseLimits
+from ingestion.sanitize import addressed_to_assistant
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.vectors import VectorPoint
 from textmodels.models import EMBED_BATCH, TextModels
@@ -40,6 +43,9 @@ class Prepared:
 
     chunks: list[ChunkRecord]
     title: str | None
+    # What the user should know about how the document was read (replaced bytes, hidden text
+    # not indexed, chunks over a cap, passages addressed to an assistant).
+    warnings: list[str] = field(default_factory=list)
 
 
 class Indexer:
@@ -54,6 +60,18 @@ class Indexer:
         )
         self.chunker = chunker_config(settings.chunking)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())
+        # Parsing runs in child processes under GEDRAG_LIMITS__PARSE_S; chunking and embedding
+        # check deadlines; closing stops all three (SIGTERM).
+        self.parser = ParsePool(settings.limits, self.limits)
+        self.stopping = threading.Event()
+
+    def close(self) -> None:
+        """Stop: parse children are killed, running deadlines raise ``Interrupted``."""
+        self.stopping.set()
+        self.parser.close()
+
+    def deadline(self, seconds: float, what: str, setting: str) -> Deadline:
+        return Deadline(seconds, what=what, setting=setting, stop=self.stopping)
 
     def to_dict(self) -> dict[str, Any]:
         """The ingestion half of a pipeline release."""
@@ -66,19 +84,32 @@ class Indexer:
         return self.parse_and_chunk(data, version, tenant_id, progress).chunks
 
     def parse_and_chunk(
-        self, data: bytes, version: Version, tenant_id: str, progress: Progress
+        self,
+        data: bytes,
+        version: Version,
+        tenant_id: str,
+        progress: Progress,
+        *,
+        chunk_room: int | None = None,
     ) -> Prepared:
         """:meth:`prepare`, also returning the document's own title (metadata or first
-        heading)."""
+        heading) and the warnings its reading raised. Parsing runs in a child process within
+        GEDRAG_LIMITS__PARSE_S, chunking within CHUNK_S; chunks beyond MAX_CHUNKS, MAX_TOKENS
+        or ``chunk_room`` (what the tenant's daily quota leaves) are left out, with a
+        warning."""
+        limits = self.settings.limits
         with INGEST_STAGE.labels("parse").time():
-            elements = parse(
-                data, media_type=version.media_type, filename=version.filename, limits=self.limits
+            parsed = self.parser.parse(
+                data, media_type=version.media_type, filename=version.filename
             )
-            title = document_title(data, version.media_type, elements)
         progress("chunking", 0.3)
+        elements, cut = within_token_cap(parsed.elements, limits.max_tokens)
+        deadline = self.deadline(limits.chunk_s, "chunking", "GEDRAG_LIMITS__CHUNK_S")
         with INGEST_STAGE.labels("chunk").time():
             drafts = chunk(
-                elements, config=self.chunker, count_tokens=self.models.embedder.count_tokens
+                elements,
+                config=self.chunker,
+                count_tokens=deadline.counting(self.models.embedder.count_tokens),
             )
         chunks = [
             ChunkRecord(
@@ -98,7 +129,21 @@ class Indexer:
             )
             for d in drafts
         ]
-        return Prepared(chunks, title)
+        capped = cap_chunks(chunks, limits, tenant_room=chunk_room)
+        warnings = [*parsed.warnings, *([capped.warning] if capped.warning else [])]
+        if cut and capped.warning is None:
+            warnings.append(
+                f"indexed up to a limit: the text beyond what max_tokens={limits.max_tokens} "
+                "(GEDRAG_LIMITS__MAX_TOKENS) can hold was left out"
+            )
+        flagged = sum(1 for c in capped.chunks if addressed_to_assistant(c.text))
+        if flagged:
+            warnings.append(
+                f"{flagged} passage(s) address an AI assistant (ignore previous "
+                "instructions, a note to the assistant...): flagged suspicious, never given "
+                "as an answer"
+            )
+        return Prepared(capped.chunks, parsed.title, warnings)
 
     def vector_points(
         self, chunks: Sequence[ChunkRecord], doc: Document, version: Version, progress: Progress
@@ -106,7 +151,10 @@ class Indexer:
         """Dense, sentence and sparse vectors with the payload that retrieval filters and
         cites."""
         points: list[VectorPoint] = []
+        limits = self.settings.limits
+        deadline = self.deadline(limits.embed_s, "embedding", "GEDRAG_LIMITS__EMBED_S")
         for start in range(0, len(chunks), EMBED_BATCH):
+            deadline.check()
             batch = chunks[start : start + EMBED_BATCH]
             spans = [self.spans_of(c.text) for c in batch]
             pooled = self.models.batcher.embed_spans([c.text for c in batch], spans)
@@ -150,6 +198,8 @@ class Indexer:
             "language": c.language,
             "model_id": self.models.embedder.model_id,
             "text": c.text,
+            # Addresses an assistant: retrieval shows the flag; answers never say the text.
+            "suspicious": addressed_to_assistant(c.text),
             **(
                 {"sentence_terms": self.models.sparse.sentence_terms(c.text, c.language)}
                 if self.models.sentence_vectors
@@ -162,7 +212,11 @@ class Indexer:
     ) -> VersionGraph:
         entities: dict[str, GraphEntity] = {}
         graph_chunks: list[GraphChunk] = []
-        for c in chunks:
+        limits = self.settings.limits
+        deadline = self.deadline(limits.embed_s, "entity extraction", "GEDRAG_LIMITS__EMBED_S")
+        for i, c in enumerate(chunks):
+            if i % EMBED_BATCH == 0:
+                deadline.check()
             found = self.models.extractor.extract(c.text, c.language)
             for e in found:
                 entities.setdefault(e.key, GraphEntity(key=e.key, name=e.name, kind=e.kind))

@@ -10,30 +10,56 @@ labelled DOCX as text:
   with pypdf so a document never "succeeds" with text missing.
 * ZIP-based formats (DOCX, PPTX, XLSX, ODT): zip directory checked for corruption, missing main
   part and expansion (zip bombs) before any XML is inflated.
-* Text formats: decoded here (UTF-8, else Windows-1252) and sized before parsing, so a
-  10,000-page text file is refused in milliseconds.
+* Text formats: decoded here (:func:`core.media.decode_text`: BOM, UTF-8, UTF-16, Windows-1252,
+  charset-normalizer; undecodable bytes replaced and counted in a warning), ANSI escapes
+  stripped, and sized before parsing, so a 10,000-page text file is refused in milliseconds.
+* HTML and Markdown (rendered to HTML as unstructured does): nesting beyond lxml's 255 levels is
+  refused with that cause (lxml silently drops the whole text), and what a reader would not see
+  is removed (:mod:`ingestion.sanitize`); every element's text loses invisible and control
+  characters. PDF content streams that inflate like a bomb are refused before pdfminer inflates
+  them; an ODT that pandoc cannot convert is read from its ``content.xml``.
 
-Every bad document raises :class:`core.errors.IngestionError` with a cause a user can act on.
+Every bad document raises :class:`core.errors.IngestionError` with a cause a user can act on;
+library exceptions are translated (:func:`failure_cause`), their raw text goes to the log.
+:func:`parse_document` also returns the document's title and the warnings a user should see.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import math
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+import lxml.html
 import pypdf
+from lxml import etree
 from pypdf import PasswordType
 
 from core.errors import IngestionError, UnsupportedMediaType
-from core.media import CSV, DOCX, EML, HTML, MARKDOWN, ODT, PDF, PPTX, SUPPORTED, TEXT, XLSX
+from core.media import (
+    CSV,
+    DOCX,
+    EML,
+    HTML,
+    MARKDOWN,
+    ODT,
+    PDF,
+    PPTX,
+    SUPPORTED,
+    TEXT,
+    XLSX,
+    decode_text,
+)
+from ingestion.sanitize import strip_hidden_html, strip_invisible
 
 # Telemetry and download switches must be in the environment before unstructured (and the
 # huggingface libraries it pulls in) is first imported: unset, unstructured runs `nvidia-smi` and
@@ -60,6 +86,17 @@ _ZIP_MAIN_PART = {
 }
 _PLAIN_TEXT_TYPES = frozenset({TEXT, MARKDOWN, CSV})
 _DECODED_TYPES = _PLAIN_TEXT_TYPES | {HTML}
+# lxml (under unstructured) stops at 256 levels of nesting and then returns no text at all.
+MAX_HTML_DEPTH = 255
+# The Markdown extensions unstructured's partition_md renders with.
+_MARKDOWN_EXTENSIONS = ["tables", "fenced_code"]
+# PDF streams other than images, inflated before pdfminer does it without a bound: a stream that
+# inflates past 100x its size to over 10 MB, or 500 MB in all, is a decompression bomb (content
+# streams and fonts inflate 2-10x; a 2,000-page text PDF's streams total ~200 MB at most).
+_PDF_STREAM = re.compile(rb"stream\r?\n")
+_PDF_BOMB_RATIO = 100
+_PDF_BOMB_STREAM_FLOOR = 10_000_000
+_PDF_INFLATED_MAX = 500_000_000
 
 # Page estimate for formats without pages: ~500 words of ~6 characters.
 CHARS_PER_PAGE = 3000
@@ -68,11 +105,22 @@ CHARS_PER_PAGE = 3000
 _RATIO_FLOOR_BYTES = 1_000_000
 # Legacy OLE2 compound file: what a password-protected DOCX/PPTX/XLSX actually is on disk.
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _SENTENCE_END = re.compile(r"[.!?,;]\s*$")
 # A PDF text line shorter than this share of the page's longest line ends a paragraph.
 _SHORT_LINE_SHARE = 0.6
 _MAX_TITLE_WORDS = 12
+# Formats whose first heading is the author's title (markup, not a layout heuristic): a PDF's
+# first "Title" element is as often a running header or "CONFIDENTIAL".
+_HEADING_TITLE_TYPES = frozenset({MARKDOWN, HTML, DOCX, ODT, PPTX, EML})
+# A title in metadata that names a file or says nothing is no title ("Microsoft Word - a.docx").
+_NO_TITLE = re.compile(
+    r"(\.(docx?|pdf|pptx?|xlsx?|odt|html?|md|txt|rtf)$)|^(untitled|sans titre|document\d*)$",
+    re.IGNORECASE,
+)
+_DC_TITLE = re.compile(r"<dc:title>(.*?)</dc:title>", re.DOTALL)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.DOTALL | re.IGNORECASE)
+_TITLE_CHARS = 300
+_METADATA_PART_MAX = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +156,16 @@ class ParseLimits:
     max_archive_ratio: float = 100.0
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed document: its elements, the title it gives itself (if any), and what a user
+    should know about how it was read (bytes replaced, hidden text removed)."""
+
+    elements: list[Element]
+    title: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class _Block:
     """An element before section paths are known; ``depth`` is the heading level if known."""
@@ -130,7 +188,22 @@ def parse(
     :class:`IngestionError` for a document that is corrupt, encrypted, a zip bomb, larger than
     ``limits`` or without extractable text. Never returns an empty list.
     """
-    limits = limits or ParseLimits()
+    return _parse(data, media_type, filename, limits or ParseLimits(), [])
+
+
+def parse_document(
+    data: bytes, *, media_type: str, filename: str, limits: ParseLimits | None = None
+) -> Parsed:
+    """:func:`parse`, with the document's own title (:func:`document_title`) and the warnings
+    its reading raised. Runs where the parse budget is enforced (``ingestion.limits``)."""
+    warnings: list[str] = []
+    elements = _parse(data, media_type, filename, limits or ParseLimits(), warnings)
+    return Parsed(elements, document_title(data, media_type, elements), warnings)
+
+
+def _parse(
+    data: bytes, media_type: str, filename: str, limits: ParseLimits, warnings: list[str]
+) -> list[Element]:
     mime, _, params = media_type.partition(";")
     mime = mime.strip().lower()
     label = SUPPORTED.get(mime)
@@ -139,23 +212,152 @@ def parse(
     if not data:
         raise IngestionError(f"empty {label} file")
 
-    if mime == PDF:
-        blocks = _parse_pdf(data, filename, limits)
-    elif mime in _ZIP_MAIN_PART:
-        _check_archive(data, mime, limits)
-        blocks = _partition(data, mime)
-    elif mime in _DECODED_TYPES:
-        text = _decode(data, _charset(params))
-        if mime in _PLAIN_TEXT_TYPES:
-            _check_text_size(len(text), limits)
-        blocks = _partition(text.encode("utf-8"), mime, encoding="utf-8")
-    else:
-        blocks = _partition(data, mime)
+    try:
+        if mime == PDF:
+            blocks = _parse_pdf(data, filename, limits)
+        elif mime in _ZIP_MAIN_PART:
+            _check_archive(data, mime, limits)
+            blocks = _parse_zip_document(data, mime)
+        elif mime in _DECODED_TYPES:
+            text = _decode(data, _charset(params), label, warnings)
+            if mime in _PLAIN_TEXT_TYPES:
+                _check_text_size(len(text), limits)
+            if mime in (HTML, MARKDOWN):
+                blocks = _parse_markup(text, mime, label, warnings)
+            else:
+                blocks = _partition(text.encode("utf-8"), mime, encoding="utf-8")
+        else:
+            blocks = _partition(data, mime)
+    except (IngestionError, UnsupportedMediaType):
+        raise
+    except (RecursionError, MemoryError, zlib.error, zipfile.BadZipFile) as exc:
+        # Raised outside the partition call (pypdf, zipfile, lxml, markdown): same causes.
+        _log.warning("parser failed", extra={"media_type": mime, "error": repr(exc)[:500]})
+        raise IngestionError(f"corrupt or unreadable {label}: {failure_cause(exc, mime)}") from exc
 
+    blocks = _without_invisible(blocks, warnings)
     _check_parsed_size(blocks, limits)
     if not any(block.text.strip() for block in blocks):
         raise IngestionError("no extractable text; OCR not enabled")
     return _with_section_paths(blocks)
+
+
+def _parse_zip_document(data: bytes, mime: str) -> list[_Block]:
+    """unstructured's reader; for ODT, the ``content.xml`` reader when pandoc fails (pandoc
+    refuses valid files without ``styles.xml``: "Could not find styles.xml")."""
+    if mime != ODT:
+        return _partition(data, mime)
+    try:
+        return _partition(data, mime)
+    except IngestionError as exc:
+        _log.info("pandoc could not read the ODT; reading content.xml", extra={"error": str(exc)})
+    try:
+        return _odt_blocks(data)
+    except IngestionError:
+        raise
+    except Exception as exc:  # encrypted or damaged content.xml: neither reader could
+        cause = failure_cause(exc, ODT)
+        raise IngestionError(f"corrupt or unreadable {SUPPORTED[ODT]}: {cause}") from exc
+
+
+def _parse_markup(text: str, mime: str, label: str, warnings: list[str]) -> list[_Block]:
+    """HTML, or Markdown rendered to HTML as unstructured's ``partition_md`` does, checked for
+    nesting and stripped of what a reader would not see, then partitioned as HTML."""
+    if mime == MARKDOWN:
+        import markdown
+
+        markup = markdown.markdown(text, extensions=_MARKDOWN_EXTENSIONS)
+    else:
+        markup = text
+    depth_error = _too_deep(markup)
+    if depth_error:
+        raise IngestionError(
+            f"the {label} nests elements more than {MAX_HTML_DEPTH} levels deep "
+            f"({depth_error}); gedrag reads at most {MAX_HTML_DEPTH}"
+        )
+    markup, hidden = strip_hidden_html(markup)
+    if hidden.elements:
+        warnings.append(
+            f"hidden text not indexed: {hidden.elements} element(s) a reader would not see "
+            f"({hidden.chars} characters: hidden, display:none, invisible colour...)"
+        )
+    return _partition(markup.encode("utf-8"), HTML, encoding="utf-8")
+
+
+def _too_deep(markup: str) -> str | None:
+    """lxml's own verdict on the nesting: it reports where it stopped reading."""
+    if not markup.strip():
+        return None
+    parser = lxml.html.HTMLParser()
+    try:
+        lxml.html.document_fromstring(markup, parser=parser)
+    except (etree.ParserError, ValueError):
+        return None
+    for error in parser.error_log:
+        if "Excessive depth" in error.message:
+            return f"line {error.line}"
+    return None
+
+
+def _without_invisible(blocks: Sequence[_Block], warnings: list[str]) -> list[_Block]:
+    """Every block's text (and table) without invisible or control characters."""
+    cleaned: list[_Block] = []
+    removed = 0
+    for block in blocks:
+        text, n = strip_invisible(block.text)
+        table = block.table_html
+        if table is not None:
+            table, m = strip_invisible(table)
+            n += m
+        removed += n
+        cleaned.append(replace(block, text=text, table_html=table) if n else block)
+    if removed:
+        warnings.append(
+            f"{removed} invisible or control character(s) not indexed (zero-width, Unicode "
+            "tags, bidi controls, escape sequences)"
+        )
+    return cleaned
+
+
+def document_title(data: bytes, media_type: str, elements: Sequence[Element]) -> str | None:
+    """The title the document gives itself, or ``None``: its metadata (PDF ``/Title``, the
+    core properties of DOCX, PPTX and XLSX, ODT's ``meta.xml``, HTML's ``<title>``), else, for
+    markup formats, a heading among its first three elements (Markdown ``#``, a first slide's
+    title, an e-mail's subject). Call after :func:`parse` accepted the bytes; metadata that
+    cannot be read is skipped, never an error."""
+    mime = media_type.partition(";")[0].strip().lower()
+    found: str | None = None
+    try:
+        if mime == PDF:
+            meta = pypdf.PdfReader(io.BytesIO(data)).metadata
+            found = None if meta is None else meta.title
+        elif mime in (DOCX, PPTX, XLSX, ODT):
+            found = _zip_title(data, "meta.xml" if mime == ODT else "docProps/core.xml")
+        elif mime == HTML:
+            match = _HTML_TITLE.search(_decode(data[:65536], None))
+            found = None if match is None else match.group(1)
+    except Exception:  # damaged metadata: the document itself parsed, so it keeps its file name
+        _log.debug("document metadata unreadable", exc_info=True)
+    title = _clean_title(found)
+    if title is None and mime in _HEADING_TITLE_TYPES:
+        for element in elements[:3]:
+            if element.kind == "Title" and element.section_path[-1:] == (element.text,):
+                return _clean_title(element.text)
+    return title
+
+
+def _zip_title(data: bytes, member: str) -> str | None:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.getinfo(member)
+        if info.file_size > _METADATA_PART_MAX:
+            return None
+        match = _DC_TITLE.search(zf.read(info).decode("utf-8", errors="replace"))
+    return None if match is None else match.group(1)
+
+
+def _clean_title(raw: str | None) -> str | None:
+    title = " ".join(html.unescape(raw or "").split())[:_TITLE_CHARS]
+    return title if title and not _NO_TITLE.search(title) else None
 
 
 def _parse_pdf(data: bytes, filename: str, limits: ParseLimits) -> list[_Block]:
@@ -163,6 +365,7 @@ def _parse_pdf(data: bytes, filename: str, limits: ParseLimits) -> list[_Block]:
     page_count = len(reader.pages)
     if page_count > limits.max_pages:
         raise IngestionError(f"too large: {page_count} pages > max_pages={limits.max_pages}")
+    _check_pdf_streams(data)
     blocks = _partition(data, PDF)
     pages_with_text = {block.page for block in blocks if block.text.strip()}
     missing = [n for n in range(1, page_count + 1) if n not in pages_with_text]
@@ -197,8 +400,58 @@ def _open_pdf(data: bytes) -> pypdf.PdfReader:
     except IngestionError:
         raise
     except Exception as exc:  # pypdf raises a dozen unrelated types on damaged files
-        raise IngestionError(f"corrupt or unreadable PDF: {exc}") from exc
+        _log.warning("pypdf could not open the PDF", extra={"error": repr(exc)[:500]})
+        cause = (
+            "the PDF is truncated: its end (the %EOF marker or the last objects) is missing"
+            if b"%%EOF" not in data[-2048:]
+            else failure_cause(exc, PDF)
+        )
+        raise IngestionError(f"corrupt or unreadable PDF: {cause}") from exc
     return reader
+
+
+def _check_pdf_streams(data: bytes) -> None:
+    """Refuse a PDF whose non-image streams inflate like a decompression bomb, inflating each
+    at most to the bound (pdfminer inflates them whole, with no bound, before any text)."""
+    total = 0
+    for match in _PDF_STREAM.finditer(data):
+        start = match.end()
+        end = data.find(b"endstream", start)
+        if end < 0:
+            break
+        header = data[max(0, data.rfind(b"obj", 0, match.start())) : match.start()]
+        if b"/Image" in header or b"/FlateDecode" not in header:
+            continue  # images are not inflated for text; other filters are not bombs here
+        inflated = _inflated_size(data[start:end], _PDF_INFLATED_MAX - total + 1)
+        total += inflated
+        ratio = inflated / max(1, end - start)
+        if total > _PDF_INFLATED_MAX or (
+            inflated > _PDF_BOMB_STREAM_FLOOR and ratio > _PDF_BOMB_RATIO
+        ):
+            raise IngestionError(
+                "the PDF's compressed content expands too much (possible decompression bomb): "
+                f"one stream of {end - start} bytes inflates to over {inflated} bytes "
+                f"(limits: ratio {_PDF_BOMB_RATIO} beyond {_PDF_BOMB_STREAM_FLOOR} bytes, "
+                f"{_PDF_INFLATED_MAX} bytes in all)"
+            )
+
+
+def _inflated_size(raw: bytes, bound: int) -> int:
+    """How many bytes a zlib stream inflates to, counting at most ``bound`` (1 MB at a time:
+    the inflated bytes are never held together)."""
+    inflater = zlib.decompressobj()
+    size = 0
+    pending = raw
+    try:
+        while pending and size < bound and not inflater.eof:
+            inflated = len(inflater.decompress(pending, 1_000_000))
+            if not inflated:
+                break  # no progress: the stream waits for input it will never get
+            size += inflated
+            pending = inflater.unconsumed_tail
+    except zlib.error:
+        pass  # damaged or truncated: pdfminer meets the same end
+    return size
 
 
 def _pypdf_page_blocks(reader: pypdf.PdfReader, page: int) -> list[_Block]:
@@ -274,23 +527,23 @@ def _charset(params: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _decode(data: bytes, charset: str | None) -> str:
-    """Decode text bytes: BOM, then declared charset, then UTF-8, then Windows-1252.
+def _decode(
+    data: bytes, charset: str | None, label: str = "text", warnings: list[str] | None = None
+) -> str:
+    """Decode text bytes (:func:`core.media.decode_text`) without ANSI escape sequences;
+    replaced bytes are said in ``warnings``.
 
     unstructured's own detection guesses from a few bytes and read a Latin-1 French "crème" as
     Windows-1250 "crčme"; documents here are French or English, so Windows-1252 (a superset of
-    Latin-1's printable range) is the right fallback.
+    Latin-1's printable range) comes before a detector's guess.
     """
-    for bom, bom_encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(bom_encoding, errors="replace")
-    for encoding in (charset, "utf-8"):
-        if encoding:
-            try:
-                return data.decode(encoding)
-            except (UnicodeDecodeError, LookupError):
-                continue
-    return data.decode("cp1252", errors="replace")
+    decoded = decode_text(data, charset)
+    if decoded.replaced and warnings is not None:
+        warnings.append(
+            f"{decoded.replaced} byte sequence(s) of the {label} could not be decoded as "
+            f"{decoded.encoding} and were replaced by \ufffd"
+        )
+    return decoded.text
 
 
 def _check_text_size(chars: int, limits: ParseLimits) -> None:
@@ -338,7 +591,8 @@ def _partition(data: bytes, mime: str, *, encoding: str | None = None) -> list[_
         raise  # a missing optional dependency is a deployment bug, not a bad document
     except Exception as exc:  # unstructured and its format libraries raise anything
         label = SUPPORTED[mime]
-        raise IngestionError(f"corrupt or unreadable {label}: {exc}") from exc
+        _log.warning("parser failed", extra={"media_type": mime, "error": repr(exc)[:500]})
+        raise IngestionError(f"corrupt or unreadable {label}: {failure_cause(exc, mime)}") from exc
     blocks: list[_Block] = []
     if mime == EML and elements and getattr(elements[0].metadata, "subject", None):
         # Depth -1 keeps the subject above the body's heuristic titles (depth None -> 0).
@@ -360,6 +614,111 @@ def _partition(data: bytes, mime: str, *, encoding: str | None = None) -> list[_
             )
         )
     return blocks
+
+
+def failure_cause(exc: BaseException, mime: str) -> str:
+    """What went wrong, in words a user can act on, for an exception a parser raised (issue
+    #23: "list index out of range", "maximum recursion depth exceeded ..." reached users).
+    The raw exception is for the log, never the cause."""
+    label = SUPPORTED.get(mime, "document")
+    message = str(exc).lower()
+    module = type(exc).__module__ or ""
+    if isinstance(exc, RecursionError):
+        return (
+            f"the {label} is nested too deeply to be read (lists, quotes or tags inside each other)"
+        )
+    if isinstance(exc, MemoryError):
+        return (
+            f"reading the {label} needs more memory than one document may use "
+            "(GEDRAG_LIMITS__PARSE_MEMORY_MB)"
+        )
+    if isinstance(exc, zipfile.BadZipFile | zlib.error) or "decompress" in message:
+        return f"the {label}'s compressed content is damaged"
+    if isinstance(exc, UnicodeError):
+        return f"the {label} holds text in an encoding that cannot be read"
+    if isinstance(exc, etree.XMLSyntaxError) or type(exc).__name__ in ("ParseError", "ExpatError"):
+        return f"the {label}'s XML is malformed"
+    if mime == PDF:
+        if "eof" in message or type(exc).__name__ == "PSEOF":
+            return "the PDF is truncated: its end (the %EOF marker or the last objects) is missing"
+        if any(word in message for word in ("kids", "/pages", "page tree", "page reference")):
+            return "the PDF's page tree is broken (pages missing, misplaced or in a cycle)"
+        if "xref" in message or "trailer" in message or "startxref" in message:
+            return "the PDF's cross-reference table is damaged"
+        if isinstance(exc, IndexError | KeyError | TypeError | AttributeError | ValueError):
+            return "the PDF's page tree is broken (pages that point to missing objects)"
+        if module.startswith(("pdfminer", "pypdf", "pikepdf")):
+            return "the PDF's structure is damaged"
+    if mime in _ZIP_MAIN_PART and isinstance(exc, KeyError):
+        return f"a part the {label} refers to is missing from its archive"
+    if "pandoc" in message:
+        return f"the {label} could not be converted (pandoc refused it)"
+    return f"the {label} is damaged or uses a feature gedrag cannot read"
+
+
+_ODT_NS = {
+    "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+    "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+}
+
+
+def _odt_blocks(data: bytes) -> list[_Block]:
+    """An ODT's headings, paragraphs, list items and tables from ``content.xml`` alone (no
+    styles, no pandoc). The XML parser resolves no entity and reads no network (no XML bomb)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        content = archive.read("content.xml")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    root = etree.fromstring(content, parser)
+    body = root.find("office:body/office:text", _ODT_NS)
+    if body is None:
+        raise IngestionError("corrupt or unreadable OpenDocument text (ODT): it has no text body")
+    text_ns, table_ns = f"{{{_ODT_NS['text']}}}", f"{{{_ODT_NS['table']}}}"
+    blocks: list[_Block] = []
+    stack: list[tuple[etree._Element, bool]] = [(child, False) for child in reversed(body)]
+    while stack:
+        node, in_list = stack.pop()
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag == f"{text_ns}h":
+            level = int(node.get(f"{text_ns}outline-level", "1") or 1)
+            blocks.append(_Block(_odt_text(node), "Title", None, max(0, level - 1)))
+        elif tag == f"{text_ns}p":
+            kind = "ListItem" if in_list else "NarrativeText"
+            blocks.append(_Block(_odt_text(node), kind, None, None))
+        elif tag == f"{table_ns}table":
+            rows = [
+                [_odt_text(cell) for cell in row.iter(f"{table_ns}table-cell")]
+                for row in node.iter(f"{table_ns}table-row")
+            ]
+            cells = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                for row in rows
+            )
+            text = "\n".join(" ".join(c for c in row if c) for row in rows)
+            blocks.append(_Block(text, "Table", None, None, f"<table>{cells}</table>"))
+        else:
+            listed = in_list or tag in (f"{text_ns}list", f"{text_ns}list-item")
+            stack.extend((child, listed) for child in reversed(node))
+    return [block for block in blocks if block.text.strip()]
+
+
+def _odt_text(node: etree._Element) -> str:
+    """A paragraph's text with ODF's spacing elements (text:s, text:tab, text:line-break)."""
+    text_ns = f"{{{_ODT_NS['text']}}}"
+    parts: list[str] = []
+    for event, element in etree.iterwalk(node, events=("start", "end")):
+        if event == "start":
+            if element.tag == f"{text_ns}s":
+                parts.append(" " * int(element.get(f"{text_ns}c", "1") or 1))
+            elif element.tag == f"{text_ns}tab":
+                parts.append("\t")
+            elif element.tag == f"{text_ns}line-break":
+                parts.append("\n")
+            elif element.text:
+                parts.append(element.text)
+        elif element is not node and element.tail:
+            parts.append(element.tail)
+    return " ".join("".join(parts).split(" ")).strip()
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,9 @@
     docs = retriever.invoke("How many days of leave?")
 
 Each passage becomes a ``Document`` whose metadata carries what a citation needs (document id,
-title, version, page, chunk id, score). Install with ``pip install gedrag[langchain]``.
+title, version, page, chunk id, score). ``url`` is the server's address, with or without the
+API's ``/v1`` (``http://host:8000`` and ``http://host:8000/v1/`` are the same). Install with
+``pip install gedrag[langchain]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import httpx
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, SecretStr
+from pydantic import ConfigDict, SecretStr, field_validator
+
+API_PREFIX = "/v1"
 
 
 class GedragRetriever(BaseRetriever):
@@ -32,6 +36,13 @@ class GedragRetriever(BaseRetriever):
     timeout_s: float = 30.0
     transport: httpx.BaseTransport | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _server_root(cls, url: str) -> str:
+        """The server's root: what users copy is often the API's base, ``.../v1``."""
+        root = url.strip().rstrip("/")
+        return root.removesuffix(API_PREFIX) if root.endswith(API_PREFIX) else root
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
@@ -44,7 +55,7 @@ class GedragRetriever(BaseRetriever):
             base_url=self.url, timeout=self.timeout_s, transport=self.transport
         ) as client:
             response = client.post(
-                "/v1/search",
+                f"{API_PREFIX}/search",
                 json=body,
                 headers={"Authorization": f"Bearer {self.api_key.get_secret_value()}"},
             )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from core import observability
-from core.domain import DocumentFilter, DocumentStatus, Tenant
+from core import media, observability
+from core.domain import DocumentFilter, DocumentStatus, JobKind, JobState, Tenant
 from core.errors import InvalidInput, Unauthorized
 from runtime import Runtime
 from serving.documents import DocumentService
@@ -21,8 +24,11 @@ from serving.schemas import (
     DocumentUpdate,
     ErrorPublic,
     JobPublic,
+    JobsPage,
     UploadPublic,
     UploadsPublic,
+    VersionPublic,
+    VersionsPublic,
 )
 from serving.uploads import check_file, check_metadata, parse_metadata, parse_tags
 
@@ -39,6 +45,20 @@ def service(request: Request) -> DocumentService:
     return svc
 
 
+def api_key_of(authorization: str | None, x_api_key: str | None) -> str:
+    """The key of ``Authorization: Bearer <key>`` (preferred) or ``X-API-Key``;
+    :class:`Unauthorized` when neither carries one."""
+    key = x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <api key>'")
+        key = value.strip()
+    if not key:
+        raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
+    return key
+
+
 async def current_tenant(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
@@ -50,14 +70,7 @@ async def current_tenant(
     Async so that the tenant it sets in the logging context reaches the endpoint (a sync
     dependency runs in a worker thread whose context is discarded); the lookup still runs in
     the thread pool."""
-    key = x_api_key
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthorized("Authorization header must be 'Bearer <api key>'")
-        key = value.strip()
-    if not key:
-        raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
+    key = api_key_of(authorization, x_api_key)
     tenant = await run_in_threadpool(rt.catalog.tenants.authenticate, key)
     observability.tenant.set(tenant.id)
     request.state.tenant = tenant.id  # for the access log, written outside this context
@@ -68,8 +81,14 @@ RT = Annotated[Runtime, Depends(runtime)]
 Svc = Annotated[DocumentService, Depends(service)]
 Caller = Annotated[Tenant, Depends(current_tenant)]
 
+# Errors are JSON whatever the route's own media type (a route answering HTML or a file
+# documented its errors as that type); 429: a tenant quota (GEDRAG_LIMITS__TENANT_*).
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorPublic} for code in (401, 404, 409, 413, 415, 422, 503)
+    code: {
+        "model": ErrorPublic,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}},
+    }
+    for code in (401, 404, 409, 413, 415, 422, 429, 503)
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
 
@@ -90,9 +109,18 @@ def upload_document(
     tenant: Caller,
     file: Annotated[UploadFile, File(description="The document.")],
     collection: Annotated[str, Form()] = "default",
-    tags: Annotated[list[str] | None, Form(description="Repeat or comma-separate.")] = None,
+    tags: Annotated[
+        list[str] | None, Form(description='Repeat, comma-separate or a JSON list ["a", "b"].')
+    ] = None,
     metadata: Annotated[str | None, Form(description="A JSON object.")] = None,
-    title: Annotated[str | None, Form(max_length=300)] = None,
+    title: Annotated[
+        str | None,
+        Form(
+            max_length=300,
+            description="Default: the document's own title (PDF or Office metadata, HTML "
+            "<title>, first heading) once parsed, else the file name.",
+        ),
+    ] = None,
 ) -> UploadPublic:
     """Upload one file: 202 with the ingestion job, or 200 when identical content exists."""
     tag_list, meta = parse_tags(tags), parse_metadata(metadata)
@@ -113,7 +141,9 @@ def upload_documents(
     tenant: Caller,
     files: Annotated[list[UploadFile], File(description="Repeat the field per file.")],
     collection: Annotated[str, Form()] = "default",
-    tags: Annotated[list[str] | None, Form()] = None,
+    tags: Annotated[
+        list[str] | None, Form(description='Repeat, comma-separate or a JSON list ["a", "b"].')
+    ] = None,
     metadata: Annotated[str | None, Form(description="A JSON object.")] = None,
 ) -> UploadsPublic:
     """Upload many files at once; all are checked before any is stored (all or nothing)."""
@@ -140,14 +170,28 @@ def list_documents(
     metadata: Annotated[str | None, Query(description='JSON object, e.g. {"dept":"hr"}')] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: str | None = None,
+    type: Annotated[str | None, Query(description="Sorted as this document type.")] = None,  # noqa: A002
+    correspondent: Annotated[
+        str | None, Query(description="Issued by or sent to this correspondent.")
+    ] = None,
 ) -> DocumentsPage:
-    """Newest first; follow ``next_cursor`` for the next page."""
+    """Newest first; follow ``next_cursor`` for the next page. Sorting's fields filter too:
+    ``field.total_ttc_gte=100``, ``field.date_lt=2024-06-01``, ``field.reference=F-12``
+    (operators ``_gt``, ``_gte``, ``_lt``, ``_lte``; text fields by equality)."""
+    prefix = "field."
+    field_params = {
+        k[len(prefix) :]: v for k, v in request.query_params.items() if k.startswith(prefix)
+    }
+    sorting = request.app.state.service.ingestion.sorting
     flt = DocumentFilter(
         collection=collection,
         tag=tag,
         status=status,
         metadata=parse_metadata(metadata) or None,
         title_contains=title,
+        document_type=type,
+        correspondent=correspondent,
+        fields=sorting.conditions(tenant.id, field_params),
     )
     page = rt.catalog.documents.page(
         tenant.id, flt, cursor=cursor, limit=min(limit, rt.settings.api.page_size_max)
@@ -167,20 +211,27 @@ def get_document(rt: RT, tenant: Caller, document_id: str) -> DocumentPublic:
 def update_document(
     svc: Svc, tenant: Caller, document_id: str, body: DocumentUpdate
 ) -> DocumentPublic:
+    """Replace title, tags or metadata, or move the document to another ``collection``; the
+    vector payloads follow (no re-embedding)."""
     doc = svc.update(
         tenant,
         document_id,
         title=body.title,
         tags=None if body.tags is None else parse_tags(body.tags),
         metadata=None if body.metadata is None else check_metadata(body.metadata),
+        collection=body.collection,
     )
     return DocumentPublic.model_validate(doc)
 
 
-@router.delete("/documents/{document_id}", status_code=202, tags=["documents"])
-def delete_document(svc: Svc, tenant: Caller, document_id: str) -> JobPublic:
-    """Queue removal from every store; the returned job reports when it is done."""
-    return JobPublic.model_validate(svc.delete(tenant, document_id))
+# DELETE /documents/{document_id} moves the document to the trash: serving.records_api.
+
+
+@router.get("/documents/{document_id}/versions", tags=["documents"])
+def list_versions(rt: RT, tenant: Caller, document_id: str) -> VersionsPublic:
+    """Every version of the document, oldest first, with its status and failure cause."""
+    doc = rt.catalog.documents.get(tenant.id, document_id)
+    return VersionsPublic(items=[VersionPublic.model_validate(v) for v in doc.versions])
 
 
 @router.post("/documents/{document_id}/versions", status_code=202, tags=["documents"])
@@ -200,19 +251,56 @@ def upload_version(
     return result
 
 
-def _download(rt: Runtime, tenant: Tenant, document_id: str, number: int | None) -> FileResponse:
+def _download(
+    rt: Runtime, tenant: Tenant, document_id: str, number: int | None
+) -> StreamingResponse:
+    """The original, opened before answering: a document deleted meanwhile answers 404 (never
+    a 500 from a file gone between the lookup and the send), and an open file stays readable
+    while a delete removes it."""
     version = rt.catalog.versions.get(tenant.id, document_id, number)
-    path = rt.blobs.path(tenant.id, version.sha256)
-    return FileResponse(
-        path,
+    f = rt.blobs.open(tenant.id, version.sha256)
+    size = os.fstat(f.fileno()).st_size
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            while block := f.read(DOWNLOAD_CHUNK):
+                yield block
+
+    quoted = quote(version.filename)
+    disposition = (
+        f'attachment; filename="{version.filename}"'
+        if quoted == version.filename
+        else f"attachment; filename*=utf-8''{quoted}"
+    )
+    return StreamingResponse(
+        chunks(),
         media_type=version.media_type,
-        filename=version.filename,
-        headers={"X-Content-SHA256": version.sha256, "X-Document-Version": str(version.number)},
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": disposition,
+            "X-Content-SHA256": version.sha256,
+            "X-Document-Version": str(version.number),
+        },
     )
 
 
-@router.get("/documents/{document_id}/content", tags=["documents"], response_class=FileResponse)
-def download_current(rt: RT, tenant: Caller, document_id: str) -> FileResponse:
+# The original's bytes, in its own media type (any supported one).
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The original bytes, in the document's media type.",
+        "content": {media_type: {} for media_type in media.SUPPORTED},
+    }
+}
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+@router.get(
+    "/documents/{document_id}/content",
+    tags=["documents"],
+    response_class=StreamingResponse,
+    responses=DOWNLOAD_RESPONSES,
+)
+def download_current(rt: RT, tenant: Caller, document_id: str) -> StreamingResponse:
     """The original bytes of the current version."""
     return _download(rt, tenant, document_id, None)
 
@@ -220,14 +308,39 @@ def download_current(rt: RT, tenant: Caller, document_id: str) -> FileResponse:
 @router.get(
     "/documents/{document_id}/versions/{number}/content",
     tags=["documents"],
-    response_class=FileResponse,
+    response_class=StreamingResponse,
+    responses=DOWNLOAD_RESPONSES,
 )
-def download_version(rt: RT, tenant: Caller, document_id: str, number: int) -> FileResponse:
+def download_version(rt: RT, tenant: Caller, document_id: str, number: int) -> StreamingResponse:
     """The original bytes of any version."""
     return _download(rt, tenant, document_id, number)
 
 
 # -- jobs ---------------------------------------------------------------------------------
+
+
+@router.get("/jobs", tags=["jobs"])
+def list_jobs(
+    rt: RT,
+    tenant: Caller,
+    state: JobState | None = None,
+    kind: JobKind | None = None,
+    document_id: str | None = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor: str | None = None,
+) -> JobsPage:
+    """The tenant's ingestion and deletion jobs, newest first; follow ``next_cursor``."""
+    page = rt.catalog.jobs.page(
+        tenant.id,
+        state=state,
+        kind=kind,
+        document_id=document_id,
+        cursor=cursor,
+        limit=min(limit, rt.settings.api.page_size_max),
+    )
+    return JobsPage(
+        items=[JobPublic.model_validate(j) for j in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
@@ -249,7 +362,9 @@ def list_collections(rt: RT, tenant: Caller) -> list[CollectionPublic]:
     return [CollectionPublic.model_validate(c) for c in rt.catalog.collections.of_tenant(tenant.id)]
 
 
-@router.delete("/collections/{name}", status_code=204, tags=["collections"])
+# {name:path}: a collection named before names were checked may hold a '/', sent encoded (%2F)
+# and decoded before routing.
+@router.delete("/collections/{name:path}", status_code=204, tags=["collections"])
 def delete_collection(rt: RT, tenant: Caller, name: str) -> Response:
     """Delete an empty collection (409 while it holds documents)."""
     rt.catalog.collections.delete(tenant.id, name)

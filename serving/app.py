@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,13 +18,48 @@ from core.settings import Settings, get_settings
 from ingestion.celery_app import GedragCelery, start_embedded_worker
 from ingestion.tasks import CeleryExecutor
 from runtime import Runtime
-from serving import api, console, errors, eval_api, qa_api, readiness
+from serving import (
+    api,
+    apidocs,
+    console,
+    errors,
+    eval_api,
+    mcp_server,
+    openai_api,
+    qa_api,
+    readiness,
+    records_api,
+    sorting_api,
+    sources_api,
+)
 from serving.documents import DocumentService
 from serving.middleware import Observe, RejectOversized
+from serving.warmup import Warmup
+from stores.vectors import SearchFilter
 
 log = logging.getLogger(__name__)
 # Multipart framing around the file: boundaries, part headers and the small form fields.
 MULTIPART_SLACK = 256 * 1024
+
+
+# Seconds a stopping app waits for the warm-up (the model's first load is ~7 s, more when busy).
+WARMUP_SHUTDOWN_WAIT_S = 60.0
+# A tenant id no key has: the warm-up's search reads the indexes and finds nothing.
+WARMUP_TENANT = "-warmup-"
+
+
+def _first_search(state: Any, settings: Settings) -> Callable[[], object] | None:
+    """After the models: build the question-answering stack and run one search, so that the
+    first question pays for neither. Not when this process must leave the local vector folder
+    to separate workers (Redis broker without a Qdrant server): opening it would lock them out.
+    """
+    if not (settings.embedded_broker or settings.qdrant.url):
+        return None
+
+    def run() -> object:
+        return qa_api.current_qa(state).search("gedrag", SearchFilter(tenant_id=WARMUP_TENANT))
+
+    return run
 
 
 def create_app(
@@ -42,11 +77,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime.build(settings)
         celery = GedragCelery(settings, rt)
+        app.state.sources = sources_api.attach(celery, embedded=run_worker)
         app.state.runtime = rt
         app.state.celery = celery
         app.state.service = DocumentService(celery.ingestion, CeleryExecutor(celery))
         app.state.qa = None
         app.state.release_checked_at = None
+        app.state.warmup = Warmup(rt, _first_search(app.state, settings)).start()
         worker: Any = None
         if run_worker:
             worker = start_embedded_worker(celery)
@@ -54,10 +91,17 @@ def create_app(
             if requeued:
                 log.info("requeued unfinished jobs", extra={"count": requeued})
         try:
-            yield
+            async with mcp_running():
+                yield
         finally:
+            # Interrupt running ingestion steps first (a parse may run for its whole budget):
+            # their jobs are requeued, so the worker stops at once (SIGTERM: exit within 15 s).
+            celery.interrupt()
             if worker is not None:
                 worker.stop(in_sighandler=False)
+            # The stores must outlive the warm-up's first search; a model still loading
+            # (it cannot be interrupted) is waited for at most this long.
+            app.state.warmup.wait(WARMUP_SHUTDOWN_WAIT_S)
             if runtime is None:
                 rt.close()
 
@@ -66,12 +110,20 @@ def create_app(
         version="0.1.0",
         summary="Document management with grounded, cited answers.",
         lifespan=lifespan,
+        docs_url=None,  # served by apidocs from local assets, not from a CDN
+        redoc_url=None,
     )
     errors.install(app)
+    mcp_running = mcp_server.mount(app)
     app.include_router(api.router)
     app.include_router(qa_api.router)
+    app.include_router(openai_api.router)
     app.include_router(eval_api.router)
+    app.include_router(sorting_api.router)
+    app.include_router(records_api.router)
+    app.include_router(sources_api.router)
     console.install(app)
+    apidocs.install(app)
 
     def upload_limit(path: str) -> int:
         limit = settings.api.max_upload_bytes
@@ -86,11 +138,13 @@ def create_app(
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["ops"])
+    @app.get("/ready", tags=["ops"], responses={503: {"description": "A component is not ready."}})
     def ready(request: Request) -> JSONResponse:
-        """Readiness: each configured backend answers in time; 503 naming those that do not."""
+        """Readiness: each configured backend answers in time and the text models are loaded;
+        503 naming those that are not ("loading" while the models load at start)."""
         timeout = settings.observability.ready_timeout_s
         report = readiness.probe(readiness.checks(request.app.state.runtime), timeout)
+        report["models"] = request.app.state.warmup.component()
         body = readiness.as_json(report)
         return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 

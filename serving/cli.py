@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from core.errors import GedragError
 from core.settings import get_settings
 from infra.migrate.cli import app as migrate_app
+from serving.sorting_cli import app as sort_app
+from serving.records_cli import app as records_app
+from serving.sources_cli import app as sources_app
 
 # Arguments are parsed before anything heavy loads (`gedrag --help` and the client commands
 # never import the stores, the models or the web app): each command imports what it uses.
@@ -34,6 +40,9 @@ app.add_typer(tenants, name="tenants")
 app.add_typer(keys, name="keys")
 app.add_typer(docs, name="docs")
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(sort_app, name="sort")
+app.add_typer(records_app, name="records")
+app.add_typer(sources_app, name="sources")
 evals = typer.Typer(help="Evaluate pipeline releases on suites.", no_args_is_help=True)
 releases = typer.Typer(help="Pipeline releases and their promotion.", no_args_is_help=True)
 app.add_typer(evals, name="eval")
@@ -80,6 +89,9 @@ def _server_runtime(settings: Settings) -> Runtime:
 
     configure_logging(settings.observability)
     rt = _runtime()
+    # The embedding model (~7 s alone, 30-45 s on a busy machine) loads while the stores open
+    # and the server starts; the API's warm-up and the first job wait for this same load.
+    threading.Thread(target=_load_models, args=(rt,), name="gedrag-models", daemon=True).start()
     if not settings.qdrant.url:
         from infra.migrate import to_edge
 
@@ -91,6 +103,33 @@ def _server_runtime(settings: Settings) -> Runtime:
     return rt
 
 
+Host = Annotated[
+    str | None,
+    typer.Option(
+        help="Address to listen on (default GEDRAG_API__HOST, 127.0.0.1).", show_default=False
+    ),
+]
+Port = Annotated[
+    int | None,
+    typer.Option(help="Port to listen on (default GEDRAG_API__PORT, 8000).", show_default=False),
+]
+
+
+def _listening(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings with the command line's address, which wins over the environment."""
+    api_settings = settings.api.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    return settings.model_copy(update={"api": api_settings})
+
+
+def _load_models(rt: Runtime) -> None:
+    try:
+        rt.models.load()
+    except GedragError as exc:  # the API's /ready and the first job say it again, with the cause
+        err.print(f"[yellow]warning:[/yellow] the embedding model did not load: {exc.detail}")
+
+
 def _serve(settings: Settings, *, embedded_worker: bool) -> None:
     import uvicorn
 
@@ -98,10 +137,14 @@ def _serve(settings: Settings, *, embedded_worker: bool) -> None:
 
     rt = _server_runtime(settings)
     _bootstrap(rt)
+    # 0.0.0.0 and :: listen everywhere; a browser on this machine reaches them on loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings.api.host, settings.api.host)  # noqa: S104
+    base = f"http://{host}:{settings.api.port}"
     console.print(
-        f"gedrag API on http://{settings.api.host}:{settings.api.port} "
-        f"(docs: /docs; data: {settings.data_dir.resolve()}; "
-        f"worker: {'embedded' if embedded_worker else 'separate'})"
+        f"gedrag API on {base} (data: {settings.data_dir.resolve()}; "
+        f"worker: {'embedded' if embedded_worker else 'separate'})\n"
+        f"    web console: {base}/    API documentation: {base}/docs    MCP: {base}/mcp",
+        soft_wrap=True,
     )
     uvicorn.run(
         create_app(settings, runtime=rt, embedded_worker=embedded_worker),
@@ -110,20 +153,23 @@ def _serve(settings: Settings, *, embedded_worker: bool) -> None:
         # gedrag's own access log (with request id and tenant) replaces uvicorn's.
         log_config=None,
         access_log=False,
+        # SIGTERM: requests still running after this are cut, then ingestion is interrupted
+        # and its jobs requeued (the lifespan's end): the process exits within ~15 s.
+        timeout_graceful_shutdown=settings.limits.shutdown_s,
     )
 
 
 @app.command()
-def up() -> None:
+def up(host: Host = None, port: Port = None) -> None:
     """Start the API with an embedded worker (embedded defaults: no Redis, no servers)."""
-    settings = get_settings()
+    settings = _listening(get_settings(), host, port)
     _serve(settings, embedded_worker=settings.embedded_broker)
 
 
 @app.command()
-def api() -> None:
+def api(host: Host = None, port: Port = None) -> None:
     """Start the API only (production: workers run as `gedrag worker` over Redis)."""
-    settings = get_settings()
+    settings = _listening(get_settings(), host, port)
     if settings.embedded_broker:
         err.print("[yellow]warning:[/yellow] in-process broker: jobs run only under `gedrag up`")
     _serve(settings, embedded_worker=False)
@@ -132,6 +178,13 @@ def api() -> None:
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Parallel tasks in this worker.")] = 1,
+    beat: Annotated[
+        bool,
+        typer.Option(
+            help="Also run Celery beat: the records daily run and the sources' syncs (run it "
+            "in one worker)."
+        ),
+    ] = False,
 ) -> None:
     """Start a Celery worker consuming the broker named by GEDRAG_BROKER__URL."""
     settings = get_settings()
@@ -143,6 +196,7 @@ def worker(
     from prometheus_client import start_http_server
 
     from ingestion.celery_app import GedragCelery
+    from serving import sources_api
 
     rt = _server_runtime(settings)
     port = settings.observability.worker_metrics_port
@@ -156,12 +210,15 @@ def worker(
                 "give each worker its own GEDRAG_OBSERVABILITY__WORKER_METRICS_PORT"
             )
     celery = GedragCelery(settings, rt)
+    sources_api.attach(celery, embedded=False)  # the sources' round task and beat entry
     # Threads, not processes: one embedding model in memory per worker and one set of
     # metrics (torch and the parsers release the GIL while they work).
     celery.Worker(
         concurrency=concurrency,
         pool="threads" if concurrency > 1 else "solo",
         loglevel=settings.observability.log_level,
+        beat=beat,
+        schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     ).start()
 
 
@@ -371,18 +428,22 @@ def docs_list(
             page = _check(client.get("/v1/documents", params=params))
         except (GedragError, httpx.HTTPError) as exc:
             raise _fail(str(exc)) from exc
-    table = Table("title", "collection", "status", "version", "tags")
-    table.add_column("id", no_wrap=True, min_width=36)
+    # Readable in an 80-column terminal: no vertical rules; under each title its id (36
+    # characters, which the other commands take, whole on one line) and its tags.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, leading=1)
+    table.add_column("document, id, tags", min_width=36, overflow="fold")
+    table.add_column("collection", max_width=24, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("v", justify="right", no_wrap=True)
     for d in page["items"]:
-        table.add_row(
-            d["title"],
-            d["collection"],
-            d["status"],
-            str(d["current_version"]),
-            ",".join(d["tags"]),
-            d["id"],
-        )
+        cell = Text(d["title"], style="bold")
+        cell.append("\n" + d["id"], style="dim")
+        if d["tags"]:
+            cell.append("\n" + ", ".join(d["tags"]), style="cyan")
+        table.add_row(cell, d["collection"], d["status"], str(d["current_version"]))
     console.print(table)
+    if page["next_cursor"]:
+        console.print(f"more documents exist: raise --limit (now {limit})", style="dim")
 
 
 # -- evaluation and releases --------------------------------------------------------------

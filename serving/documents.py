@@ -39,7 +39,9 @@ class DocumentService:
         title: str | None = None,
     ) -> list[UploadPublic]:
         """Create one document per file; identical content in the collection is returned as a
-        duplicate instead of being ingested again (also within the same batch)."""
+        duplicate instead of being ingested again (also within the same batch). The tenant's
+        daily quotas are checked for the whole batch first (429/413, nothing stored)."""
+        self._check_quota(tenant, files)
         results: list[UploadPublic] = []
         for f in files:
             reg = self.ingestion.register(
@@ -51,6 +53,7 @@ class DocumentService:
         return results
 
     def new_version(self, tenant: Tenant, document_id: str, f: CheckedFile) -> UploadPublic:
+        self._check_quota(tenant, [f])
         reg = self.ingestion.register_version(tenant.id, document_id, f)
         if reg.job is not None:
             self.executor.submit(reg.job)
@@ -64,18 +67,22 @@ class DocumentService:
         title: str | None,
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
+        collection: str | None = None,
     ) -> Document:
-        """Change title/tags/metadata in the catalog, then in the vector payloads (a task)."""
+        """Change title/tags/metadata or the collection in the catalog, then in the vector
+        payloads (a task: nothing is embedded again)."""
+        if collection is not None or tags is not None or metadata is not None:
+            # A legal hold freezes where a held document is and what selects it.
+            self.catalog.records.refuse_if_held(
+                tenant.id, document_id, action="move" if collection else "relabel", actor="api"
+            )
+        if collection is not None:
+            self.catalog.documents.move(tenant.id, document_id, collection)
         doc = self.catalog.documents.update(
             tenant.id, document_id, title=title, tags=tags, metadata=metadata
         )
         self.executor.sync(tenant.id, document_id)
         return doc
-
-    def delete(self, tenant: Tenant, document_id: str) -> Job:
-        job = self.catalog.documents.request_delete(tenant.id, document_id)
-        self.executor.submit(job)
-        return job
 
     def requeue_unfinished(self) -> int:
         """Queue again every job the catalog says is unfinished (the in-process broker forgets
@@ -84,6 +91,9 @@ class DocumentService:
         for job in jobs:
             self.executor.submit(job)
         return len(jobs)
+
+    def _check_quota(self, tenant: Tenant, files: list[CheckedFile]) -> None:
+        self.ingestion.check_quota(tenant.id, [f.size_bytes for f in files])
 
     def _submit_or_undo(self, doc: Document, job: Job) -> None:
         try:
@@ -96,7 +106,12 @@ class DocumentService:
 def _public(reg: Registered, f: CheckedFile) -> UploadPublic:
     doc = reg.document
     if reg.job is None:
-        number = next(v.number for v in doc.versions if v.sha256 == f.sha256)
+        current = doc.current
+        number = (
+            current.number
+            if current is not None and current.sha256 == f.sha256
+            else next(v.number for v in doc.versions if v.sha256 == f.sha256)
+        )
         return UploadPublic(
             document_id=doc.id,
             version=number,

@@ -66,8 +66,10 @@ class Observe:
                 HTTP_LATENCY.labels(scope["method"], route, str(status)).observe(elapsed)
                 access.info(
                     "%s %s %s",
-                    scope["method"],
-                    scope["path"],
+                    observability.escape(scope["method"]),
+                    # Escaped here too (the formatters escape every value): a handler with
+                    # another formatter still never gets "%0a" as a line break.
+                    observability.escape(scope["path"]),
                     status,
                     extra={
                         "route": route,

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -22,11 +22,11 @@ from retrieval.search import SearchResult
 from retrieval.service import QA, Reply
 from retrieval.types import Answer, Message
 from runtime import Runtime
+from sorting.fields import BUILTIN_FIELDS, parse_conditions
 from serving.api import ERRORS, current_tenant
 from serving.schemas import (
     AskRequest,
     AskResponse,
-    ChatCompletionRequest,
     ChatMessage,
     ChatRequest,
     CitationPublic,
@@ -42,15 +42,24 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["questions"])
 Caller = Annotated[Tenant, Depends(current_tenant)]
 _qa_lock = threading.Lock()
+# Stacks of non-production releases kept built (each holds only settings and shared models).
+RELEASES_KEPT = 4
 
 
 def qa(request: Request) -> QA:
-    """Built on first use (loading the embedding model takes seconds, uploads need none), and
-    rebuilt when another release is promoted: the production release's retrieval and
-    generation settings apply without a restart. Production is re-read at most every
+    """The question-answering stack of the production release (see :func:`current_qa`)."""
+    return current_qa(request.app.state)
+
+
+def current_qa(state: Any) -> QA:
+    """Built once (the API's warm-up builds it at start, ``serving.warmup``), and rebuilt when
+    another release is promoted: the production release's retrieval and generation settings
+    apply without a restart. Production is re-read at most every
     ``GEDRAG_EVALUATION__RELEASE_CACHE_S`` seconds, at once after a promotion in this process."""
-    state = request.app.state
-    rt = state.runtime
+    rt: Runtime = state.runtime
+    # A question asked while the warm-up loads the model waits for that load, rather than
+    # loading a second copy of the weights beside it.
+    rt.models.load()
     with _qa_lock:
         now = time.monotonic()
         checked = getattr(state, "release_checked_at", None)
@@ -68,6 +77,25 @@ def qa(request: Request) -> QA:
                 state.qa_release = production
         built: QA = state.qa
         return built
+
+
+def release_qa(state: Any, release_id: str | None) -> QA:
+    """The stack of a given release (``model: gedrag@<release>``), else production's. Kept for
+    the last :data:`RELEASES_KEPT` releases asked for."""
+    if release_id is None or release_id == getattr(state, "qa_release", None):
+        return current_qa(state)
+    rt: Runtime = state.runtime
+    rt.models.load()
+    with _qa_lock:
+        kept: OrderedDict[str, QA] | None = getattr(state, "release_qas", None)
+        if kept is None:
+            kept = state.release_qas = OrderedDict()
+        if release_id not in kept:
+            kept[release_id] = _build_qa(rt, release_id)
+            while len(kept) > RELEASES_KEPT:
+                kept.popitem(last=False)
+        kept.move_to_end(release_id)
+        return kept[release_id]
 
 
 def _build_qa(rt: Runtime, production: str | None) -> QA:
@@ -97,6 +125,11 @@ def search_filter(
         document_ids=f.document_ids,
         uploaded_after=f.uploaded_after.timestamp() if f.uploaded_after else None,
         uploaded_before=f.uploaded_before.timestamp() if f.uploaded_before else None,
+        document_types=f.document_types,
+        correspondents=f.correspondents,
+        fields=parse_conditions(
+            {k: str(v) for k, v in (f.fields or {}).items()}, BUILTIN_FIELDS
+        ),
     )
 
 
@@ -122,7 +155,23 @@ def search(body: SearchRequest, tenant: Caller, service: QADep) -> SearchRespons
     return SearchResponse(passages=passages(result), timings_ms=result.timings_ms)
 
 
-@router.post("/ask", response_model=AskResponse)
+# ``stream: true`` answers server-sent events instead of the JSON answer.
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event: passages, then token (repeated), citations, done; "
+    "its data is JSON.",
+    "properties": {
+        "event": {"type": "string", "enum": ["passages", "token", "citations", "done"]},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}
+}
+
+
+@router.post("/ask", response_model=AskResponse, responses=STREAMED)
 def ask(body: AskRequest, tenant: Caller, service: QADep) -> Any:
     """A grounded answer with citations; ``stream=true`` answers with server-sent events."""
     flt = search_filter(tenant, body)
@@ -131,89 +180,34 @@ def ask(body: AskRequest, tenant: Caller, service: QADep) -> Any:
     return ask_response(service.ask(body.question, flt, top_k=body.top_k))
 
 
-@router.post("/chat", response_model=AskResponse)
+@router.post("/chat", response_model=AskResponse, responses=STREAMED)
 def chat(body: ChatRequest, tenant: Caller, service: QADep) -> Any:
     """Ask within a conversation: follow-up questions are made standalone before searching."""
-    question, history = _split(body.messages)
+    question, history = split_messages(body.messages)
     flt = search_filter(tenant, body)
     if body.stream:
         return _sse(service, question, flt, body.top_k, history)
     return ask_response(service.ask(question, flt, top_k=body.top_k, history=history))
 
 
-@router.post("/chat/completions")
-def chat_completions(body: ChatCompletionRequest, tenant: Caller, service: QADep) -> Any:
-    """OpenAI-compatible. The answer's text carries [n] markers; ``citations`` lists them."""
-    question, history = _split(body.messages)
-    _, _, collection = body.model.partition("/")
-    flt = search_filter(tenant, SearchFilters(), [collection] if collection else None)
-    created = int(time.time())
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    if body.stream:
-        streamed = service.stream(question, flt, history=history)
-        first = _first(streamed.deltas)
-
-        def events() -> Iterator[str]:
-            text = ""
-            for delta in _chain(first, streamed.deltas):
-                text += delta
-                chunk = _completion_chunk(completion_id, created, body.model, {"content": delta})
-                yield f"data: {json.dumps(chunk)}\n\n"
-            answer = streamed.finish(text)
-            final = _completion_chunk(completion_id, created, body.model, {}, "stop")
-            final["citations"] = _citations(answer)
-            yield f"data: {json.dumps(final)}\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-    reply = service.ask(question, flt, history=history)
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": body.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.answer.text},
-                "finish_reason": "stop",
-            }
-        ],
-        "citations": _citations(reply.answer),
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-    }
-
-
-def _split(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
+def split_messages(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
     if messages[-1].role != "user":
         raise InvalidInput("the last message must be the user's question", field="messages")
     history = [Message(role=m.role, content=m.content) for m in messages[:-1] if m.role != "system"]
     return messages[-1].content, history
 
 
-def _citations(answer: Answer) -> list[dict[str, Any]]:
+def citations_public(answer: Answer) -> list[dict[str, Any]]:
     return [CitationPublic.model_validate(c).model_dump() for c in answer.citations]
 
 
-def _completion_chunk(
-    cid: str, created: int, model: str, delta: dict[str, str], finish: str | None = None
-) -> dict[str, Any]:
-    return {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
-def _first(deltas: Iterator[str]) -> str | None:
+def first_delta(deltas: Iterator[str]) -> str | None:
     """Pull the first delta before answering 200: a model that is down answers 503, not a
     stream that stops at once."""
     return next(deltas, None)
 
 
-def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:
+def chain_deltas(first: str | None, rest: Iterator[str]) -> Iterator[str]:
     if first is not None:
         yield first
         yield from rest
@@ -227,7 +221,7 @@ def _sse(
     history: list[Message] | tuple[()],
 ) -> StreamingResponse:
     streamed = service.stream(question, flt, top_k=top_k, history=history)
-    first = _first(streamed.deltas)
+    first = first_delta(streamed.deltas)
 
     def events() -> Iterator[str]:
         yield _event(
@@ -238,13 +232,17 @@ def _sse(
             },
         )
         text = ""
-        for delta in _chain(first, streamed.deltas):
+        for delta in chain_deltas(first, streamed.deltas):
             text += delta
             yield _event("token", {"text": delta})
         answer = streamed.finish(text)
         yield _event(
             "citations",
-            {"answer": answer.text, "grounded": answer.grounded, "citations": _citations(answer)},
+            {
+                "answer": answer.text,
+                "grounded": answer.grounded,
+                "citations": citations_public(answer),
+            },
         )
         yield _event("done", {"timings_ms": streamed.search.timings_ms})
 

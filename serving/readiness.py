@@ -3,7 +3,8 @@
 ``/health`` says the process is alive; ``/ready`` says it can serve: the catalog, the broker, the
 vector store, the graph store and, when one is configured, the LLM endpoint. The checks run in
 parallel, each bounded by ``GEDRAG_OBSERVABILITY__READY_TIMEOUT_S``, so a hung backend costs one
-time limit, not one per component.
+time limit, not one per component. The API adds ``models`` (``serving.warmup``): "loading" while
+the text models load at start, which is not ready either.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from runtime import Runtime
 
 @dataclass(frozen=True)
 class Component:
-    status: Literal["up", "down"]
+    status: Literal["up", "down", "loading"]
     backend: str
     latency_ms: float | None = None
     detail: str | None = None

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from core.domain import DocumentStatus, JobKind, JobState
+
+
+def _not_a_number(value: Any) -> Any:
+    """A date-time in JSON is an ISO 8601 string: 0 (lax pydantic: 1970-01-01) is refused."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2024-01-31T00:00:00Z")
+    return value
+
+
+# Strict request models still parse date-times from JSON strings (pydantic's strict mode would
+# want datetime objects); numbers are refused.
+IsoDateTime = Annotated[datetime, Field(strict=False), BeforeValidator(_not_a_number)]
 
 
 class Public(BaseModel):
@@ -24,6 +36,17 @@ class VersionPublic(Public):
     chunk_count: int | None
     entity_count: int | None
     created_at: datetime
+    error: str | None = Field(description="Why this version's ingestion failed, when it did.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What its ingestion left out or changed: bytes that could not be decoded, "
+        "hidden text not indexed, chunks beyond a cap, passages flagged as addressing an AI "
+        "assistant.",
+    )
+
+
+class VersionsPublic(BaseModel):
+    items: list[VersionPublic] = Field(description="Oldest first.")
 
 
 class DocumentPublic(Public):
@@ -37,6 +60,12 @@ class DocumentPublic(Public):
     created_at: datetime
     updated_at: datetime
     versions: list[VersionPublic]
+    error: str | None = Field(
+        description="Why the current version's ingestion failed (status failed), else null."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="The current version's ingestion warnings."
+    )
 
 
 class DocumentsPage(BaseModel):
@@ -47,11 +76,17 @@ class DocumentsPage(BaseModel):
 class DocumentUpdate(BaseModel):
     """Fields to replace; omitted fields are kept. Tags and metadata are replaced whole."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the schema says (0 is no boolean, no date; "5" no number).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     title: str | None = Field(default=None, min_length=1, max_length=300)
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    collection: str | None = Field(
+        default=None,
+        description="Move the document to this collection (created if missing); 409 when a "
+        "document there holds the same content. Nothing is embedded again.",
+    )
 
 
 class UploadPublic(BaseModel):
@@ -82,12 +117,30 @@ class JobPublic(Public):
     attempts: int
     created_at: datetime
     updated_at: datetime
+    warnings: list[str] = Field(
+        default_factory=list, description="What a user should know about a job that succeeded."
+    )
+
+
+class JobDeletion(JobPublic):
+    """The deletion job, with ``job_id`` and ``document_id`` where an upload has them."""
+
+    job_id: str = Field(description="The same as ``id``: follow it at /v1/jobs/{job_id}.")
+
+
+class JobsPage(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")
 
 
 class CollectionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Letters, digits, spaces, '-', '_' and '.', beginning with a letter or digit.",
+    )
     description: str = Field(default="", max_length=2000)
 
 
@@ -96,6 +149,19 @@ class CollectionPublic(Public):
     description: str
     created_at: datetime
     document_count: int
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorPublic(BaseModel):
+    """An error of the OpenAI-compatible routes, in OpenAI's shape (its SDKs parse it)."""
+
+    error: OpenAIError
 
 
 class ErrorPublic(BaseModel):
@@ -107,14 +173,27 @@ class ErrorPublic(BaseModel):
 class SearchFilters(BaseModel):
     """Narrow the documents searched; the caller's tenant always applies."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: "stream": 0 and "uploaded_before": 0 are refused (422), as the schema's
+    # boolean and date-time types say.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     collections: list[str] | None = None
     tags: list[str] | None = Field(default=None, description="Documents with any of these tags.")
     metadata: dict[str, Any] | None = Field(default=None, description="Equality on each key.")
     document_ids: list[str] | None = None
-    uploaded_after: datetime | None = None
-    uploaded_before: datetime | None = None
+    uploaded_after: IsoDateTime | None = None
+    uploaded_before: IsoDateTime | None = None
+    document_types: list[str] | None = Field(
+        default=None, description="Documents sorted as any of these types."
+    )
+    correspondents: list[str] | None = Field(
+        default=None, description="Documents issued by or sent to any of these correspondents."
+    )
+    fields: dict[str, str | float] | None = Field(
+        default=None,
+        description='Sorting fields, as GET /v1/documents reads them: {"total_ttc_gte": 100, '
+        '"date_lt": "2024-06-01", "reference": "F-12"} (built-in fields).',
+    )
     top_k: int | None = Field(default=None, ge=1, le=50)
 
 
@@ -134,6 +213,11 @@ class PassagePublic(Public):
     section_path: list[str]
     text: str
     score: float
+    suspicious: bool = Field(
+        default=False,
+        description="The passage addresses an AI assistant (e.g. 'ignore previous "
+        "instructions'): shown, never given as an answer.",
+    )
 
 
 class SearchResponse(BaseModel):
@@ -166,6 +250,8 @@ class AskResponse(BaseModel):
 
 
 class ChatMessage(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     role: Literal["user", "assistant", "system"]
     content: str = Field(max_length=20000)
 
@@ -175,11 +261,34 @@ class ChatRequest(SearchFilters):
     stream: bool = False
 
 
+class StreamOptions(BaseModel):
+    include_usage: bool = Field(
+        default=False, description="Send a last chunk with the token counts (OpenAI's option)."
+    )
+
+
 class ChatCompletionRequest(BaseModel):
-    """OpenAI-compatible; ``model`` may name a collection: ``gedrag`` or ``gedrag/<collection>``."""
+    """OpenAI-compatible. ``model`` is one of ``GET /v1/models``: ``gedrag`` (every collection),
+    ``gedrag/<collection>``, ``gedrag@<release>`` or ``gedrag@<release>/<collection>``; any
+    other answers 404 ``model_not_found``."""
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = "gedrag"
+    model: str = Field(default="gedrag", strict=True)
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)
+    stream_options: StreamOptions | None = None
+
+
+class ModelPublic(BaseModel):
+    """One model of ``GET /v1/models``, in OpenAI's shape."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time the collection or release was created.")
+    owned_by: str
+
+
+class ModelsPublic(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]

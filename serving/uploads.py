@@ -27,11 +27,6 @@ READ_CHUNK = 1024 * 1024
 class CheckedFile(Incoming):
     """An upload that passed every check: its bytes are in ``source`` (seekable)."""
 
-    @property
-    def title(self) -> str:
-        stem, _ = os.path.splitext(self.filename)
-        return (stem or self.filename)[:300]
-
 
 def check_file(source: BinaryIO, raw_name: str | None, *, max_bytes: int) -> CheckedFile:
     """Size, emptiness and type (from content), with a safe file name; raises 413/422/415."""
@@ -48,11 +43,10 @@ def check_file(source: BinaryIO, raw_name: str | None, *, max_bytes: int) -> Che
     name = safe_filename(raw_name)
     if size == 0:
         raise EmptyUpload(f"{name!r} is empty", field="file")
-    media_type = media.sniff(source, name)
-    if media_type is None:
-        raise UnsupportedMediaType(
-            f"{name!r} is not a supported document type; supported: {media.supported_list()}"
-        )
+    try:
+        media_type = media.check(source, name)
+    except UnsupportedMediaType as exc:
+        raise UnsupportedMediaType(f"{exc.detail}; supported: {media.supported_list()}") from exc
     source.seek(0)
     return CheckedFile(source, name, media_type, digest.hexdigest(), size)
 
@@ -73,8 +67,9 @@ def safe_filename(raw: str | None) -> str:
 
 
 def parse_tags(values: list[str] | None) -> list[str]:
-    """Tags from repeated form fields and/or comma-separated lists; trimmed, unique, sorted."""
-    tags = {t.strip() for v in values or [] for t in v.split(",") if t.strip()}
+    """Tags from repeated form fields, comma-separated lists and/or JSON lists
+    (``["a", "b"]``, what a JSON client sends); trimmed, unique, sorted."""
+    tags = {t.strip() for v in values or [] for t in _tag_values(v) if t.strip()}
     bad = [t for t in tags if len(t) > MAX_TAG_LEN or any(not c.isprintable() for c in t)]
     if bad:
         raise InvalidInput(
@@ -83,6 +78,21 @@ def parse_tags(values: list[str] | None) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise InvalidInput(f"at most {MAX_TAGS} tags per document", field="tags")
     return sorted(tags)
+
+
+def _tag_values(value: str) -> list[str]:
+    if not value.lstrip().startswith("["):
+        return value.split(",")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"tags look like a JSON list but are not valid JSON: {exc.msg} at char {exc.pos}",
+            field="tags",
+        ) from exc
+    if not isinstance(parsed, list) or not all(isinstance(t, str) for t in parsed):
+        raise InvalidInput("tags as JSON must be a list of strings", field="tags")
+    return parsed
 
 
 def parse_metadata(raw: str | None, field: str = "metadata") -> dict[str, Any]:

@@ -60,10 +60,26 @@ class TextModels:
         self.sentence_vectors = settings.embedding.sentences
         self._batcher: BatchingEmbedder | None = None
         self._batcher_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._loaded = False
 
     @cached_property
     def embedder(self) -> Embedder:
         return self._embedder if self._embedder is not None else make_embedder(self.settings)
+
+    def load(self) -> None:
+        """Bring the embedding model's weights into memory now rather than at the first embed
+        (~7 s): the API starts it in the background. Idempotent; a caller arriving while a load
+        runs waits for it instead of loading a second copy."""
+        with self._load_lock:
+            if not self._loaded:
+                self.embedder.embed(["gedrag"])
+                self._loaded = True
+
+    @property
+    def loaded(self) -> bool:
+        """Whether :meth:`load` has finished."""
+        return self._loaded
 
     @property
     def batcher(self) -> BatchingEmbedder:

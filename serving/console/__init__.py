@@ -54,4 +54,9 @@ def install(app: FastAPI) -> None:
     def console() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (/docs, JSON).
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=HEADERS)
+
     app.mount("/console", ConsoleFiles(directory=STATIC), name="console")

@@ -17,8 +17,12 @@ class CollectionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, tenant_id: str, name: str, description: str = "") -> Collection:
-        name = conv.clean_name(name, "name")
+    def create(
+        self, tenant_id: str, name: str, description: str = "", *, field: str = "name"
+    ) -> Collection:
+        """A new collection; :class:`InvalidInput` (naming ``field``) for a name that breaks
+        :data:`~stores.catalog.rows.COLLECTION_NAME_RULE`, :class:`Conflict` if it exists."""
+        name = conv.collection_name(name, field)
         try:
             with self.db.session() as s:
                 row = CollectionRow(
@@ -34,14 +38,16 @@ class CollectionRepository:
             raise Conflict(f"collection {name!r} already exists") from exc
 
     def ensure(self, tenant_id: str, name: str) -> Collection:
-        """The named collection, created if missing (uploads name their collection)."""
+        """The named collection, created if missing (uploads name their collection). An
+        existing collection is found by its name as it is, even one that predates the naming
+        rule; a new one must follow it."""
         name = conv.clean_name(name, "collection")
         with self.db.session() as s:
             row = s.get(CollectionRow, ids.collection_id(tenant_id, name))
             if row is not None:
                 return conv.collection(row, 0)
         try:
-            return self.create(tenant_id, name)
+            return self.create(tenant_id, name, field="collection")
         except Conflict:  # created concurrently: it exists now, which is all we need
             with self.db.session() as s:
                 row = s.get(CollectionRow, ids.collection_id(tenant_id, name))

@@ -13,12 +13,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import ids
-from core.domain import Document, DocumentFilter, DocumentStatus, Job, JobKind, JobState, Page
+from core.domain import (
+    HIDDEN_STATUSES,
+    Document,
+    DocumentFilter,
+    DocumentStatus,
+    Job,
+    JobKind,
+    JobState,
+    Page,
+)
 from core.errors import Conflict, NotFound
 from stores.catalog import rows as conv
 from stores.catalog.collections import CollectionRepository
 from stores.catalog.database import Database
 from stores.catalog.models import DocumentRow, JobRow, MetaRow, TagRow, VersionRow, utcnow
+from stores.catalog.sorting import filter_clauses as sorting_clauses
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ class DocumentRepository:
                 .where(
                     DocumentRow.tenant_id == tenant_id,
                     DocumentRow.collection_id == ids.collection_id(tenant_id, collection),
-                    DocumentRow.status != DocumentStatus.DELETING,
+                    DocumentRow.status.notin_(HIDDEN_STATUSES),
                     VersionRow.sha256 == sha256,
                 )
                 .limit(1)
@@ -78,9 +88,9 @@ class DocumentRepository:
         of the same bytes collides on the primary key: that race answers :class:`Conflict`.
         """
         coll = self.collections.ensure(tenant_id, collection)
-        doc_id = ids.document_id(tenant_id, coll.id, version.sha256)
         try:
             with self.db.session() as s:
+                doc_id = self._free_id(s, tenant_id, coll.id, version.sha256)
                 row = DocumentRow(
                     id=doc_id,
                     tenant_id=tenant_id,
@@ -100,6 +110,68 @@ class DocumentRepository:
                 return conv.document(row), job
         except IntegrityError as exc:
             raise Conflict("the same content is being uploaded concurrently; retry") from exc
+
+    @staticmethod
+    def _free_id(s: Session, tenant_id: str, collection_id: str, sha256: str) -> str:
+        """The id of a new document: derived from tenant, collection and content, or, when a
+        document moved to another collection still holds that id, derived again from it (still
+        deterministic, so concurrent uploads of the same bytes still collide)."""
+        doc_id = ids.document_id(tenant_id, collection_id, sha256)
+        while (taken := s.get(DocumentRow, doc_id)) is not None:
+            if taken.collection_id == collection_id:
+                if taken.status == DocumentStatus.TRASHED:
+                    raise Conflict(
+                        f"identical content is in the trash as document {doc_id}: restore it"
+                    )
+                break  # the same upload, concurrently: the insert raises the conflict
+            doc_id = ids.stable_uuid("document", "moved", doc_id)
+        return doc_id
+
+    def move(self, tenant_id: str, document_id: str, collection: str) -> Document:
+        """Put the document in another collection (created if missing, its name checked);
+        :class:`Conflict` when a document there already holds one of its versions' content, or
+        while one of its jobs is unfinished."""
+        target = self.collections.ensure(tenant_id, collection)
+        with self.db.session() as s:
+            row = self._live_row(s, tenant_id, document_id)
+            if row.collection_id == target.id:
+                return conv.document(row)
+            # A job still writing vectors would write them with the old collection after the
+            # move had updated the payloads.
+            pending = s.scalar(
+                select(JobRow.id)
+                .where(
+                    JobRow.document_id == row.id,
+                    JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                )
+                .limit(1)
+            )
+            if pending is not None:
+                raise Conflict(
+                    f"document {document_id} is being indexed (job {pending}); move it once "
+                    "the job has finished"
+                )
+            shas = {v.sha256 for v in row.versions}
+            other = s.scalar(
+                select(DocumentRow.id)
+                .join(VersionRow, VersionRow.document_id == DocumentRow.id)
+                .where(
+                    DocumentRow.collection_id == target.id,
+                    DocumentRow.status != DocumentStatus.DELETING,
+                    VersionRow.sha256.in_(shas),
+                )
+                .limit(1)
+            )
+            if other is not None:
+                raise Conflict(
+                    f"identical content already exists in collection {target.name!r} "
+                    f"as document {other}"
+                )
+            row.collection_id = target.id
+            row.updated_at = utcnow()
+            s.flush()
+            s.expire(row, ["collection"])
+            return conv.document(row)
 
     def add_version(
         self, tenant_id: str, document_id: str, version: NewVersion
@@ -155,7 +227,7 @@ class DocumentRepository:
         if flt.status is not None:
             q = q.where(DocumentRow.status == flt.status)
         else:
-            q = q.where(DocumentRow.status != DocumentStatus.DELETING)
+            q = q.where(DocumentRow.status.notin_(HIDDEN_STATUSES))
         if flt.collection is not None:
             q = q.where(DocumentRow.collection_id == ids.collection_id(tenant_id, flt.collection))
         if flt.tag is not None:
@@ -171,6 +243,7 @@ class DocumentRepository:
         if flt.title_contains:
             pattern = "%" + conv.escape_like(flt.title_contains.lower()) + "%"
             q = q.where(func.lower(DocumentRow.title).like(pattern, escape="\\"))
+        q = q.where(*sorting_clauses(flt))  # type, correspondent, typed fields (issue #17)
         if cursor is not None:
             created, last_id = conv.decode_cursor(cursor)
             q = q.where(
@@ -281,6 +354,8 @@ class DocumentRepository:
         row = self._row(s, tenant_id, document_id)
         if row.status == DocumentStatus.DELETING:
             raise Conflict(f"document {document_id} is being deleted")
+        if row.status == DocumentStatus.TRASHED:
+            raise Conflict(f"document {document_id} is in the trash: restore it first")
         return row
 
     # -- scans across tenants (migrations, verification) -------------------------------------

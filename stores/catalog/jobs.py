@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
-from core.domain import Job, JobState
+from core.domain import Job, JobKind, JobPage, JobState
 from core.errors import NotFound
 from stores.catalog import rows as conv
 from stores.catalog.database import Database
@@ -23,6 +23,42 @@ class JobRepository:
                 raise NotFound(f"no job with id {job_id!r}")
             return conv.job(row)
 
+    def page(
+        self,
+        tenant_id: str,
+        *,
+        state: JobState | None = None,
+        kind: JobKind | None = None,
+        document_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """The tenant's jobs, newest first, keyset-paginated on (created_at, id) like
+        documents; every given filter narrows."""
+        q = select(JobRow).where(JobRow.tenant_id == tenant_id)
+        if state is not None:
+            q = q.where(JobRow.state == state)
+        if kind is not None:
+            q = q.where(JobRow.kind == kind)
+        if document_id is not None:
+            q = q.where(JobRow.document_id == document_id)
+        if cursor is not None:
+            created, last_id = conv.decode_cursor(cursor)
+            q = q.where(
+                or_(
+                    JobRow.created_at < created,
+                    and_(JobRow.created_at == created, JobRow.id < last_id),
+                )
+            )
+        q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
+        with self.db.session() as s:
+            rows = list(s.scalars(q))
+            items = [conv.job(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = conv.encode_cursor(items[-1].created_at, items[-1].id)
+        return JobPage(items=items, next_cursor=next_cursor)
+
     def load(self, job_id: str) -> Job:
         """A job by id, whatever its tenant (workers act for every tenant)."""
         with self.db.session() as s:
@@ -39,6 +75,7 @@ class JobRepository:
         stage: str | None = None,
         progress: float | None = None,
         error: str | None = None,
+        warnings: list[str] | None = None,
         new_attempt: bool = False,
     ) -> Job:
         with self.db.session() as s:
@@ -53,6 +90,8 @@ class JobRepository:
                 row.progress = max(0.0, min(1.0, progress))
             if error is not None:
                 row.error = error
+            if warnings is not None:
+                row.warnings = list(warnings)
             if new_attempt:
                 row.attempts += 1
             row.updated_at = utcnow()

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -150,6 +151,15 @@ class VersionRow(Base):
     entity_count: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The version's ingestion jobs, oldest first: a failed version's cause is its last job's
+    # error (read-only; jobs carry no foreign key, a delete job outlives its document).
+    jobs: Mapped[list[JobRow]] = relationship(
+        primaryjoin="foreign(JobRow.version_id) == VersionRow.id",
+        viewonly=True,
+        lazy="selectin",
+        order_by="JobRow.created_at",
+    )
+
 
 class JobRow(Base):
     __tablename__ = "jobs"
@@ -165,6 +175,8 @@ class JobRow(Base):
     stage: Mapped[str] = mapped_column(String(32), default="")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the user should know about a job that succeeded (Alembic 0006).
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -352,3 +364,305 @@ class PromotionRow(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column()
     decided_by: Mapped[str] = mapped_column(String(100))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- records lifecycle: trash, legal holds, retention, certificates, audit (Alembic 0007) ------
+# No foreign key to documents on purpose (except the trash): certificates and the audit trail
+# outlive the documents they speak of, and name them by id only (no title, no content).
+
+
+class TrashRow(Base):
+    """A document in the trash: hidden from readers, restorable until ``purge_after``."""
+
+    __tablename__ = "records_trash"
+    __table_args__ = (Index("ix_records_trash_due", "purge_after"),)
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ID, index=True)
+    trashed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    purge_after: Mapped[datetime] = mapped_column()
+    trashed_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+
+
+class HoldRow(Base):
+    __tablename__ = "records_holds"
+    __table_args__ = (Index("ix_records_holds_tenant", "tenant_id", "released_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    placed_by: Mapped[str] = mapped_column(String(200))
+    selector: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    released_by: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class RetentionPolicyRow(Base):
+    __tablename__ = "records_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(200))
+    selector: Mapped[dict[str, Any]] = mapped_column()
+    years: Mapped[int] = mapped_column(Integer, default=0)
+    months: Mapped[int] = mapped_column(Integer, default=0)
+    days: Mapped[int] = mapped_column(Integer, default=0)
+    anchor: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    confirmed: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CertificateRow(Base):
+    """A purge's state while it runs (a rerun goes on from it), its certificate once done."""
+
+    __tablename__ = "records_certificates"
+    __table_args__ = (
+        Index("ix_records_certificates_doc", "document_id", "state"),
+        Index("ix_records_certificates_tenant", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    document_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(ID, default=None)
+    stores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    originals: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditRow(Base):
+    __tablename__ = "records_audit"
+    __table_args__ = (Index("ix_records_audit_tenant", "tenant_id", "at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RecordsSettingsRow(Base):
+    """A tenant's own records settings (the trash period); absent: the platform's defaults."""
+
+    __tablename__ = "records_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    trash_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- sorting: vocabulary, per-document decisions, typed field values, events (Alembic 0008) ----
+# Issue #17. A decision row goes with its document (ON DELETE CASCADE); events name documents
+# by id only and outlive them, like the records audit.
+
+
+class SortingEntryRow(Base):
+    """One vocabulary entry of a tenant (a document type, correspondent, tag or custom field);
+    ``data`` is its JSON form (``sorting.vocabulary.Entry.to_dict``)."""
+
+    __tablename__ = "sorting_entries"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "key"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SortingSettingsRow(Base):
+    """A tenant's sorting settings and the version of its labelled examples (bumped by every
+    label or correction: a process holding an older fitted classifier fits it again)."""
+
+    __tablename__ = "sorting_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    threshold: Mapped[float | None] = mapped_column(Float, default=None)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    examples_version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SortingDocumentRow(Base):
+    """A document's sorting: what was decided (``state``: applied, review, confirmed), by what
+    (``reason``: rule, classifier, zero-shot, llm, user) with which confidence, the features the
+    classifier reads, and, once a user gave or confirmed its type, the training label."""
+
+    __tablename__ = "sorting_documents"
+    __table_args__ = (
+        Index("ix_sorting_documents_state", "tenant_id", "state", "updated_at"),
+        Index("ix_sorting_documents_type", "tenant_id", "document_type"),
+        Index("ix_sorting_documents_label", "tenant_id", "label"),
+    )
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ID)
+    version_id: Mapped[str | None] = mapped_column(ID, default=None)
+    state: Mapped[str] = mapped_column(String(16))
+    document_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    issuer: Mapped[str | None] = mapped_column(String(100), default=None)
+    recipient: Mapped[str | None] = mapped_column(String(100), default=None)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    features: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    label: Mapped[str | None] = mapped_column(String(100), default=None)
+    decided_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SortingFieldRow(Base):
+    """One typed field value of a document, for filters: ``num`` (amounts; dates as epoch
+    seconds) and / or ``text``."""
+
+    __tablename__ = "sorting_fields"
+    __table_args__ = (
+        Index("ix_sorting_fields_num", "key", "num"),
+        Index("ix_sorting_fields_text", "key", "text"),
+    )
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    num: Mapped[float | None] = mapped_column(Float, default=None)
+    text: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class SortingEventRow(Base):
+    """Every sorting decision, automatic or a user's, with what it changed (``before``: what
+    an undo restores)."""
+
+    __tablename__ = "sorting_events"
+    __table_args__ = (Index("ix_sorting_events_document", "tenant_id", "document_id", "at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    document_id: Mapped[str] = mapped_column(ID)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class GraphLabelRow(Base):
+    """The embedded graph store's labels of a document (``stores.graph.relational``):
+    ``Document -OF_TYPE-> DocumentType``, ``-FROM-> / -TO-> Correspondent``, by key."""
+
+    __tablename__ = "graph_document_labels"
+    __table_args__ = (Index("ix_graph_document_labels_key", "tenant_id", "relation", "key"),)
+
+    document_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    relation: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(300))
+
+
+# -- sources: watched folders, SMB shares, IMAP mailboxes, and each item's outcome (Alembic 0009)
+# Issue #18. An item names the document it became (ON DELETE SET NULL: a document deleted in
+# gedrag leaves the item's history, and the file is not taken again until it changes).
+
+
+class SourceRow(Base):
+    """A tenant's source: where documents come from (``config``, no secret), its credentials
+    (``secret``: a Fernet token, never returned), its schedule and the state of its syncs.
+
+    A round holds a lease (``lease_token`` until ``lease_until``) so that two workers never
+    sync the same source at once; a worker that dies lets its lease expire."""
+
+    __tablename__ = "sources"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_sources_due", "paused", "next_sync_at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    collection: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[str] = mapped_column(Text, default="")
+    interval_s: Mapped[int] = mapped_column(Integer)
+    on_delete: Mapped[str] = mapped_column(String(16))
+    paused: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    cursor: Mapped[str | None] = mapped_column(Text, default=None)
+    next_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    sync_requested: Mapped[bool] = mapped_column(default=False)
+    lease_token: Mapped[str | None] = mapped_column(ID, default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_round: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SourceItemRow(Base):
+    """One item of a source (a file, a mail, a mail's attachment) and its latest outcome:
+    taken, duplicate, updated, unchanged, failed (``detail`` says why), deleted, kept,
+    skipped. ``present`` rows are what the source holds now (the sync compares listings with
+    them); their ``document_id`` is the document's origin."""
+
+    __tablename__ = "source_items"
+    __table_args__ = (
+        Index("ix_source_items_source", "source_id", "present", "outcome"),
+        Index("ix_source_items_document", "document_id"),
+    )
+
+    # uuid5 of source and key: keys are paths of any length, too long for an index.
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ID)
+    key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(200), default="")
+    present: Mapped[bool] = mapped_column(default=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    document_id: Mapped[str | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="SET NULL"), default=None
+    )
+    job_id: Mapped[str | None] = mapped_column(ID, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    filename: Mapped[str] = mapped_column(String(300), default="")
+    # BigInteger: a file in a watched folder may be larger than 2 GiB (refused, but recorded).
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

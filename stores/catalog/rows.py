@@ -47,6 +47,29 @@ def clean_name(name: str, field: str) -> str:
     return name
 
 
+COLLECTION_NAME_RULE = (
+    "1-100 characters: letters, digits, spaces, '-', '_' and '.', beginning with a letter or "
+    "a digit (no '/')"
+)
+
+
+def collection_name(name: str, field: str) -> str:
+    """A new collection's name, trimmed; :class:`InvalidInput` stating the rule otherwise.
+
+    Names appear in URL paths (``DELETE /v1/collections/{name}``) and in model ids
+    (``gedrag/<collection>``): a '/' made a collection that could not be deleted. Collections
+    created before this rule keep their names and stay usable and deletable."""
+    name = name.strip()
+    ok = (
+        0 < len(name) <= 100 and name[0].isalnum() and all(c.isalnum() or c in " -_." for c in name)
+    )
+    if not ok:
+        raise InvalidInput(
+            f"{field} {name[:100]!r} is invalid: {COLLECTION_NAME_RULE}", field=field
+        )
+    return name
+
+
 def escape_like(text_: str) -> str:
     return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -113,7 +136,22 @@ def version(r: VersionRow) -> Version:
         chunk_count=r.chunk_count,
         entity_count=r.entity_count,
         created_at=r.created_at,
+        error=_failure(r),
+        warnings=_warnings(r),
     )
+
+
+def _warnings(r: VersionRow) -> tuple[str, ...]:
+    """What the version's last ingestion job warned about."""
+    ingests = [j for j in r.jobs if j.kind == JobKind.INGEST]
+    return tuple(ingests[-1].warnings or ()) if ingests else ()
+
+
+def _failure(r: VersionRow) -> str | None:
+    """Why a failed version failed: its last job's error (None unless it failed)."""
+    if r.status != DocumentStatus.FAILED:
+        return None
+    return next((j.error for j in reversed(r.jobs) if j.error), None)
 
 
 def document(r: DocumentRow) -> Document:
@@ -184,4 +222,5 @@ def job(r: JobRow) -> Job:
         attempts=r.attempts,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        warnings=tuple(r.warnings or ()),
     )

@@ -28,14 +28,15 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     env = {
         **os.environ,
         "GEDRAG_DATA_DIR": str(tmp_path / "var"),
-        "GEDRAG_API__PORT": str(port),
         "GEDRAG_CLIENT__URL": f"http://127.0.0.1:{port}",
         "COLUMNS": "200",
     }
-    env.pop("GEDRAG_CATALOG__URL", None)
-    env.pop("GEDRAG_BROKER__URL", None)
+    for name in ("GEDRAG_CATALOG__URL", "GEDRAG_BROKER__URL", "GEDRAG_API__PORT"):
+        env.pop(name, None)
     log = (tmp_path / "up.log").open("w+")
-    proc = subprocess.Popen([GEDRAG, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    # The address on the command line (issue #21: only environment variables set it).
+    command = [GEDRAG, "up", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         key = None
@@ -47,6 +48,8 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
                 break
             time.sleep(0.3)
         assert key, (tmp_path / "up.log").read_text()
+        # where to go next, said at start
+        assert f"web console: http://127.0.0.1:{port}/" in (tmp_path / "up.log").read_text()
         yield f"http://127.0.0.1:{port}", key, {**env, "GEDRAG_CLIENT__API_KEY": key}
     finally:
         proc.terminate()
@@ -99,7 +102,21 @@ def test_up_prints_a_key_and_serves_the_api(platform: tuple[str, str, dict[str, 
         timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
-    assert "docling_mixed" in listed.stdout and "unstructured_fake" in listed.stdout
+    # titles: docling_mixed.md's first heading ("Title"), the DOCX without one its file name
+    assert "Title" in listed.stdout and "unstructured_fake" in listed.stdout
+    narrow = subprocess.run(
+        [GEDRAG, "docs", "list"],
+        env={**env, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow.stdout
+    ids = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", narrow.stdout)
+    assert len(ids) == 3, narrow.stdout  # every id whole on one line, ready to copy
+    assert "unstructured_fake" in narrow.stdout and "memos" in narrow.stdout
 
     faa = subprocess.run(
         [GEDRAG, "ingest", str(folder / "docling_amt_handbook_sample.pdf"), "--collection", "faa"],
@@ -118,7 +135,8 @@ def test_up_prints_a_key_and_serves_the_api(platform: tuple[str, str, dict[str, 
     )
     assert answer.returncode == 0, answer.stderr
     assert "all-metal type and the fiber lock type" in answer.stdout
-    assert "Sources" in answer.stdout and "docling_amt_handbook_sample (v1)" in answer.stdout
+    # titled by its PDF /Title
+    assert "Sources" in answer.stdout and "AMT General Handbook (v1)" in answer.stdout
     with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
         body = c.post(
             "/v1/ask",
@@ -164,5 +182,8 @@ def test_admin_commands(tmp_path: Path) -> None:
     listing = gedrag("keys", "list", "acme").stdout
     assert "ci" in listing and "initial" in listing
     assert gedrag("keys", "list", "nobody").returncode == 1
+    for command in ("up", "api"):
+        helped = gedrag(command, "--help")
+        assert "--host" in helped.stdout and "--port" in helped.stdout, helped.stdout
     no_redis = gedrag("worker")
     assert no_redis.returncode == 1 and "only serves `gedrag up`" in no_redis.stderr

@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import threading
 import time
+import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +26,19 @@ from typing import Any
 import pytest
 import uvicorn
 
+from core.errors import GedragError
 from core.settings import BrokerSettings, Settings
 from evaluation import runner
 from evaluation.release import RELEASES_DIR, load_release
 from evaluation.suites import load_suite
+from ingestion.parsing import ParseLimits, parse
 from serving.app import create_app
+from serving.errors import status_for
+from serving.uploads import check_file, parse_tags
 from stores.catalog.evaluation import EvalStore
 from tests.conftest import FIXTURES, REQUIRE_SERVICES, SHARED_DATASETS
 from tests.support.net import free_port
+from tests.support.shipped_suites import ship_suites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -196,6 +203,11 @@ def upload_row(page: Any, name: str) -> Any:
     return page.locator(f'li.upload[data-name="{name}"]')
 
 
+def document_id_of(row: Any) -> str:
+    """The id of the document an upload row links to."""
+    return str(row.locator("a").get_attribute("href")).removeprefix("#/documents/")
+
+
 def doc_fixture(name: str) -> Path:
     """A PDF from ../shared/datasets/doc_fixtures when present, else its copy in tests."""
     shared = SHARED_DATASETS / "doc_fixtures" / "pdf" / name
@@ -215,11 +227,13 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(page: Any, server: Serve
         row = upload_row(page, source.name)
         row.locator('[data-status="ready"]').wait_for(timeout=SLOW)
         assert row.locator("progress").get_attribute("value") == "1"
+    memo_id = document_id_of(upload_row(page, memo.name))
     seen = page.evaluate("() => window.seen")
-    order = ["uploading", "queued", "parsing", "indexing", "ready"]
+    # "loading the model" is shown inside indexing while the first job waits for the model.
+    rank = {"uploading": 0, "queued": 1, "parsing": 2, "indexing": 3, "loading": 3, "ready": 4}
     for statuses in (seen[memo.name], seen[handbook.name]):
         assert statuses[:2] == ["uploading", "queued"] and statuses[-1] == "ready", statuses
-        assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
+        assert [rank[s] for s in statuses] == sorted(rank[s] for s in statuses)
     # The handbook page takes seconds to parse and index: its row showed the stages live.
     assert {"parsing", "indexing"} & set(seen[handbook.name]), seen
     listed = page.locator("#documents tr", has_text="memos")
@@ -235,6 +249,7 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(page: Any, server: Serve
     page.locator("#filter-status").select_option("ready")
     expect(page.locator("#documents tr")).to_have_count(2)
     shot(page, "1-documents-ready")
+    memo_title = page.locator(f'#documents tr[data-id="{memo_id}"] a').inner_text()
 
     page.get_by_role("link", name="Ask").click()
     page.locator("#ask-collection").select_option("memos")
@@ -244,12 +259,15 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(page: Any, server: Serve
     answer.locator("button.citation").first.wait_for(timeout=SLOW)
     assert "3 trucks" in answer.locator(".text").inner_text()
     assert answer.locator(".not-found").count() == 0
+    chip = answer.locator("button.citation").first
+    assert chip.locator(".chip-title").inner_text() == memo_title
+    assert chip.locator(".chip-page").inner_text() == "p. 1"  # the source chip names its page
     shot(page, "2-answer")
 
     answer.locator("button.citation").first.click()
     dialog = page.locator("dialog#passage")
     dialog.wait_for()
-    assert dialog.locator("#passage-title").inner_text() == memo.stem
+    assert dialog.locator("#passage-title").inner_text() == memo_title
     assert "p. 1" in dialog.locator(".where").inner_text()
     mark = dialog.locator("#passage-text mark")
     assert " ".join(mark.inner_text().split()) == "A total of 3 trucks were used for 15 hours."
@@ -350,6 +368,354 @@ def test_a_drop_of_many_files_sends_three_at_a_time(page: Any, server: Server) -
     expect(page.locator("#documents tr")).to_have_count(5)
 
 
+# -- first-day fixes: search inside, source chips, editing, causes, French ---------------------
+
+
+def new_tenant(server: Server, name: str) -> str:
+    server.catalog.tenants.create(name)
+    key, _ = server.catalog.tenants.create_key(name)
+    return key
+
+
+def api_upload(server: Server, key: str, name: str, data: bytes, **form: str) -> dict[str, Any]:
+    """Upload through the API (not the page) and wait for the ingestion to end."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(
+        f"{server.url}/v1/documents", headers=auth, files={"file": (name, data)}, data=form
+    )
+    assert r.status_code == 202, r.text
+    result: dict[str, Any] = r.json()
+    deadline = time.monotonic() + SLOW / 1000
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/v1/jobs/{result['job_id']}", headers=auth).json()
+        if job["state"] in ("succeeded", "failed"):
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"{name} was not ingested in time")
+
+
+def api_get(server: Server, key: str, path: str) -> Any:
+    import httpx
+
+    r = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def fold(text: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)
+    ).lower()
+
+
+# Sections of ~90 words: each is a chunk of its own (smaller ones merge with a sibling).
+GUIDE = """# Guide du personnel
+
+## Congés payés
+
+Chaque salarié acquiert 2,5 jours ouvrables de congés payés par mois de travail effectif chez
+le même employeur, soit 30 jours ouvrables pour une année complète. Les salariées et salariés à
+temps partiel ont les mêmes droits que ceux à temps plein. La période de prise des congés est
+fixée par l'employeur après consultation du comité social et économique. Le congé principal
+doit comprendre au moins 12 jours ouvrables continus entre le 1er mai et le 31 octobre. Les
+jours non pris à la fin de la période sont perdus, sauf accord écrit du service du personnel.
+
+## Chaufferie
+
+La porte de la chaufferie reste fermée en permanence et seul le personnel de maintenance en
+détient la clé. Une inspection de la chaudière a lieu chaque trimestre par un technicien agréé,
+qui consigne ses relevés dans le registre de sécurité. En cas d'odeur de gaz, il faut quitter
+la pièce sans actionner aucun interrupteur, puis appeler le numéro d'urgence affiché à
+l'entrée. Les produits inflammables ne doivent jamais être entreposés dans ce local, pas même
+pour une courte durée pendant des travaux.
+""".encode()
+NOTES = (
+    b"Note de service : le code <img src=x onerror=window.hacked=1> et la balise <b>gras</b> "
+    b"s'affichent tels quels dans la console.\n"
+)
+
+
+def test_search_inside_the_documents_marks_the_words_and_sources_name_their_section(
+    page: Any, server: Server
+) -> None:
+    sign_in(page, new_tenant(server, "umbrella"))
+    drop_files(page, ("guide.md", GUIDE, "text/markdown"), ("notes.txt", NOTES, "text/plain"))
+    for name in ("guide.md", "notes.txt"):
+        upload_row(page, name).locator('[data-status="ready"]').wait_for(timeout=SLOW)
+    guide = document_id_of(upload_row(page, "guide.md"))
+
+    # No accents typed, plurals and feminines in the text: still marked.
+    page.locator("#content-query").fill("conges payes des salaries")
+    page.locator("#content-query").press("Enter")
+    hit = page.locator("#passages li.hit").first
+    hit.wait_for(timeout=SLOW)
+    assert hit.get_attribute("data-document") == guide
+    assert hit.locator(".where").inner_text().endswith("Congés payés")  # its section
+    marked = hit.locator("mark").all_inner_texts()
+    assert {"congés", "payés", "salarié", "salariées", "salariés"} <= set(marked), marked
+    assert all(fold(m).startswith(("conge", "paye", "salarie")) for m in marked), marked
+    assert "Passages found: " in page.locator("#content-status").inner_text()
+    shot(page, "8-search-inside")
+
+    # A passage is text, never HTML: the tags it quotes are shown, not run.
+    page.locator("#content-query").fill("balise gras console")
+    page.locator("#content-send").click()
+    notes = page.locator("#passages li.hit", has_text="Note de service")
+    notes.wait_for(timeout=SLOW)
+    assert "<img src=x onerror=window.hacked=1>" in notes.inner_text()
+    assert "<b>gras</b>" in notes.inner_text()
+    assert page.locator("#passages img, #passages b").count() == 0
+    assert page.evaluate("() => window.hacked") is None
+
+    page.locator("#content-query").fill("xylophone quetzal")
+    page.locator("#content-send").click()
+    expect(page.locator("#content-status")).to_have_text(
+        re.compile("No passage matches|Passages found")
+    )
+
+    # The answer's source chip names the section the passage comes from.
+    page.get_by_role("link", name="Ask").click()
+    page.locator("#question").fill(
+        "Combien de jours de congés payés un salarié acquiert-il par mois ?"
+    )
+    page.locator("#question").press("Enter")
+    answer = page.locator(".turn .answer").last
+    chip = answer.locator("button.citation").first
+    chip.wait_for(timeout=SLOW)
+    assert "2,5 jours" in answer.locator(".text").inner_text()
+    assert chip.locator(".chip-section").inner_text() == "Congés payés"
+    assert str(chip.get_attribute("title")).endswith("› Congés payés")
+    assert chip.locator(".chip-page").count() == 0  # Markdown has no pages
+    shot(page, "9-source-chip-section")
+
+    # Back on the documents page, the last search is still there; a hit opens its document.
+    page.get_by_role("link", name="Documents", exact=True).click()
+    page.locator(f'#passages li.hit[data-document="{guide}"] a').first.click()
+    page.locator("#doc-title").wait_for()
+    assert page.url.endswith(f"#/documents/{guide}")
+
+
+def test_edit_title_tags_and_metadata(page: Any, server: Server) -> None:
+    key = new_tenant(server, "hooli")
+    doc = api_upload(
+        server,
+        key,
+        "budget.md",
+        b"# Budget\n\nThe budget for the year.\n",
+        tags="draft",
+        metadata='{"year": 2024, "dept": "ops", "codes": [1, 2]}',
+    )
+    path = f"/v1/documents/{doc['document_id']}"
+    sign_in(page, key)
+    page.goto(f"/#/documents/{doc['document_id']}")
+    page.locator("#doc-title").wait_for()
+    before = api_get(server, key, path)
+
+    page.locator("#edit").click()
+    page.locator("#edit-title").fill("Thrown away")
+    page.locator("#cancel-edit").click()  # nothing is sent
+    expect(page.locator("#doc-title")).to_have_text(before["title"])
+
+    page.locator("#edit").click()
+    page.locator("#edit-title").fill("Budget 2025")
+    page.locator("#edit-collection").fill("finance")  # moved, not embedded again
+    page.locator("#edit-tags").fill("finance, q3")
+    rows = page.locator("#edit-metadata li")
+    rows.filter(has=page.locator('input.meta-key[value="dept"]')).locator("input.meta-value").fill(
+        "finance"
+    )
+    rows.filter(has=page.locator('input.meta-key[value="codes"]')).locator(".remove-field").click()
+    page.locator("#add-field").click()
+    rows.last.locator("input.meta-value").fill("orphan value")  # no name: refused here
+    page.locator("#save").click()
+    expect(page.locator("#edit-error")).to_have_text("Every field needs a name.")
+    assert api_get(server, key, path)["metadata"] == before["metadata"]
+    rows.last.locator("input.meta-key").fill("owner")
+    rows.last.locator("input.meta-value").fill("Ana")
+    page.locator("#save").click()
+
+    expect(page.locator("#doc-title")).to_have_text("Budget 2025")
+    page.locator(".toast", has_text="Changes saved.").wait_for()
+    expect(page.locator("#doc-tags .tag")).to_have_text(["finance", "q3"])
+    after = api_get(server, key, path)
+    assert after["title"] == "Budget 2025" and after["tags"] == ["finance", "q3"]
+    assert after["collection"] == "finance"
+    # The year was not touched: still a number, not the text "2024".
+    assert after["metadata"] == {"year": 2024, "dept": "finance", "owner": "Ana"}
+    assert dict(
+        zip(
+            page.locator("#metadata dt.meta-key").all_inner_texts(),
+            page.locator("#metadata dd.meta-value").all_inner_texts(),
+            strict=True,
+        )
+    ) == {"year": "2024", "dept": "finance", "owner": "Ana"}
+    shot(page, "10-edited")
+
+    page.get_by_role("link", name="Documents", exact=True).click()
+    page.locator("#filter-tag").fill("q3")
+    expect(page.locator("#documents tr")).to_have_count(1)
+    assert page.locator("#documents tr a").inner_text() == "Budget 2025"
+
+
+def test_a_french_page_says_errors_sizes_and_a_failed_documents_cause_in_french(
+    browser: Any, server: Server
+) -> None:
+    key = new_tenant(server, "soylent")
+    page = new_page(browser, server, locale="fr-FR")
+    try:
+        sign_in(page, key)
+        lines = b"# Rapport\n\n" + b"".join(
+            b"Ligne %d du rapport annuel de la direction.\n" % i for i in range(1200)
+        )
+        report = lines[:53_964] + b"\n"  # 53,965 bytes: 52.7 KiB
+        drop_files(
+            page,
+            ("vide.md", b"", "text/markdown"),
+            ("scan.pdf", image_pdf(), "application/pdf"),
+            ("rapport.md", report, "text/markdown"),
+        )
+        empty = upload_row(page, "vide.md")
+        empty.locator('[data-status="failed"]').wait_for()
+        assert empty.locator(".cause").inner_text() == "« vide.md » est vide"
+        scan = upload_row(page, "scan.pdf")
+        scan.locator('[data-status="failed"]').wait_for(timeout=SLOW)
+        no_text = (
+            "aucun texte extractible (un document numérisé ? "
+            "la reconnaissance de caractères n’est pas activée)"
+        )
+        assert scan.locator(".cause").inner_text() == no_text
+        scan_id = document_id_of(scan)
+        # ... in the list of documents, and on the document (its API answers carry the cause).
+        expect(page.locator(f'#documents tr[data-id="{scan_id}"] .cause')).to_have_text(no_text)
+        upload_row(page, "rapport.md").locator('[data-status="ready"]').wait_for(timeout=SLOW)
+
+        # The failed document says why on its own page.
+        scan.locator("a").click()
+        expect(page.locator("#doc-error")).to_have_text(f"L’indexation a échoué : {no_text}")
+        shot(page, "11-failed-cause-fr")
+
+        page.go_back()
+        upload_row(page, "rapport.md").locator("a").click()
+        size = page.locator('#versions tr[data-version="1"] td').nth(2)
+        expect(size).to_have_text("52,7\u00a0Ko")
+        # A refused edit: the server's reason, in French.
+        page.locator("#edit").click()
+        page.locator("#edit-tags").fill("x" * 101)
+        page.locator("#save").click()
+        expect(page.locator("#edit-error")).to_have_text(
+            f"l’étiquette « {'x' * 40} » est invalide (1 à 100 caractères imprimables)"
+        )
+        page.locator("#edit-tags").fill("")
+        page.locator("#edit-title").fill("")
+        page.locator("#edit-title").evaluate("(input) => input.removeAttribute('required')")
+        page.locator("#save").click()
+        expect(page.locator("#edit-error")).to_have_text("Titre : ne doit pas être vide")
+        shot(page, "12-refused-edit-fr")
+        assert page.js_errors == []
+    finally:
+        page.context.close()
+
+
+def caught(call: Callable[[], Any]) -> GedragError:
+    with pytest.raises(GedragError) as info:
+        call()
+    return info.value
+
+
+def test_the_server_messages_a_user_meets_read_in_french(browser: Any, server: Server) -> None:
+    """The console's table of server texts against the texts the server really writes: a
+    changed message on the server fails here instead of showing English on a French page."""
+    tenant = server.catalog.tenants.create("wonka")
+    server.catalog.collections.create(tenant.id, "twice")
+    limits = ParseLimits(max_chars=10)
+    limit = {"max_bytes": 1024}
+    said_by_server = {
+        "« vide.md » est vide": caught(
+            lambda: check_file(io.BytesIO(b""), "vide.md", max_bytes=100)
+        ),
+        "« gros.pdf » dépasse la taille maximale de 1\u00a0Ko": caught(
+            lambda: check_file(io.BytesIO(b"x" * 2048), "gros.pdf", max_bytes=1024)
+        ),
+        "« photo.jpg » est une image (JPEG) : gedrag lit les documents qui contiennent du "
+        "texte": caught(
+            lambda: check_file(io.BytesIO(b"\xff\xd8\xff\xe0" + bytes(64)), "photo.jpg", **limit)
+        ),
+        "« a.jpg » porte le nom d’une image, d’un son, d’une vidéo, d’une archive ou d’un "
+        "programme (.jpg) et ne contient aucun document pris en charge": caught(
+            lambda: check_file(io.BytesIO(b"x"), "a.jpg", **limit)
+        ),
+        "« a.gz » est une archive gzip, pas un document": caught(
+            lambda: check_file(io.BytesIO(b"\x1f\x8b\x08\x00" + bytes(64)), "a.gz", **limit)
+        ),
+        "« a.docx » porte le nom d’un fichier Word (DOCX) mais n’en est pas un": caught(
+            lambda: check_file(io.BytesIO(b"hello"), "a.docx", **limit)
+        ),
+        f"l’étiquette « {'x' * 40} » est invalide (1 à 100 caractères imprimables)": caught(
+            lambda: parse_tags(["x" * 101])
+        ),
+        "au plus 50 étiquettes par document": caught(
+            lambda: parse_tags([",".join(f"t{i}" for i in range(51))])
+        ),
+        "fichier PDF vide": caught(
+            lambda: parse(b"", media_type="application/pdf", filename="a.pdf")
+        ),
+        "PDF corrompu ou illisible (no %PDF header)": caught(
+            lambda: parse(b"hello", media_type="application/pdf", filename="a.pdf")
+        ),
+        "aucun texte extractible (un document numérisé ? la reconnaissance de caractères "
+        "n’est pas activée)": caught(
+            lambda: parse(image_pdf(), media_type="application/pdf", filename="a.pdf")
+        ),
+        "trop volumineux : 400 caractères (maximum 10)": caught(
+            lambda: parse(b"mot " * 100, media_type="text/plain", filename="a", limits=limits)
+        ),
+        "clé inconnue ou révoquée": caught(
+            lambda: server.catalog.tenants.authenticate("gdr_no-such-key")
+        ),
+        "la collection « twice » existe déjà": caught(
+            lambda: server.catalog.collections.create(tenant.id, "twice")
+        ),
+        "ce document n’existe pas (ou a été supprimé)": caught(
+            lambda: server.catalog.documents.get(tenant.id, "no-such-document")
+        ),
+    }
+    errors = [
+        {"status": status_for(e), "code": e.code, "detail": e.detail}
+        for e in said_by_server.values()
+    ]
+    # ... and texts no pattern knows: a translated reason, then the server's words.
+    errors += [
+        {"status": 503, "code": "store_unavailable", "detail": "job queue unavailable: boom"},
+        {"status": 0, "code": "network", "detail": "network"},
+        {"status": 502, "code": None, "detail": "HTTP 502"},
+    ]
+    expected = [
+        *said_by_server,
+        "un service de stockage est indisponible ; réessayez dans quelques secondes : "
+        "job queue unavailable: boom",
+        "le serveur ne répond pas",
+        "erreur HTTP 502 : HTTP 502",
+    ]
+    page = new_page(browser, server, locale="fr-FR")
+    try:
+        page.goto("/")
+        page.locator("#login").wait_for()
+        said = page.evaluate(
+            """async ({ errors, retrying }) => {
+                const { describe, describeCause } = await import("/console/errors.js");
+                return [...errors.map((e) => describe(e)), describeCause(retrying)];
+            }""",
+            # a job's cause while it waits for another try (ingestion.service)
+            {"errors": errors, "retrying": "retrying after: empty PDF file"},
+        )
+    finally:
+        page.context.close()
+    expected.append("nouvel essai après : fichier PDF vide")
+    assert said == expected
+
+
 # -- releases (the evaluation API is served by another component) ---------------------------
 
 RELEASES = {
@@ -392,24 +758,58 @@ RELEASES = {
 REPORT = "<html><body><h1>Evaluation run-b</h1><svg width='80' height='40'><rect width='80' height='40'/></svg></body></html>"
 
 
-def test_releases_over_the_real_evaluation_harness(page: Any, server: Server) -> None:
-    """Two releases scored on the tiny suite by the real harness, shown, reported and put
+def test_releases_over_the_real_evaluation_harness(
+    page: Any, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no release yet, the page explains how to run a first evaluation and runs it; then
+    two releases scored on the tiny suite by the real harness are shown, reported and put
     through the real gate from the page (a key of the `default` tenant, the default promoter)."""
+    ship_suites(tmp_path / "suites", monkeypatch)  # tiny (its data here) and absent (none)
     server.catalog.tenants.create("default")
     promoter, _ = server.catalog.tenants.create_key("default")
     sign_in(page, promoter)
     page.goto("/#/releases")
     assert "No releases yet" in page.locator("#releases-state").inner_text()
+    first = page.locator("#run-evaluation")
+    assert first.locator("h2").inner_text() == "Run a first evaluation"
+    assert "your documents are neither read nor changed" in first.locator(".why").inner_text()
+    command = first.locator("pre.command").inner_text()
+    assert command == "gedrag eval run --release default --suite tiny"
+    options = first.locator("#run-suite option")
+    expect(options).to_have_text(["absent (data not on this server)", "tiny"])
+    assert options.first.is_disabled()
+    shot(page, "6-first-evaluation")
+    page.evaluate(
+        """() => {
+            window.states = [];
+            new MutationObserver(() => {
+                const text = document.querySelector("#run-state")?.textContent;
+                if (text && window.states.at(-1) !== text) window.states.push(text);
+            }).observe(document.body, { subtree: true, childList: true, characterData: true });
+        }"""
+    )
+    first.locator("#run-start").click()  # "default" and "tiny" are preselected
 
     store = EvalStore(server.catalog)
-    suite = load_suite(str(FIXTURES / "eval_suite" / "suite.yaml"))
     default = load_release(RELEASES_DIR / "default.yaml")
+    card = page.locator(f'#candidates article[data-id="{default.id}"]')
+    card.wait_for(timeout=SLOW)  # the page shows the new scores when the run ends
+    states = page.evaluate("() => window.states")
+    assert states[0].startswith("Evaluation running…"), states
+    # its progress, stage by stage ("indexing: 8 of 8", "answering the questions: 3 of 9")
+    assert any(re.fullmatch(r"Evaluation running… [a-z ]+: \d+ of \d+", s) for s in states)
+    runs = store.runs(default.id)
+    assert len(runs) == 1 and runs[0].suite == "tiny"
+    assert card.locator('[data-metric="recall@k"]').inner_text() == "1.000"
+    assert page.locator("#run-evaluation h2").inner_text() == "Run an evaluation"
+
+    suite = load_suite(str(FIXTURES / "eval_suite" / "suite.yaml"))
     worse = load_release(RELEASES_DIR / "dense-top1.yaml")
     # In a thread: ragas runs its own event loop, and Playwright's holds this thread's.
     with ThreadPoolExecutor(1) as pool:
         scored = {
-            r.id: pool.submit(runner.run, server.settings, r, suite, store).result()
-            for r in (default, worse)
+            default.id: runs[0],
+            worse.id: pool.submit(runner.run, server.settings, worse, suite, store).result(),
         }
 
     page.reload()
@@ -439,8 +839,11 @@ def test_releases_over_the_real_evaluation_harness(page: Any, server: Server) ->
     shot(page, "7-release-promoted")
 
 
-def test_releases_show_scores_report_and_the_gate_verdict(page: Any, server: Server) -> None:
+def test_releases_show_scores_report_and_the_gate_verdict(
+    page: Any, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Against the routes' contract, served by the browser's request interception."""
+    ship_suites(tmp_path / "suites", monkeypatch)
     calls: list[dict[str, Any]] = []
 
     def releases(route: Any) -> None:
@@ -494,6 +897,16 @@ def test_releases_show_scores_report_and_the_gate_verdict(page: Any, server: Ser
     assert frame.get_attribute("sandbox") == ""
     assert "Evaluation run-b" in page.frame_locator(".report-frame").locator("h1").inner_text()
 
+    # acme is no promoter: the real server refuses to start an evaluation, and the page says
+    # why in its language.
+    page.locator("#run-start").click()
+    refused = page.locator("#run-state .error")
+    refused.wait_for()
+    assert refused.inner_text() == (
+        "Not allowed: this key's tenant “acme” may not do this "
+        "(GEDRAG_EVALUATION__PROMOTERS names those that may)"
+    )
+
     candidate.locator("select.suite").select_option("fr-qa")
     candidate.locator(".promote").click()
     verdict = candidate.locator(".verdict")
@@ -508,6 +921,17 @@ def test_releases_show_scores_report_and_the_gate_verdict(page: Any, server: Ser
     candidate.locator(".promote").click()
     verdict.locator('[data-promoted="true"]', has_text="Promoted to production").wait_for()
     assert calls[-1] == {}  # no suite chosen: the gate's default
+
+    # The language switch draws the page again (the reload the promotion scheduled is dropped).
+    page.locator("#lang").select_option("fr")
+    page.locator("#run-title", has_text="Lancer une évaluation").wait_for()  # drawn again
+    candidate = page.locator('#candidates article[data-id="rel-b"]')
+    expect(candidate.locator('[data-metric="faithfulness"]')).to_have_text("0,740")
+    page.locator("#run-start").click()
+    expect(page.locator("#run-state .error")).to_have_text(
+        "Non autorisé : le tenant de cette clé, « acme », n’y est pas autorisé "
+        "(GEDRAG_EVALUATION__PROMOTERS nomme ceux qui le sont)"
+    )
 
 
 # -- language, session, keyboard --------------------------------------------------------------
@@ -524,6 +948,10 @@ def test_french_by_default_when_the_browser_asks_and_the_key_stays_for_the_tab(
         page.locator("#api-key").fill("gdr_not-a-key")
         page.keyboard.press("Enter")
         page.locator("#login .error", has_text="Clé refusée").wait_for()
+        # the server's reason, in French too
+        assert (
+            page.locator("#login .error").inner_text() == "Clé refusée : clé inconnue ou révoquée"
+        )
 
         page.locator("#api-key").fill(server.keys["acme"])
         page.keyboard.press("Enter")

@@ -34,7 +34,8 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(client: TestClient)
 
 @pytest.mark.parametrize(
     ("name", "media_type"),
-    [(p.name, "text/javascript") for p in STATIC.glob("*.js")] + [("console.css", "text/css")],
+    [(p.name, "text/javascript") for p in STATIC.glob("*.js")]
+    + [("console.css", "text/css"), ("favicon.svg", "image/svg+xml")],
 )
 def test_every_asset_is_served_with_its_type(
     client: TestClient, name: str, media_type: str
@@ -67,3 +68,15 @@ def test_nothing_outside_the_static_folder_and_no_html_for_unknown_routes(
     # The releases page tells "unavailable" from a JSON 404 on a route the server lacks.
     r = client.get("/v1/no-such-route")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_a_favicon_for_the_console_and_for_every_other_page(client: TestClient) -> None:
+    page = client.get("/").text
+    assert '<link rel="icon" href="/console/favicon.svg" type="image/svg+xml">' in page
+    icon = (STATIC / "favicon.svg").read_bytes()
+    assert icon.startswith(b"<svg ") and b"<script" not in icon
+    # /docs and JSON answers carry no <link>: browsers ask for /favicon.ico there.
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.content == icon
+    assert r.headers["content-type"].startswith("image/svg+xml")
+    assert "script-src 'self'" in r.headers["content-security-policy"]

@@ -143,10 +143,11 @@ def test_ready_turns_503_when_postgresql_goes_and_200_when_it_is_back(
     proxy.start()
     try:
         api = make_api(postgres_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/"))
+        api.client.app.state.warmup.wait(120)  # type: ignore[attr-defined]  # models loaded
         ok = api.client.get("/ready")
         assert ok.status_code == 200, ok.text
         parts = ok.json()["components"]
-        assert set(parts) == {"catalog", "broker", "vectors", "graph"}
+        assert set(parts) == {"catalog", "broker", "vectors", "graph", "models"}
         assert parts["catalog"] == {
             "status": "up",
             "backend": "postgresql",

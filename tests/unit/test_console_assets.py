@@ -43,6 +43,7 @@ def used_keys() -> set[str]:
 STATUSES = {s.value for s in DocumentStatus} | {
     "uploading",
     "parsing",
+    "loading",
     "indexing",
     "removing",
     "duplicate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -77,3 +78,66 @@ def test_sniff_rewinds_the_file() -> None:
     f = io.BytesIO(b"%PDF-1.7 rest")
     media.sniff(f)
     assert f.read() == b"%PDF-1.7 rest"
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"\xff", "photo.jpg"),  # issue #21: a 1-byte photo was indexed as the text "ÿ"
+        (b"\xff", "x"),  # the same byte without a name: not text either
+        (b"hello, these are words", "holiday.png"),  # text in a file named as an image
+        (b"RIFF\x10\x00\x00\x00WAVEfmt ", "voice.wav"),
+        (bytes(range(0x80, 0x100)) * 4, "blob"),  # binary without NUL bytes
+    ],
+)
+def test_content_that_is_no_document_is_refused(data: bytes, name: str) -> None:
+    assert sniff(data, name) is None
+
+
+def test_a_document_named_like_an_image_is_still_recognised() -> None:
+    assert sniff(b"%PDF-1.7\n", "scan.jpg") == media.PDF
+    assert sniff(zipped({"[Content_Types].xml": OOXML, "word/document.xml": b"<w/>"}), "a.zip") == (
+        media.DOCX
+    )
+
+
+# -- issue #23: valid text is read, lying names are refused with their reason ------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("Café crème à la cantine.\n".encode("utf-16"), media.TEXT),  # UTF-16 with its BOM
+        ("Printers are upstairs.\n".encode("utf-16-le"), media.TEXT),  # no BOM
+        ("Le café est servi. ".encode() * 20 + b"\xff\xfe bad bytes", media.TEXT),
+        (b"\x1b[32mINFO\x1b[0m backup done\n" * 20, media.TEXT),  # ANSI colours
+        ("\ufeff# Titre\n\nUn [lien](http://x).\n".encode(), media.MARKDOWN),
+    ],
+)
+def test_valid_text_in_any_encoding_is_text(data: bytes, expected: str) -> None:
+    assert sniff(data, "notes") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "reason"),
+    [
+        (b"plain words\n", "report.docx", "named as Word (DOCX) but is not one"),
+        (b"a,b\n1,2\n", "sheet.xlsx", "named as Excel (XLSX) but is not one"),
+        (zipped({"readme.txt": b"x"}), "report.docx", "zip archive but not a Word (DOCX) file"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "old.doc", "legacy Office file"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "scan.pdf", "is an image (PNG)"),
+        (bytes(range(256)) * 4, "blob.dat", "holds binary data"),
+    ],
+)
+def test_refusals_say_why(data: bytes, name: str, reason: str) -> None:
+    with pytest.raises(media.UnsupportedMediaType, match=re.escape(reason)):
+        media.check(io.BytesIO(data), name)
+
+
+def test_decoding_counts_the_bytes_it_replaces() -> None:
+    assert media.decode_text("crème".encode("cp1252")) == media.DecodedText("crème", "cp1252")
+    damaged = media.decode_text("déjà ".encode() + b"\xff" + b" vu")
+    assert (damaged.text, damaged.encoding, damaged.replaced) == ("déjà \ufffd vu", "utf-8", 1)
+    genuine = media.decode_text("a \ufffd b".encode())
+    assert genuine.replaced == 0
+    assert media.decode_text("x".encode("utf-16")).encoding == "utf-16-le"

@@ -63,6 +63,16 @@ def test_tags() -> None:
         parse_tags([",".join(f"t{i}" for i in range(51))])
 
 
+def test_tags_as_a_json_list() -> None:
+    # issue #21: tags=["a","b"] was stored as the tags '["a"' and '"b"]'
+    assert parse_tags(['["a", "b"]']) == ["a", "b"]
+    assert parse_tags(['["x, y"]', "z"]) == ["x, y", "z"]  # a JSON tag may hold a comma
+    for bad, message in [('["a", 1]', "list of strings"), ('["a"', "not valid JSON")]:
+        with pytest.raises(InvalidInput, match=message) as err:
+            parse_tags([bad])
+        assert err.value.field == "tags"
+
+
 def test_metadata() -> None:
     assert parse_metadata('{"dept": "hr", "year": 2024}') == {"dept": "hr", "year": 2024}
     assert parse_metadata(None) == {} and parse_metadata("  ") == {}

@@ -14,6 +14,7 @@ export const session = {
   },
 };
 
+/** ``detail`` is the server's English text; errors.js says it in the page's language. */
 export class ApiError extends Error {
   constructor(status, code, detail) {
     super(detail || code || `HTTP ${status}`);
@@ -45,10 +46,21 @@ async function errorOf(response) {
   return error;
 }
 
+/** fetch, with "the server does not answer" as an ApiError like the others (an aborted
+ * request stays an AbortError). */
+async function send(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "network");
+  }
+}
+
 /** JSON in and out; ``raw: true`` returns the Response (downloads, HTML). */
 export async function api(path, { method = "GET", json, raw = false, signal } = {}) {
   const headers = authHeaders(json === undefined ? {} : { "Content-Type": "application/json" });
-  const response = await fetch(path, {
+  const response = await send(path, {
     method,
     headers,
     body: json === undefined ? undefined : JSON.stringify(json),
@@ -81,14 +93,14 @@ export function upload(path, form, onProgress) {
       if (xhr.status === 401) onUnauthorized(error);
       reject(error);
     };
-    xhr.onerror = () => reject(new ApiError(0, "network", "network error"));
+    xhr.onerror = () => reject(new ApiError(0, "network"));
     xhr.send(form);
   });
 }
 
 /** POST ``json`` and yield the server-sent events as {event, data} (data parsed as JSON). */
 export async function* events(path, json, signal) {
-  const response = await fetch(path, {
+  const response = await send(path, {
     method: "POST",
     headers: authHeaders({ "Content-Type": "application/json", Accept: "text/event-stream" }),
     body: JSON.stringify(json),

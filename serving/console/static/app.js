@@ -3,8 +3,12 @@ import { api, session, setUnauthorizedHandler } from "./api.js";
 import { renderAsk } from "./ask.js";
 import { h, nextView, replace } from "./dom.js";
 import { renderDocument, renderDocuments } from "./documents.js";
+import { describe } from "./errors.js";
 import { initialLang, setLang, t } from "./i18n.js";
+import { renderRecords } from "./records.js";
 import { renderReleases } from "./releases.js";
+import { renderSorting } from "./sorting.js";
+import { renderSources } from "./sources.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -45,7 +49,7 @@ function renderLogin() {
       else route();
     } catch (err) {
       session.clear();
-      error.textContent = t("login.bad", { detail: err.detail });
+      error.textContent = t("login.bad", { detail: describe(err) });
       input.focus();
     } finally {
       signingIn = false;
@@ -60,6 +64,9 @@ const routes = [
   [/^#\/documents\/?$/, () => renderDocuments(main)],
   [/^#\/ask\/?$/, () => renderAsk(main)],
   [/^#\/releases\/?$/, () => renderReleases(main)],
+  [/^#\/sorting\/?$/, () => renderSorting(main)],
+  [/^#\/sources\/?$/, () => renderSources(main)],
+  [/^#\/records\/?$/, () => renderRecords(main)],
 ];
 
 export function route() {
@@ -80,7 +87,7 @@ export function route() {
     if (m) {
       Promise.resolve(render(m)).catch((err) => {
         if (err.status === 401) return; // back on the sign-in form already
-        replace(main, h("p", { class: "error", role: "alert" }, t("error.generic", { detail: err.detail || err })));
+        replace(main, h("p", { class: "error", role: "alert" }, t("error.generic", { detail: describe(err) })));
       });
       return;
     }

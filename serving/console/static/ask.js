@@ -2,6 +2,7 @@
 // passage it cites with the quoted span highlighted.
 import { api, events } from "./api.js";
 import { h, isCurrent, nextView, replace } from "./dom.js";
+import { describe } from "./errors.js";
 import { t } from "./i18n.js";
 
 // The conversation survives navigation inside the console (not a reload).
@@ -49,7 +50,7 @@ export async function renderAsk(main) {
     try {
       await stream(turn, view);
     } catch (err) {
-      turn.error = err.detail || String(err);
+      turn.error = err; // said in the language shown when the turn is drawn
     }
     turn.done = true;
     view.update();
@@ -106,7 +107,7 @@ function turnView(turn, dialog) {
   function update() {
     answer.setAttribute("aria-busy", String(!turn.done));
     const parts = [];
-    if (turn.error) parts.push(h("p", { class: "error", role: "alert" }, t("ask.error", { detail: turn.error })));
+    if (turn.error) parts.push(h("p", { class: "error", role: "alert" }, t("ask.error", { detail: describe(turn.error) })));
     else if (!turn.answer && !turn.done) parts.push(h("p", { class: "hint" }, t("ask.thinking")));
     if (turn.done && !turn.error && !turn.grounded) {
       parts.push(h("p", { class: "not-found", role: "note" }, t("ask.notFound")));
@@ -121,18 +122,7 @@ function turnView(turn, dialog) {
           h(
             "ol",
             {},
-            turn.citations.map((c) =>
-              h(
-                "li",
-                {},
-                h(
-                  "button",
-                  { type: "button", class: "citation", dataset: { n: c.n }, onclick: () => open(c.n) },
-                  `[${c.n}] ${c.title}`,
-                  c.page ? ` — ${t("ask.page", { page: c.page })}` : "",
-                ),
-              ),
-            ),
+            turn.citations.map((c) => h("li", {}, sourceChip(c, turn.passages, () => open(c.n)))),
           ),
         ),
       );
@@ -141,6 +131,29 @@ function turnView(turn, dialog) {
   }
   update();
   return { el, update };
+}
+
+/** A cited source as a chip: [n], the title, the page and the section it comes from (the
+ * innermost heading; the whole path in its tooltip). */
+function sourceChip(citation, passages, onclick) {
+  const passage = passages.find((p) => p.chunk_id === citation.chunk_id);
+  const page = citation.page ?? passage?.page_start;
+  const path = passage?.section_path || [];
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "citation",
+      dataset: { n: citation.n },
+      title: [citation.title, ...path].join(" › "),
+      onclick,
+    },
+    h("span", { class: "chip-n" }, `[${citation.n}]`),
+    " ",
+    h("span", { class: "chip-title" }, citation.title),
+    page ? h("span", { class: "chip-page" }, t("ask.page", { page })) : null,
+    path.length ? h("span", { class: "chip-section" }, path.at(-1)) : null,
+  );
 }
 
 /** The answer's text with each cited [n] as a button that opens passage n. */

@@ -1,8 +1,11 @@
-// Documents: drag-and-drop upload with live ingestion status, the filtered list, one
-// document's detail (versions, counts, download, new version, delete).
+// Documents: drag-and-drop upload with live ingestion status, search inside the documents, the
+// filtered list, one document's detail (versions, counts, a failure's cause, download, new
+// version, edit title, tags and metadata, delete).
 import { api, download, upload } from "./api.js";
 import { badge, h, isCurrent, nextView, replace, toast } from "./dom.js";
-import { formatBytes, formatDate, t } from "./i18n.js";
+import { describe, describeCause } from "./errors.js";
+import { formatBytes, formatDate, formatNumber, t } from "./i18n.js";
+import { contentSearch } from "./search.js";
 
 const POLL_MS = 600;
 // A drop of 100 files must not send 100 uploads at once nor poll 100 jobs every 600 ms: three
@@ -15,10 +18,12 @@ const uploadForm = { collection: "default", tags: "" };
 const uploads = [];
 let uploadSeq = 0;
 
-// The pipeline's finer stages, shown as the phases a user cares about.
+// The pipeline's finer stages, shown as the phases a user cares about. "loading model": the
+// first ingestion after a start waits for the embedding model (~7 s, ~30 s on a busy machine).
 const PHASES = {
   parsing: "parsing",
   chunking: "parsing",
+  "loading model": "loading",
   indexing: "indexing",
   embedding: "indexing",
   removing: "removing",
@@ -57,7 +62,9 @@ let sending = 0;
 
 function startUploads(files) {
   for (const file of files) {
-    const item = { id: ++uploadSeq, name: file.name, progress: 0, status: "uploading", detail: "" };
+    // ``error`` (an ApiError) or ``cause`` (a job's text) is said in the language shown when
+    // the row is drawn, not when it happened.
+    const item = { id: ++uploadSeq, name: file.name, progress: 0, status: "uploading", error: null, cause: "" };
     uploads.unshift(item);
     waiting.push([item, file]);
   }
@@ -104,15 +111,15 @@ async function runUpload(item, file, sent) {
       const job = await followJob(result.job_id, (job) => {
         item.status = jobStatus(job);
         item.progress = job.progress;
-        item.detail = job.error || "";
+        item.cause = job.error || "";
         changed();
       });
       item.status = jobStatus(job);
-      item.detail = job.error || "";
+      item.cause = job.error || "";
     }
   } catch (err) {
     item.status = "failed";
-    item.detail = err.detail;
+    item.error = err;
   }
   changed();
   refreshList();
@@ -133,7 +140,9 @@ function uploadRow(item) {
       "aria-label": `${item.name}: ${Math.round(item.progress * 100)} %`,
     }),
     badge(item.status, t(`status.${item.status}`)),
-    item.detail ? h("span", { class: "cause" }, item.detail) : null,
+    item.error || item.cause
+      ? h("span", { class: "cause" }, item.error ? describe(item.error) : describeCause(item.cause))
+      : null,
   );
 }
 
@@ -243,7 +252,7 @@ export async function renderDocuments(main) {
     } catch (err) {
       if (isCurrent(current) && request === latest) {
         empty.hidden = false;
-        empty.textContent = t("error.generic", { detail: err.detail });
+        empty.textContent = t("error.generic", { detail: describe(err) });
       }
       return;
     }
@@ -316,6 +325,7 @@ export async function renderDocuments(main) {
       ),
       h("ul", { id: "uploads", class: "uploads", "aria-live": "polite" }),
     ),
+    contentSearch(() => ({ collection: filters.collection, tag: filters.tag })),
     h(
       "section",
       { class: "card" },
@@ -352,7 +362,7 @@ export async function renderDocuments(main) {
 }
 
 function save(path, name) {
-  download(path, name).catch((err) => toast(t("error.generic", { detail: err.detail }), "error"));
+  download(path, name).catch((err) => toast(t("error.generic", { detail: describe(err) }), "error"));
 }
 
 function documentRow(d) {
@@ -361,8 +371,13 @@ function documentRow(d) {
     { dataset: { id: d.id } },
     h("td", {}, h("a", { href: `#/documents/${encodeURIComponent(d.id)}` }, d.title)),
     h("td", {}, d.collection),
-    h("td", {}, badge(d.status, t(`status.${d.status}`))),
-    h("td", { class: "num" }, String(d.current_version)),
+    h(
+      "td",
+      {},
+      badge(d.status, t(`status.${d.status}`)),
+      d.status === "failed" && d.error ? h("span", { class: "cause" }, describeCause(d.error)) : null,
+    ),
+    h("td", { class: "num" }, formatNumber(d.current_version)),
     h("td", {}, d.tags.map((tag) => h("span", { class: "tag" }, tag))),
     h("td", {}, formatDate(d.updated_at)),
   );
@@ -376,7 +391,7 @@ export async function renderDocument(main, id) {
   try {
     doc = await api(`/v1/documents/${encodeURIComponent(id)}`);
   } catch (err) {
-    replace(main, h("p", { class: "error", role: "alert" }, t("error.generic", { detail: err.detail })));
+    replace(main, h("p", { class: "error", role: "alert" }, t("error.generic", { detail: describe(err) })));
     return;
   }
   if (!isCurrent(current)) return;
@@ -399,27 +414,26 @@ export async function renderDocument(main, id) {
           const job = await followJob(result.job_id, (job) => {
             status.textContent = `${file.name}: ${t(`status.${jobStatus(job)}`)}`;
           });
-          status.textContent = `${file.name}: ${t(`status.${jobStatus(job)}`)} ${job.error || ""}`;
+          status.textContent = `${file.name}: ${t(`status.${jobStatus(job)}`)} ${describeCause(job.error || "")}`;
         } else {
           status.textContent = `${file.name}: ${t("status.duplicate")}`;
         }
       } catch (err) {
-        status.textContent = t("error.generic", { detail: err.detail });
+        status.textContent = t("error.generic", { detail: describe(err) });
       }
       if (isCurrent(current)) renderDocument(main, id);
     },
   });
   const dialog = confirmDialog(doc, async () => {
     try {
-      const job = await api(path, { method: "DELETE" });
-      await followJob(job.id, () => {});
+      await api(path, { method: "DELETE" }); // to the trash, at once (restorable: Records)
       toast(t("doc.deleted", { title: doc.title }));
       location.hash = "#/documents";
     } catch (err) {
-      toast(t("error.generic", { detail: err.detail }), "error");
+      toast(t("error.generic", { detail: describe(err) }), "error");
     }
   });
-  const meta = Object.entries(doc.metadata);
+  const cause = failureCause(doc);
   replace(
     main,
     h("p", {}, h("a", { href: "#/documents" }, `← ${t("doc.back")}`)),
@@ -429,6 +443,13 @@ export async function renderDocument(main, id) {
       h("h1", { id: "doc-title" }, doc.title),
       badge(doc.status, t(`status.${doc.status}`)),
     ),
+    doc.status === "failed"
+      ? h(
+          "p",
+          { class: "failure", id: "doc-error", role: "alert" },
+          cause ? t("doc.failed", { cause: describeCause(cause) }) : t("doc.failedUnknown"),
+        )
+      : null,
     h(
       "div",
       { class: "row actions" },
@@ -457,26 +478,7 @@ export async function renderDocument(main, id) {
     ),
     status,
     dialog,
-    h(
-      "section",
-      { class: "card" },
-      h("h2", {}, t("doc.metadata")),
-      h(
-        "dl",
-        { class: "meta" },
-        h("dt", {}, t("doc.id")),
-        h("dd", {}, h("code", {}, doc.id)),
-        h("dt", {}, t("docs.col.collection")),
-        h("dd", {}, doc.collection),
-        h("dt", {}, t("docs.col.tags")),
-        h("dd", {}, doc.tags.length ? doc.tags.map((x) => h("span", { class: "tag" }, x)) : t("doc.none")),
-        h("dt", {}, t("doc.created")),
-        h("dd", {}, formatDate(doc.created_at)),
-        h("dt", {}, t("docs.col.updated")),
-        h("dd", {}, formatDate(doc.updated_at)),
-        meta.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v))]),
-      ),
-    ),
+    metadataCard(doc, path, () => isCurrent(current) && renderDocument(main, id)),
     h(
       "section",
       { class: "card" },
@@ -514,9 +516,14 @@ export async function renderDocument(main, id) {
               h("td", {}, v.filename),
               h("td", { class: "num" }, formatBytes(v.size_bytes)),
               h("td", {}, v.media_type),
-              h("td", {}, badge(v.status, t(`status.${v.status}`))),
-              h("td", { class: "num chunks" }, v.chunk_count ?? "–"),
-              h("td", { class: "num entities" }, v.entity_count ?? "–"),
+              h(
+                "td",
+                {},
+                badge(v.status, t(`status.${v.status}`)),
+                v.status === "failed" && v.error ? h("span", { class: "cause" }, describeCause(v.error)) : null,
+              ),
+              h("td", { class: "num chunks" }, v.chunk_count == null ? "–" : formatNumber(v.chunk_count)),
+              h("td", { class: "num entities" }, v.entity_count == null ? "–" : formatNumber(v.entity_count)),
               h("td", {}, formatDate(v.created_at)),
               h(
                 "td",
@@ -539,6 +546,152 @@ export async function renderDocument(main, id) {
   if (["queued", "processing", "deleting"].includes(doc.status)) {
     setTimeout(() => isCurrent(current) && renderDocument(main, id), 1500);
   }
+}
+
+/** Why the document failed: the API's ``error`` on the document, else on its current version. */
+function failureCause(doc) {
+  const version = doc.versions.find((v) => v.number === doc.current_version);
+  return doc.error || version?.error || "";
+}
+
+function shown(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** The document's fields, and an editor for its title, collection, tags and metadata (PATCH:
+ * tags and metadata are replaced whole; the collection is sent only when it changed). A metadata value that was not a string (a number, a list) is
+ * sent back as it was unless its text was changed; a changed value is sent as text. */
+function metadataCard(doc, path, onSaved) {
+  const card = h("section", { class: "card", id: "metadata", "aria-labelledby": "metadata-title" });
+  const heading = (...extra) =>
+    h("div", { class: "row between" }, h("h2", { id: "metadata-title" }, t("doc.metadata")), ...extra);
+
+  function view() {
+    replace(
+      card,
+      heading(h("button", { type: "button", id: "edit", onclick: edit }, t("doc.edit"))),
+      h(
+        "dl",
+        { class: "meta" },
+        h("dt", {}, t("doc.id")),
+        h("dd", {}, h("code", {}, doc.id)),
+        h("dt", {}, t("docs.col.collection")),
+        h("dd", {}, doc.collection),
+        h("dt", {}, t("docs.col.tags")),
+        h("dd", { id: "doc-tags" }, doc.tags.length ? doc.tags.map((x) => h("span", { class: "tag" }, x)) : t("doc.none")),
+        h("dt", {}, t("doc.created")),
+        h("dd", {}, formatDate(doc.created_at)),
+        h("dt", {}, t("docs.col.updated")),
+        h("dd", {}, formatDate(doc.updated_at)),
+        Object.entries(doc.metadata).flatMap(([k, v]) => [
+          h("dt", { class: "meta-key" }, k),
+          h("dd", { class: "meta-value" }, shown(v)),
+        ]),
+      ),
+    );
+  }
+
+  function fieldRow(key = "", value, known = false) {
+    const name = h("input", { class: "meta-key", value: key, "aria-label": t("doc.fieldName") });
+    const text = h("input", { class: "meta-value", value: known ? shown(value) : "", "aria-label": t("doc.fieldValue") });
+    const row = h(
+      "li",
+      { class: "row meta-row" },
+      name,
+      text,
+      h("button", { type: "button", class: "remove-field", onclick: () => row.remove() }, t("doc.removeField")),
+    );
+    row.read = () => {
+      const k = name.value.trim();
+      const v = known && text.value === shown(value) ? value : text.value;
+      return [k, v];
+    };
+    return row;
+  }
+
+  function edit() {
+    const title = h("input", { id: "edit-title", value: doc.title, required: true, maxlength: "300" });
+    const tags = h("input", { id: "edit-tags", value: doc.tags.join(", ") });
+    // Moving to another collection re-labels the passages; nothing is embedded again.
+    const names = h("datalist", { id: "edit-collections" });
+    const collection = h("input", { id: "edit-collection", value: doc.collection, list: "edit-collections", required: true });
+    api("/v1/collections")
+      .then((all) => replace(names, all.map((c) => h("option", { value: c.name }))))
+      .catch(() => {}); // suggestions only
+    const rows = h(
+      "ul",
+      { id: "edit-metadata", class: "meta-rows" },
+      Object.entries(doc.metadata).map(([k, v]) => fieldRow(k, v, true)),
+    );
+    const error = h("p", { class: "error", id: "edit-error", role: "alert" });
+    const saveButton = h("button", { type: "submit", class: "primary", id: "save" }, t("doc.save"));
+    const form = h(
+      "form",
+      { id: "edit-form", class: "edit" },
+      h("label", { class: "field" }, h("span", {}, t("docs.col.title")), title),
+      h("label", { class: "field" }, h("span", {}, t("docs.collection")), collection, names),
+      h("label", { class: "field" }, h("span", {}, t("docs.tags")), tags),
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, t("doc.metadata")),
+        rows,
+        h(
+          "button",
+          {
+            type: "button",
+            id: "add-field",
+            onclick: () => {
+              const row = fieldRow();
+              rows.append(row);
+              row.querySelector("input").focus();
+            },
+          },
+          t("doc.addField"),
+        ),
+      ),
+      error,
+      h(
+        "div",
+        { class: "row actions" },
+        saveButton,
+        h("button", { type: "button", id: "cancel-edit", onclick: view }, t("doc.cancel")),
+      ),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const metadata = {};
+      for (const row of rows.children) {
+        const [k, v] = row.read();
+        if (!k && v === "") continue; // an empty row left over
+        if (!k) {
+          error.textContent = t("doc.noKey");
+          return;
+        }
+        metadata[k] = v;
+      }
+      const body = {
+        title: title.value.trim(),
+        tags: tags.value.split(",").map((x) => x.trim()).filter(Boolean),
+        metadata,
+      };
+      if (collection.value.trim() !== doc.collection) body.collection = collection.value.trim();
+      saveButton.disabled = true;
+      try {
+        await api(path, { method: "PATCH", json: body });
+        toast(t("doc.saved"));
+        onSaved();
+      } catch (err) {
+        error.textContent = describe(err);
+        saveButton.disabled = false;
+      }
+    });
+    replace(card, heading(), form);
+    title.focus();
+  }
+
+  view();
+  return card;
 }
 
 function confirmDialog(doc, onConfirm) {
