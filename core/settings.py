@@ -89,7 +89,8 @@ class ObservabilitySettings(BaseModel):
 
     log_format: Literal["text", "json"] = Field(
         default="text",
-        description="json: one object per line with request_id, job_id and tenant (production).",
+        description="json: one object per line with request_id, job_id and tenant; the default "
+        "when GEDRAG_ENV=prod.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
@@ -109,6 +110,89 @@ class ParsingSettings(BaseModel):
 
     max_pages: int = Field(default=2000, gt=0, description="Pages (text: 3000 chars/page).")
     max_chars: int = Field(default=20_000_000, gt=0, description="Characters of parsed text.")
+
+
+GIB = 1024 * MB
+
+
+class LimitsSettings(BaseModel):
+    """Time budgets of each ingestion stage and caps per document and per tenant
+    (``ingestion.limits``). A document over a budget, or over ``max_pages``/``max_chars`` of
+    GEDRAG_PARSING__*, fails naming the setting; over ``max_chunks``/``max_tokens`` it is
+    indexed up to the cap with a warning on its job and version. Tenant quotas count a rolling
+    24 h window and answer 429 (413 for one upload larger than a whole day's bytes)."""
+
+    # 120 s: the slowest real document measured here parses in ~30 s (a 2,000-page PDF at
+    # ~14 pages/s, 2-5x that on a loaded machine); the issue's pathological files ran 13-41 min.
+    parse_s: float = Field(
+        default=120,
+        gt=0,
+        description="Wall-clock budget to parse one document, in a child process that is "
+        "killed when it runs over (native parsers cannot be interrupted in a thread).",
+    )
+    parse_processes: int = Field(
+        default=2,
+        ge=1,
+        description="Parse child processes per worker process, reused from document to "
+        "document (each holds the parsers, ~400 MB); further parses wait for a free one.",
+    )
+    parse_tasks_per_child: int = Field(
+        default=50,
+        ge=1,
+        description="Documents a parse child handles before it is replaced (bounds what the "
+        "parsers leak).",
+    )
+    parse_memory_mb: int = Field(
+        default=4096,
+        ge=0,
+        description="Address-space limit of a parse child, MiB; a document needing more "
+        "fails with that cause instead of exhausting the machine. 0: no limit.",
+    )
+    chunk_s: float = Field(
+        default=120, gt=0, description="Budget to chunk one parsed document, seconds."
+    )
+    # 900 s: 5,000 chunks (max_chunks) embed in ~330 s at the 15 chunks/s measured inside the
+    # pipeline on 2 cores, ~630 s at half that on a loaded machine.
+    embed_s: float = Field(
+        default=900,
+        gt=0,
+        description="Budget to embed one document's chunks (dense, sentence and sparse).",
+    )
+    max_chunks: int = Field(
+        default=5000,
+        ge=1,
+        description="Chunks indexed per document; beyond it the document is indexed up to the "
+        "cap with a warning (a 2,000-page text makes ~4,000).",
+    )
+    max_tokens: int = Field(
+        default=1_500_000,
+        ge=1,
+        description="Embedding-model tokens indexed per document; beyond it the document is "
+        "indexed up to the cap with a warning.",
+    )
+    tenant_documents_per_day: int = Field(
+        default=20_000,
+        ge=1,
+        description="Uploads (documents and versions) a tenant may make in 24 h; then 429.",
+    )
+    tenant_bytes_per_day: int = Field(
+        default=20 * GIB,
+        ge=1,
+        description="Bytes a tenant may upload in 24 h; then 429.",
+    )
+    tenant_chunks_per_day: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Chunks a tenant may index in 24 h (~37 h of embedding at 15 chunks/s, so "
+        "it never bites one worker); a document beyond it is indexed up to what is left, "
+        "with a warning, and uploads answer 429 once nothing is left.",
+    )
+    shutdown_s: int = Field(
+        default=8,
+        ge=1,
+        description="On SIGTERM, how long running steps may take to finish before they are "
+        "interrupted and their jobs requeued (gedrag up exits within ~15 s).",
+    )
 
 
 class ChunkingSettings(BaseModel):
@@ -338,12 +422,12 @@ class QdrantSettings(BaseModel):
         "process loses nothing) and are fsynced this long after (a power loss loses at most "
         "this much); 0 = fsync after every write.",
     )
-    optimize_threshold: int = Field(
+    indexing_threshold: int = Field(
         default=20_000,
-        ge=0,
-        description="Embedded: at start, when more chunks than this are searched without an "
-        "HNSW index (written since the last optimisation), build it before serving (the "
-        "engine stops the process while it builds); 0 = never at start.",
+        ge=1,
+        description="Embedded: segments of fewer chunks are searched exactly, with no HNSW "
+        "index; `gedrag up` builds the index of larger ones at start, before serving (the "
+        "engine stops the process while it builds).",
     )
 
 
@@ -387,6 +471,265 @@ class MigrateSettings(BaseModel):
     )
 
 
+class RecordsSettings(BaseModel):
+    """Records lifecycle: trash, retention, legal holds, purges with certificates, GDPR
+    requests (``ingestion.records``, ``/v1/trash``, ``/v1/holds``, ``/v1/retention``...)."""
+
+    trash_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Days a deleted document stays restorable in the trash before it is purged "
+        "(a tenant may set its own: PUT /v1/records/settings).",
+    )
+    admin_keys: list[str] = Field(
+        default=["bootstrap", "initial", "default", "admin"],
+        description="Names of the API keys that administer records (purge now, confirm a "
+        "retention change, release a hold, erase or redact for GDPR, change the trash period); "
+        "a tenant's first key (from `gedrag up` or `gedrag tenants create`) is one.",
+    )
+    daily_at: str = Field(
+        default="02:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="UTC time (HH:MM) of the daily run under Celery beat (`gedrag worker "
+        "--beat`): trash expiry, retention, unfinished purges resumed.",
+    )
+
+
+class SortingSettings(BaseModel):
+    """Automatic sorting (``sorting``): types, correspondents, tags, filing and fields."""
+
+    enabled: bool = Field(
+        default=True, description="Sort every document once indexed (a tenant may turn it off)."
+    )
+    # 0.7: on the development split (ged_docs templates 1-2), predictions at or above it were
+    # right 99 % of the time with 3 labels per type (benchmark: bench/sorting.py).
+    threshold: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Confidence at or above which labels are applied and the document filed; "
+        "below it the document waits in the review queue. A tenant may set its own.",
+    )
+    llm: bool = Field(
+        default=False,
+        description="Ask the LLM of GEDRAG_LLM__* for a type (guided JSON, held to the "
+        "vocabulary) when the classifier is below the threshold; a suggestion, never applied "
+        "by itself.",
+    )
+    zero_shot_embedding_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of embedding similarity (document vs type name and description) in "
+        "the zero-shot scores; 0 with the English MiniLM, which reads French poorly.",
+    )
+    max_examples_per_type: int = Field(
+        default=500, ge=1, description="Newest labelled documents per type the classifier learns."
+    )
+    corpus_sample: int = Field(
+        default=1000, ge=10, description="Newest documents whose terms give the IDF weights."
+    )
+
+
+# -- sources (issue #18): watched folders, SMB shares, IMAP mailboxes ------------------------
+
+
+class SourcesSettings(BaseModel):
+    """Sources that pour documents in by themselves (``sources``): watched folders, SMB
+    shares and IMAP mailboxes, synced by Celery beat (`gedrag worker --beat`) or, embedded, by
+    `gedrag up`. Their credentials are encrypted at rest with ``secret_key``."""
+
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-only-sources-key-change-me"),
+        description="Encrypts source credentials at rest (Fernet). A Fernet key "
+        "(`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key()"
+        ".decode())'`) or any long secret (hashed into one). GEDRAG_ENV=prod refuses the "
+        "default; changing it makes stored credentials unreadable unless the old key is in "
+        "previous_keys.",
+    )
+    previous_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Older keys that still decrypt (rotation: credentials are re-encrypted "
+        "with secret_key when next saved).",
+    )
+    folder_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders on the server's disk under which tenants may watch a folder (JSON "
+        'list, e.g. ["/srv/scans"]). Empty: no watched folder (a tenant could otherwise read '
+        "any file the server can).",
+    )
+    tick_s: float = Field(
+        default=15, gt=0, description="How often beat looks for sources due for a sync."
+    )
+    default_interval_s: int = Field(
+        default=300, ge=10, description="Interval between two syncs of a new source."
+    )
+    # 100: a round registers ~100 files in a few seconds; the jobs it queues take minutes to
+    # embed (15 chunks/s on 2 cores), so another tenant's source waits at most one such window.
+    max_items_per_round: int = Field(
+        default=100,
+        ge=1,
+        description="Items one sync round of a source takes at most, and ingestion jobs of a "
+        "source in the queue at most before its next round waits (fair share between "
+        "sources and tenants).",
+    )
+    settle_s: float = Field(
+        default=5,
+        ge=0,
+        description="Folders and shares: a file is taken once its size and modification time "
+        "stayed the same for this long (it is not being written).",
+    )
+    backoff_base_s: float = Field(
+        default=30, gt=0, description="First retry delay of a failing source (then doubled)."
+    )
+    backoff_max_s: float = Field(
+        default=3600, gt=0, description="Longest delay between two tries of a failing source."
+    )
+    lease_s: float = Field(
+        default=900,
+        gt=0,
+        description="A sync round not heard of for this long is taken to have died with its "
+        "worker: another one may start.",
+    )
+    max_mail_bytes: int = Field(
+        default=200 * MB,
+        gt=0,
+        description="IMAP: mails larger than this are refused without being downloaded; each "
+        "attachment is also held to GEDRAG_API__MAX_UPLOAD_BYTES.",
+    )
+    timeout_s: float = Field(
+        default=30, gt=0, description="Network timeout of SMB and IMAP connections."
+    )
+
+
+# -- monitoring (issue #27): answer traces, feedback, drift, online A/B ------------------------
+
+
+class GuardrailSettings(BaseModel):
+    """When a canary release is rolled back by itself. A guardrail trips when the canary is
+    worse than production by more than its margin **and** the bootstrap interval of the
+    difference lies wholly on the worse side (the promotion gate's rule, online)."""
+
+    min_questions: int = Field(
+        default=20, ge=1, description="Questions each arm must have answered before any decision."
+    )
+    max_refusal_increase: float = Field(
+        default=0.10, ge=0, le=1, description="Largest rise of the refusal rate allowed."
+    )
+    max_latency_ratio: float = Field(
+        default=1.5, gt=1, description="Largest ratio of the canary's p95 latency to production's."
+    )
+    max_negative_increase: float = Field(
+        default=0.15, ge=0, le=1, description="Largest rise of the thumbs-down share allowed."
+    )
+    min_ratings: int = Field(
+        default=10, ge=1, description="Rated answers each arm needs before the feedback guardrail."
+    )
+    # 0.99, not the gate's 0.95: the guardrails are looked at again after every batch of
+    # traces, and each look is one more chance of a false alarm.
+    confidence: float = Field(
+        default=0.99, gt=0.5, lt=1, description="Bootstrap confidence of a guardrail's interval."
+    )
+
+
+class MonitoringSettings(BaseModel):
+    """Answer traces, feedback, drift reports and online A/B between releases
+    (``monitoring``, ``/v1/traces``, ``/v1/monitoring``, ``/v1/experiments``)."""
+
+    traces: bool = Field(
+        default=True, description="Record a trace of every search and answer (off the request path)."
+    )
+    queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Traces waiting for the background writer; beyond it new ones are dropped "
+        "(counted in gedrag_traces_total{outcome=\"dropped\"}), never waited for.",
+    )
+    batch_size: int = Field(default=200, ge=1, description="Traces written per transaction.")
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a trace is kept (a tenant may set its own: PUT /v1/traces/settings).",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint of an OpenTelemetry collector (Langfuse, Phoenix), "
+        "e.g. http://collector:4318/v1/traces; every trace is also exported there with the "
+        "GenAI semantic conventions. Unset: no export.",
+    )
+    otlp_headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Headers of the OTLP requests (JSON), e.g. {"Authorization": "Basic ..."}.',
+    )
+    otlp_content: bool = Field(
+        default=True,
+        description="Export the question, passages and answer text (gen_ai.input.messages, "
+        "gen_ai.output.messages); false sends only ids, scores, timings and counts.",
+    )
+    shadow_queue: int = Field(
+        default=64,
+        ge=1,
+        description="Questions waiting for a shadow release's answer; beyond it they are skipped.",
+    )
+    experiment_cache_s: float = Field(
+        default=5,
+        ge=0,
+        description="Serving re-reads a tenant's running experiment at most this often.",
+    )
+    daily_at: str = Field(
+        default="03:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="UTC time (HH:MM) of the daily drift report and trace purge under Celery "
+        "beat (`gedrag worker --beat`; in-process under `gedrag up`).",
+    )
+    window_days: float = Field(
+        default=1, gt=0, description="The last window of a drift report, days."
+    )
+    reference_days: float = Field(
+        default=7, gt=0, description="The reference window, the days just before the last one."
+    )
+    min_questions: int = Field(
+        default=30,
+        ge=2,
+        description="Traces a window needs before its checks are judged (fewer: not enough data).",
+    )
+    # 0.01: with 100 same-distribution splits a 0.05 test raises ~5 false alarms on average, the
+    # issue's ceiling; 0.01 raises ~1 and still detected every real shift of bench/monitoring.py.
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="A change is significant below this p-value."
+    )
+    permutations: int = Field(
+        default=500, ge=50, description="Permutations of each two-sample test (p-value step)."
+    )
+    max_questions: int = Field(
+        default=300,
+        ge=10,
+        description="Questions per window in the embedding test at most (a random sample): its "
+        "cost grows with the square.",
+    )
+    # 0.25: the usual "significant shift" cut of the population stability index.
+    max_psi: float = Field(default=0.25, gt=0, description="Largest PSI of a distribution.")
+    max_rate_change: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Largest change of a rate (refusals, dropped citations, feedback).",
+    )
+    max_latency_ratio: float = Field(
+        default=1.5, gt=1, description="Largest ratio of the last window's p95 latency."
+    )
+    alert_against: list[Literal["reference", "suite"]] = Field(
+        default=["reference", "suite"],
+        description="Comparisons whose crossed thresholds raise alerts (the other is reported).",
+    )
+    webhook_url: SecretStr | None = Field(
+        default=None, description="POSTed a JSON summary when a drift report raises alerts."
+    )
+    webhook_timeout_s: float = Field(default=5, gt=0, description="Webhook request timeout.")
+    guardrails: GuardrailSettings = GuardrailSettings()
+
+
 class Neo4jSettings(BaseModel):
     uri: str | None = Field(default=None, description="e.g. bolt://neo4j:7687")
     user: str = "neo4j"
@@ -416,6 +759,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     client: ClientSettings = ClientSettings()
     parsing: ParsingSettings = ParsingSettings()
+    limits: LimitsSettings = LimitsSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     sparse: SparseSettings = SparseSettings()
@@ -429,6 +773,10 @@ class Settings(BaseSettings):
     neo4j: Neo4jSettings = Neo4jSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     migrate: MigrateSettings = MigrateSettings()
+    records: RecordsSettings = RecordsSettings()
+    sorting: SortingSettings = SortingSettings()
+    sources: SourcesSettings = SourcesSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -454,12 +802,24 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "GEDRAG_GRAPH__SECONDARY names the same store as the primary graph store"
             )
-        needs_llm = self.entities.extractor == "llm" or self.generation.backend == "vllm"
+        needs_llm = (
+            self.entities.extractor == "llm"
+            or self.generation.backend == "vllm"
+            or self.sorting.llm
+        )
         if needs_llm and not (self.llm.url and self.llm.model):
             raise ConfigurationError(
                 "the LLM entity extractor and the vLLM generator need GEDRAG_LLM__URL and "
                 "GEDRAG_LLM__MODEL"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _json_logs_in_production(self) -> Settings:
+        """Production logs are JSON (one object per line, every value escaped) unless
+        GEDRAG_OBSERVABILITY__LOG_FORMAT names a format."""
+        if self.env == "prod" and "log_format" not in self.observability.model_fields_set:
+            self.observability = self.observability.model_copy(update={"log_format": "json"})
         return self
 
     def _placeholder_secrets(self) -> list[str]:
@@ -468,6 +828,7 @@ class Settings(BaseSettings):
             "GEDRAG_NEO4J__PASSWORD": self.neo4j.password,
             "GEDRAG_QDRANT__API_KEY": self.qdrant.api_key,
             "GEDRAG_LLM__API_KEY": self.llm.api_key,
+            "GEDRAG_SOURCES__SECRET_KEY": self.sources.secret_key,
         }
         return [
             name

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from core.domain import Document, DocumentStatus, Job, JobKind, JobState, Version
+from core.domain import HIDDEN_STATUSES, Document, DocumentStatus, Job, JobKind, JobState, Version
 from core.errors import (
     Conflict,
     GedragError,
@@ -33,7 +34,10 @@ from core.errors import (
 )
 from core.metrics import INGEST_STAGE, JOBS
 from ingestion.indexing import Indexer, Progress
+from ingestion.limits import check_upload, chunk_room
+from ingestion.purge import Purger
 from runtime import Runtime
+from sorting.service import SortingService
 from stores.catalog import NewVersion
 from textmodels.embedding import MemoEmbedder
 
@@ -55,6 +59,11 @@ class Incoming:
     sha256: str
     size_bytes: int
 
+    @property
+    def title(self) -> str:
+        """The title a document gets from its file name until it is given one."""
+        return title_from_filename(self.filename)
+
     def new_version(self) -> NewVersion:
         return NewVersion(
             sha256=self.sha256,
@@ -62,6 +71,12 @@ class Incoming:
             media_type=self.media_type,
             filename=self.filename,
         )
+
+
+def title_from_filename(filename: str) -> str:
+    """``memo`` for ``memo.pdf``: the title of a document nobody titled (at most 300 chars)."""
+    stem, _ = os.path.splitext(filename)
+    return (stem or filename)[:300]
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,7 @@ class IngestionService:
     def __init__(self, rt: Runtime, indexer: Indexer | None = None) -> None:
         self.rt = rt
         self.indexer = indexer or Indexer(rt.settings, rt.models)
+        self.sorting = SortingService(rt)
 
     # -- registration --------------------------------------------------------------------
 
@@ -108,10 +124,17 @@ class IngestionService:
         tags: list[str],
         metadata: dict[str, object],
     ) -> Registered:
-        """A new document for ``f``, or the collection's document with the same bytes."""
+        """A new document for ``f``; the collection's document with the same bytes when they
+        are its current version; a new version of it restoring them when they are an older
+        version's (whose chunks are no longer searchable)."""
         existing = self.rt.catalog.documents.find_by_content(tenant_id, collection, f.sha256)
         if existing is not None:
-            return Registered(existing, None)
+            current = existing.current
+            if current is None or current.sha256 == f.sha256:
+                return Registered(existing, None)
+            return self.register_version(tenant_id, existing.id, f)
+        # Before the original is written: a collection name that breaks the rule stores nothing.
+        self.rt.catalog.collections.ensure(tenant_id, collection)
         self.rt.blobs.put(tenant_id, f.sha256, f.source)
         doc, job = self.rt.catalog.documents.create(
             tenant_id,
@@ -123,13 +146,21 @@ class IngestionService:
         )
         return Registered(doc, job)
 
-    def register_version(self, tenant_id: str, document_id: str, f: Incoming) -> Registered:
+    def register_version(
+        self, tenant_id: str, document_id: str, f: Incoming, *, actor: str = "api"
+    ) -> Registered:
         """A new version of the document (the document itself when ``f`` is its current
         bytes); :class:`Conflict` when another document of the collection holds them."""
         doc = self.rt.catalog.documents.get(tenant_id, document_id)
         current = doc.current
         if current is not None and current.sha256 == f.sha256:
             return Registered(doc, None)
+        if doc.status in HIDDEN_STATUSES:  # refused before its bytes are stored
+            raise Conflict(f"document {document_id} is {doc.status.value}: no new version")
+        # A legal hold freezes the document's versions (409 naming the hold, audited).
+        self.rt.catalog.records.refuse_if_held(
+            tenant_id, document_id, action="new version", actor=actor
+        )
         other = self.rt.catalog.documents.find_by_content(tenant_id, doc.collection, f.sha256)
         if other is not None and other.id != doc.id:
             raise Conflict(
@@ -139,6 +170,16 @@ class IngestionService:
         self.rt.blobs.put(tenant_id, f.sha256, f.source)
         doc, job = self.rt.catalog.documents.add_version(tenant_id, document_id, f.new_version())
         return Registered(doc, job)
+
+    def check_quota(self, tenant_id: str, sizes: list[int]) -> None:
+        """Refuse uploads beyond the tenant's daily quotas (GEDRAG_LIMITS__TENANT_*): 429 with
+        when to retry, 413 for more bytes than a whole day allows."""
+        check_upload(self.rt.catalog.versions, self.rt.settings.limits, tenant_id, sizes)
+
+    def close(self) -> None:
+        """Stop the steps running in this process (SIGTERM): parse children are killed and
+        deadlines raise :class:`Interrupted`, whose jobs :meth:`requeue` puts back."""
+        self.indexer.close()
 
     def unregister(self, document_id: str, job_id: str) -> None:
         """Undo a registration whose job could not be queued: rows and exclusive originals."""
@@ -157,12 +198,26 @@ class IngestionService:
             cause = f"{job.error}; {cause}"
         if job.state != JobState.FAILED:
             JOBS.labels(job.kind, "failed").inc()
-        job = catalog.jobs.update(job_id, state=JobState.FAILED, error=cause)
+        # The document first: whoever sees the job failed (clients poll it) sees the document
+        # failed too.
         if job.version_id is not None:
             # NotFound: the document was deleted meanwhile, nothing left to mark.
             with contextlib.suppress(NotFound):
                 catalog.versions.set_status(job.version_id, DocumentStatus.FAILED)
+        catalog.jobs.update(job_id, state=JobState.FAILED, error=cause)
         log.warning("job failed", extra={"job_id": job_id, "cause": cause})
+
+    def requeue(self, job_id: str) -> None:
+        """Put back a job whose step was interrupted by a shutdown: queued again, not failed
+        (the embedded worker queues it again at its next start; Redis delivers it again)."""
+        job = self.rt.catalog.jobs.load(job_id)
+        if job.state.finished:
+            return
+        self.rt.catalog.jobs.update(job_id, state=JobState.QUEUED, stage="requeued", progress=0)
+        if job.version_id is not None:
+            with contextlib.suppress(NotFound):
+                self.rt.catalog.versions.set_status(job.version_id, DocumentStatus.QUEUED)
+        log.info("job requeued: the worker is stopping", extra={"job_id": job_id})
 
     def note_retry(self, job_id: str, cause: str) -> None:
         """Show why a running job waits; a failed job keeps its cause (cleanup retries after)."""
@@ -202,15 +257,39 @@ class IngestionService:
         )
         catalog.versions.set_status(version.id, DocumentStatus.PROCESSING)
         data = self.rt.blobs.read(job.tenant_id, version.sha256)
+        limits = self.rt.settings.limits
+        room = chunk_room(catalog.versions, limits, job.tenant_id)
+        if room == 0:
+            self.fail_job(
+                job_id,
+                f"the tenant's daily indexing quota is used up ({limits.tenant_chunks_per_day} "
+                "chunks in 24 h, GEDRAG_LIMITS__TENANT_CHUNKS_PER_DAY)",
+            )
+            return False
         try:
-            chunks = self.indexer.prepare(data, version, job.tenant_id, self._progress(job_id))
+            prepared = self.indexer.parse_and_chunk(
+                data, version, job.tenant_id, self._progress(job_id), chunk_room=room
+            )
         except (IngestionError, UnsupportedMediaType) as exc:
             self.fail_job(job_id, exc.detail)
             return False
+        chunks = prepared.chunks
+        if prepared.title is not None:
+            self._adopt_title(job.tenant_id, version.document_id, prepared.title)
         catalog.chunks.replace(version.id, chunks)
-        catalog.jobs.update(job_id, stage="indexing", progress=0.4)
+        catalog.jobs.update(job_id, stage="indexing", progress=0.4, warnings=prepared.warnings)
         log.info("version chunked", extra={"job_id": job_id, "chunks": len(chunks)})
         return True
+
+    def _adopt_title(self, tenant_id: str, document_id: str, title: str) -> None:
+        """Give the document the title it gives itself, unless someone titled it: a title
+        still equal to one of its file names was made from the name, not chosen."""
+        with contextlib.suppress(NotFound, Conflict):  # deleted or being deleted meanwhile
+            doc = self.rt.catalog.documents.get(tenant_id, document_id)
+            if doc.title != title and doc.title in {
+                title_from_filename(v.filename) for v in doc.versions
+            }:
+                self.rt.catalog.documents.update(tenant_id, document_id, title=title)
 
     def index_vectors(self, job_id: str) -> None:
         """Embed the version's chunks and upsert dense, sentence and sparse vectors."""
@@ -218,6 +297,12 @@ class IngestionService:
         if loaded is None:
             return
         _, version, doc = loaded
+        models = self.indexer.models
+        if not models.loaded:
+            # The API starts loading the model at start, in the background (~7 s, ~30 s on a
+            # busy machine); until it is in memory the job says what it waits for.
+            self.rt.catalog.jobs.update(job_id, stage="loading model")
+            models.load()
         chunks = self.rt.catalog.chunks.of_version(version.id)
         with INGEST_STAGE.labels("embed").time():
             points = self.indexer.vector_points(chunks, doc, version, self._progress(job_id))
@@ -266,6 +351,23 @@ class IngestionService:
         catalog.jobs.update(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0, error="")
         JOBS.labels(job.kind, "succeeded").inc()
         log.info("version active", extra={"job_id": job_id, "version": version.number})
+        if doc.active_version == version.number:
+            # Once the job is done: filing moves the document, which waits for its jobs.
+            self._sort(job.tenant_id, version)
+
+    def _sort(self, tenant_id: str, version: Version) -> None:
+        """Sort the version now readers see it (type, correspondents, tags, filing, fields:
+        ``sorting.service``). A failure leaves the document unsorted, never fails its job
+        (``POST /v1/sorting/documents/{id}/sort`` runs it again)."""
+        try:
+            with INGEST_STAGE.labels("sort").time():
+                self.sorting.sort(tenant_id, version.document_id, version.id)
+        except GedragError as exc:
+            log.warning(
+                "sorting failed", extra={"document_id": version.document_id, "cause": exc.detail}
+            )
+        except Exception:  # noqa: BLE001 - a sorting bug must not undo an indexed version
+            log.exception("sorting failed", extra={"document_id": version.document_id})
 
     def _check_complete(self, tenant_id: str, version: Version, chunk_ids: list[str]) -> None:
         """Both stores hold every chunk, or a retry comes later: a redelivered header task can
@@ -286,28 +388,14 @@ class IngestionService:
         self.rt.catalog.chunks.drop(version.id)
 
     def delete(self, job_id: str) -> None:
-        """Remove a document from every store: indexes and originals first, catalog rows last,
-        so a retry after a crash still finds the rows that say what to remove."""
-        catalog = self.rt.catalog
-        job = catalog.jobs.load(job_id)
-        if job.state.finished:
-            return
-        catalog.jobs.update(
-            job_id, state=JobState.RUNNING, stage="removing", progress=0.1, new_attempt=True
-        )
-        self.rt.vectors.delete(job.tenant_id, job.document_id)
-        self.rt.graph.delete_document(job.tenant_id, job.document_id)
-        catalog.jobs.update(job_id, progress=0.6)
-        for tenant_id, sha in catalog.documents.exclusive_blobs(job.document_id):
-            self.rt.blobs.delete(tenant_id, sha)
-        catalog.documents.purge(job.document_id)
-        catalog.jobs.update(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0)
-        JOBS.labels(job.kind, "succeeded").inc()
-        log.info("document deleted", extra={"job_id": job_id, "document_id": job.document_id})
+        """Purge a document from every store, with its deletion certificate
+        (:class:`ingestion.purge.Purger`: resumable, idempotent steps; catalog rows last, so a
+        retry after a crash still finds the rows that say what to remove)."""
+        Purger(self.rt).run(job_id)
 
     def sync(self, tenant_id: str, document_id: str) -> None:
-        """Copy changed title, tags and metadata into the vector payloads (filters read
-        them)."""
+        """Copy changed title, tags, metadata and collection into the vector payloads (filters
+        read them; nothing is embedded again)."""
         try:
             doc = self.rt.catalog.documents.get(tenant_id, document_id)
         except NotFound:
@@ -315,7 +403,12 @@ class IngestionService:
         self.rt.vectors.set_payload(
             tenant_id,
             document_id,
-            {"title": doc.title, "tags": doc.tags, "metadata": doc.metadata},
+            {
+                "title": doc.title,
+                "tags": doc.tags,
+                "metadata": doc.metadata,
+                "collection": doc.collection,
+            },
         )
 
 

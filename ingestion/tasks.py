@@ -13,11 +13,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import chord
+from celery.exceptions import Reject
+from celery.schedules import crontab
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core import observability
 from core.domain import Job, JobKind
-from core.errors import GedragError, StoreUnavailable, TransientError
+from core.errors import GedragError, Interrupted, StoreUnavailable, TransientError
+from ingestion.limits import task_time_limits
+from ingestion.records import RecordsService
 from ingestion.service import IngestionService
 
 if TYPE_CHECKING:
@@ -31,6 +35,7 @@ INDEX_GRAPH = "gedrag.index_graph"
 FINALIZE = "gedrag.finalize_version"
 DELETE = "gedrag.delete_document"
 SYNC = "gedrag.sync_document"
+RECORDS_DAILY = "gedrag.records_daily"
 
 Step = Callable[[str], Any]
 
@@ -79,6 +84,14 @@ def register(app: GedragCelery) -> None:
     def _run(task: Any, service: IngestionService, step: Step, job_id: str, what: str) -> Any:
         try:
             return step(job_id)
+        except Interrupted:
+            # The worker is stopping (SIGTERM): the job goes back to the queue, not to failed.
+            # Redis delivers the rejected message to another worker; the embedded broker's
+            # queue dies with the process and the catalog's queued job is sent again at start.
+            service.requeue(job_id)
+            if not app.settings.embedded_broker:
+                raise Reject("worker stopping", requeue=True) from None
+            return None
         except TransientError as exc:
             if task.request.retries >= broker.max_retries:
                 attempts = task.request.retries + 1
@@ -98,8 +111,14 @@ def register(app: GedragCelery) -> None:
     # shared=False: Celery's default adds every task to every app in the process, which would
     # bind one app's task name to another app's runtime (tests run several apps side by side).
     options: dict[str, Any] = {"bind": True, "max_retries": None, "shared": False}
+    # Celery time limits from the budgets (GEDRAG_LIMITS__*): enforced by prefork pools; the
+    # thread and solo pools gedrag runs rely on the parse child and the deadlines instead.
+    limits = {
+        step: {"soft_time_limit": soft, "time_limit": hard}
+        for step, (soft, hard) in task_time_limits(app.settings.limits).items()
+    }
 
-    @app.task(name=INGEST, **options)  # type: ignore[untyped-decorator]
+    @app.task(name=INGEST, **options, **limits["prepare"])  # type: ignore[untyped-decorator]
     def ingest_version(self: Any, *, job_id: str) -> None:
         if run(self, app.ingestion.prepare, job_id, "parsing"):
             kwargs = {"job_id": job_id}
@@ -112,19 +131,19 @@ def register(app: GedragCelery) -> None:
             )(app.signature(FINALIZE, kwargs=kwargs))
 
     # The chord's header must store results: the backend counts them to fire finalize.
-    @app.task(name=INDEX_VECTORS, ignore_result=False, **options)  # type: ignore[untyped-decorator]
+    @app.task(name=INDEX_VECTORS, ignore_result=False, **options, **limits["vectors"])  # type: ignore[untyped-decorator]
     def index_vectors(self: Any, *, job_id: str) -> None:
         run(self, app.ingestion.index_vectors, job_id, "vector store (Qdrant)")
 
-    @app.task(name=INDEX_GRAPH, ignore_result=False, **options)  # type: ignore[untyped-decorator]
+    @app.task(name=INDEX_GRAPH, ignore_result=False, **options, **limits["graph"])  # type: ignore[untyped-decorator]
     def index_graph(self: Any, *, job_id: str) -> None:
         run(self, app.ingestion.index_graph, job_id, "graph store")
 
-    @app.task(name=FINALIZE, **options)  # type: ignore[untyped-decorator]
+    @app.task(name=FINALIZE, **options, **limits["finalize"])  # type: ignore[untyped-decorator]
     def finalize_version(self: Any, *_results: Any, job_id: str) -> None:
         run(self, app.ingestion.finalize, job_id, "activation")
 
-    @app.task(name=DELETE, **options)  # type: ignore[untyped-decorator]
+    @app.task(name=DELETE, **options, **limits["delete"])  # type: ignore[untyped-decorator]
     def delete_document(self: Any, *, job_id: str) -> None:
         run(self, app.ingestion.delete, job_id, "deletion")
 
@@ -138,3 +157,25 @@ def register(app: GedragCelery) -> None:
     )  # type: ignore[untyped-decorator]
     def sync_document(self: Any, *, tenant_id: str, document_id: str) -> None:
         app.ingestion.sync(tenant_id, document_id)
+
+    # Records: trash expiry, retention, unfinished purges resumed; daily under Celery beat
+    # (`gedrag worker --beat`), at GEDRAG_RECORDS__DAILY_AT (UTC).
+    @app.task(
+        name=RECORDS_DAILY,
+        bind=True,
+        shared=False,
+        autoretry_for=(TransientError,),
+        retry_backoff=True,
+        max_retries=broker.max_retries,
+    )  # type: ignore[untyped-decorator]
+    def records_daily(self: Any) -> dict[str, Any]:
+        return RecordsService(app.ingestion, CeleryExecutor(app)).run_daily().to_dict()
+
+    hour, minute = app.settings.records.daily_at.split(":")
+    app.conf.beat_schedule = {
+        "gedrag-records-daily": {
+            "task": RECORDS_DAILY,
+            "schedule": crontab(hour=int(hour), minute=int(minute)),
+        }
+    }
+    app.conf.timezone = "UTC"

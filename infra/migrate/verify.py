@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import NotFound
+from infra.migrate.purged import purged_traces
 from ingestion.indexing import Indexer
 from runtime import Runtime
 from stores.catalog import migration_state, staging
@@ -188,6 +189,7 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
         if report.problems:
             drift.append(report)
     drift.extend(_orphans(rt, graphs, points))
+    drift.extend(purged_traces(rt, graphs, drift))
     if progress:
         progress(len(docs), len(docs))
     return VerifyReport(len(docs), busy, drift)

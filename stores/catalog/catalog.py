@@ -14,7 +14,11 @@ from stores.catalog.collections import CollectionRepository
 from stores.catalog.database import Database
 from stores.catalog.documents import DocumentRepository
 from stores.catalog.jobs import JobRepository
+from stores.catalog.records import RecordsRepository
+from stores.catalog.sorting import SortingRepository
+from stores.catalog.sources import SourceRepository
 from stores.catalog.tenants import TenantRepository
+from stores.catalog.traces import TraceRepository
 from stores.catalog.versions import VersionRepository
 
 
@@ -29,3 +33,7 @@ class Catalog(Database):
         self.versions = VersionRepository(self, self.documents)
         self.chunks = ChunkRepository(self)
         self.jobs = JobRepository(self)
+        self.sorting = SortingRepository(self)
+        self.records = RecordsRepository(self)
+        self.sources = SourceRepository(self)
+        self.traces = TraceRepository(self)

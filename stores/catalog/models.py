@@ -666,3 +666,101 @@ class SourceItemRow(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- monitoring: answer traces, feedback, experiments, drift reports (Alembic 0010) ------------
+# Issue #27. A trace goes with its tenant (ON DELETE CASCADE) and with the documents it cites:
+# the purge of a document removes them (``trace_documents``, no foreign key to documents so
+# that a trace of a document deleted while it was written is still stored, then purged).
+
+
+class TraceRow(Base):
+    """One answer (or search) as it was served: the columns are what lists, filters and drift
+    reports read; ``data`` holds the rest (passages with per-stage scores, the answer and its
+    citations, stage latencies, token counts, what a replay needs)."""
+
+    __tablename__ = "traces"
+    __table_args__ = (
+        Index("ix_traces_tenant_created", "tenant_id", "created_at"),
+        Index("ix_traces_tenant_release", "tenant_id", "release_id", "created_at"),
+        Index("ix_traces_experiment", "experiment_id", "arm"),
+        Index("ix_traces_parent", "parent_id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    route: Mapped[str] = mapped_column(String(16))  # search | ask | chat | openai | mcp
+    caller: Mapped[str] = mapped_column(String(120))
+    release_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    arm: Mapped[str] = mapped_column(String(16))  # production | canary | shadow
+    experiment_id: Mapped[str | None] = mapped_column(ID, default=None)
+    parent_id: Mapped[str | None] = mapped_column(ID, default=None)  # shadow: the served trace
+    question: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    refused: Mapped[bool] = mapped_column()
+    latency_ms: Mapped[float] = mapped_column(Float)
+    top_score: Mapped[float | None] = mapped_column(Float, default=None)
+    citations_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)  # 1 up, -1 down
+    feedback_reason: Mapped[str] = mapped_column(Text, default="")
+    corrected_answer: Mapped[str | None] = mapped_column(Text, default=None)
+    rated_at: Mapped[datetime | None] = mapped_column(default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TraceDocumentRow(Base):
+    """A document a trace retrieved or cited: the purge of that document removes the trace."""
+
+    __tablename__ = "trace_documents"
+    __table_args__ = (Index("ix_trace_documents_document", "document_id"),)
+
+    trace_id: Mapped[str] = mapped_column(
+        ForeignKey("traces.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class TraceSettingsRow(Base):
+    __tablename__ = "trace_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    retention_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExperimentRow(Base):
+    """A challenger release tried on a tenant's traffic: in shadow (answers computed and
+    traced, not shown) or as a canary (``share`` of the callers, sticky per caller). At most
+    one is running per tenant."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (Index("ix_experiments_tenant_state", "tenant_id", "state"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    release_id: Mapped[str] = mapped_column(String(40))
+    champion_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    mode: Mapped[str] = mapped_column(String(16))  # shadow | canary
+    share: Mapped[float] = mapped_column(Float, default=0.0)
+    state: Mapped[str] = mapped_column(String(16))  # running | rolled_back | promoted | stopped
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    canary_since: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MonitorReportRow(Base):
+    """A drift report of a tenant (the daily job's, or one asked for), kept for the console."""
+
+    __tablename__ = "monitor_reports"
+    __table_args__ = (Index("ix_monitor_reports_tenant", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    alerts: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

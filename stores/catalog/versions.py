@@ -3,9 +3,11 @@ every tenant), their indexing status, and the switch of the active version reade
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
 
-from core.domain import Document, DocumentStatus, Version
+from sqlalchemy import func, select
+
+from core.domain import HIDDEN_STATUSES, Document, DocumentStatus, Usage, Version
 from core.errors import NotFound
 from stores.catalog import rows as conv
 from stores.catalog.database import Database
@@ -49,7 +51,7 @@ class VersionRepository:
             if (
                 doc is not None
                 and doc.current_version == vrow.number
-                and doc.status != DocumentStatus.DELETING
+                and doc.status not in HIDDEN_STATUSES
             ):
                 doc.status = status
                 doc.updated_at = utcnow()
@@ -83,12 +85,28 @@ class VersionRepository:
             vrow.chunk_count = chunk_count
             if doc.active_version is None or doc.active_version < vrow.number:
                 doc.active_version = vrow.number
-            if doc.current_version == vrow.number and doc.status != DocumentStatus.DELETING:
+            if doc.current_version == vrow.number and doc.status not in HIDDEN_STATUSES:
                 doc.status = DocumentStatus.READY
             doc.updated_at = utcnow()
             s.flush()
             s.refresh(doc)
             return conv.document(doc)
+
+    def usage_since(self, tenant_id: str, since: datetime) -> Usage:
+        """The tenant's uploads (versions) created since ``since``, their bytes and the chunks
+        they made (tenant quotas, ``ingestion.limits``). Deleted documents no longer count."""
+        with self.db.session() as s:
+            uploads, size, chunks, oldest = s.execute(
+                select(
+                    func.count(VersionRow.id),
+                    func.coalesce(func.sum(VersionRow.size_bytes), 0),
+                    func.coalesce(func.sum(VersionRow.chunk_count), 0),
+                    func.min(VersionRow.created_at),
+                )
+                .join(DocumentRow, DocumentRow.id == VersionRow.document_id)
+                .where(DocumentRow.tenant_id == tenant_id, VersionRow.created_at >= since)
+            ).one()
+        return Usage(uploads=uploads, bytes=int(size or 0), chunks=int(chunks or 0), oldest=oldest)
 
     def active(self, tenant_id: str, document_ids: list[str]) -> dict[str, str]:
         """``document_id → version_id`` of the active version of each live document."""
@@ -99,7 +117,7 @@ class VersionRepository:
                 .where(
                     DocumentRow.tenant_id == tenant_id,
                     DocumentRow.id.in_(document_ids),
-                    DocumentRow.status != DocumentStatus.DELETING,
+                    DocumentRow.status.notin_(HIDDEN_STATUSES),
                     VersionRow.number == DocumentRow.active_version,
                 )
             )

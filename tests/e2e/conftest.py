@@ -40,6 +40,15 @@ class Api:
             time.sleep(0.1)
         raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
 
+    def purge(self, document_id: str, tenant: str = "acme") -> dict[str, Any]:
+        """Delete a document for good: to the trash, then purged at once (the tests' keys are
+        records administrators); returns the purge job once finished."""
+        trashed = self.client.delete(f"/v1/documents/{document_id}", headers=self.h(tenant))
+        assert trashed.status_code == 200, trashed.text
+        purged = self.client.delete(f"/v1/trash/{document_id}", headers=self.h(tenant))
+        assert purged.status_code == 202, purged.text
+        return self.wait(purged.json()["job_id"], tenant)
+
     def counts(self) -> dict[str, int]:
         """Rows per table and original files on disk: what a rejected request must not change."""
         rt = self.client.app.state.runtime  # type: ignore[attr-defined]

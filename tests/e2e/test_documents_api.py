@@ -93,9 +93,7 @@ def test_document_lifecycle(api: Api) -> None:
     ).json()
     assert [d["id"] for d in listed["items"]] == [doc_id]
 
-    deleted = api.client.delete(f"/v1/documents/{doc_id}", headers=api.h())
-    assert deleted.status_code == 202
-    assert api.wait(deleted.json()["id"])["state"] == "succeeded"
+    assert api.purge(doc_id)["state"] == "succeeded"
     assert api.client.get(f"/v1/documents/{doc_id}", headers=api.h()).status_code == 404
     assert api.client.get(f"/v1/documents/{doc_id}/content", headers=api.h()).status_code == 404
     # the other collection's copy keeps its original file
@@ -260,8 +258,7 @@ def test_collections(api: Api) -> None:
     assert api.client.get("/v1/collections", headers=api.h("globex")).json() == []
     assert api.client.delete("/v1/collections/contracts", headers=api.h()).status_code == 409
     api.wait(up["job_id"])
-    job = api.client.delete(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
-    api.wait(job["id"])
+    api.purge(up["document_id"])
     assert api.client.delete("/v1/collections/contracts", headers=api.h()).status_code == 204
     assert api.client.delete("/v1/collections/contracts", headers=api.h()).status_code == 404
 

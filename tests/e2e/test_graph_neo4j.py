@@ -77,8 +77,7 @@ def test_versions_and_deletes_reach_the_neo4j_graph(on_neo4j: Settings, neo4j: B
         keys = rt.graph.entity_keys(tenant)
         assert "ref:ctr-2025-0001" in keys and "ref:ctr-2024-0042" not in keys  # orphan gone
 
-        gone = api.client.delete(f"/v1/documents/{doc}", headers=api.h()).json()
-        assert api.wait(gone["id"])["state"] == "succeeded"
+        assert api.purge(doc)["state"] == "succeeded"
         assert rt.graph.export_document(tenant, doc) == []
         assert rt.graph.chunk_ids(tenant, kept) == catalog_chunks(rt, kept)
         assert rt.graph.entity_keys(tenant) == {
@@ -86,8 +85,7 @@ def test_versions_and_deletes_reach_the_neo4j_graph(on_neo4j: Settings, neo4j: B
         }
         assert doc not in dict(rt.graph.documents(None, 100))
 
-        gone = api.client.delete(f"/v1/documents/{kept}", headers=api.h()).json()
-        assert api.wait(gone["id"])["state"] == "succeeded"
+        assert api.purge(kept)["state"] == "succeeded"
         assert rt.graph.relations(tenant) == {}
         assert tenant_nodes(neo4j, tenant) == 0  # no chunk, entity or document node left
 
@@ -205,8 +203,7 @@ def test_relational_to_neo4j_and_back_verifies_with_no_drift(
     with running(on_neo4j) as api:
         assert answers(api) == expected
         ids["notes"] = ingest(api, "notes", DOCS["notes"])
-        gone = api.client.delete(f"/v1/documents/{ids['handbook']}", headers=api.h()).json()
-        assert api.wait(gone["id"])["state"] == "succeeded"
+        assert api.purge(ids["handbook"])["state"] == "succeeded"
         held = {d: runtime(api).graph.export_document(tenant, d) for d in ids.values()}
     assert held[ids["handbook"]] == [] and held[ids["notes"]]
 

@@ -71,15 +71,12 @@ def census(api: Api, tenant: str = "acme") -> dict[str, Any]:
         chunk_ids = set(
             conn.execute(sa.text("SELECT id FROM chunks WHERE tenant_id = :t"), {"t": t}).scalars()
         )
-    points: set[str] = set()
-    if rt.vectors.client.collection_exists(rt.vectors.collection):
-        from qdrant_client import models
-
-        flt = models.Filter(
-            must=[models.FieldCondition(key="tenant_id", match=models.MatchValue(value=t))]
-        )
-        found, _ = rt.vectors.client.scroll(rt.vectors.collection, scroll_filter=flt, limit=10_000)
-        points = {str(p.id) for p in found}
+    points = {
+        pid
+        for (tenant_id, _), held in rt.vectors.point_index().items()
+        if tenant_id == t
+        for pid in held
+    }
     blobs = {sha for tenant_id, sha in rt.blobs.all() if tenant_id == t}
     return {**rows, "chunk_ids": chunk_ids, "points": points, "blobs": blobs}
 
@@ -156,8 +153,7 @@ def test_delete_leaves_nothing_anywhere(api: Api) -> None:
     ).json()
     api.wait(v2["job_id"])
     for up in (a, b):
-        job = api.client.delete(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
-        assert api.wait(job["id"])["state"] == "succeeded"
+        assert api.purge(up["document_id"])["state"] == "succeeded"
     c = census(api)
     assert c == {
         "documents": 0,

@@ -67,8 +67,7 @@ def test_graph_migration_under_dual_write_loses_nothing(
         backfill.start()
         ids["memo"] = ingest(api, "memo", DOCS["memo"])
         ids["notes"] = ingest(api, "notes", DOCS["notes"])
-        gone = api.client.delete(f"/v1/documents/{ids['notes']}", headers=api.h()).json()
-        assert api.wait(gone["id"])["state"] == "succeeded"
+        assert api.purge(ids["notes"])["state"] == "succeeded"
         v2 = api.client.post(
             f"/v1/documents/{ids['memo']}/versions",
             headers=api.h(),

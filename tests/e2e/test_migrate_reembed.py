@@ -10,13 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from qdrant_client import models
 
 from core.settings import EmbeddingSettings, Settings, SparseSettings
 from infra.migrate import vectors, verify
 from runtime import Runtime
-from stores.vectors import DENSE, SPARSE, SearchFilter, collection_name
-from stores.vectors.qdrant import QdrantVectorStore
+from stores.vectors import SearchFilter, VectorPoint, VectorStore, collection_name
+from stores.vectors.edge import EdgeVectorStore
 from tests.support import tiny_embedder
 from tests.support.migration import (
     DOCS,
@@ -28,6 +27,15 @@ from tests.support.migration import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def whole_points(store: VectorStore) -> list[VectorPoint]:
+    out, offset = [], None
+    while True:
+        page, offset = store.scroll_points(offset)
+        out.extend(page)
+        if offset is None:
+            return out
 
 
 def test_reembedding_switches_the_alias_atomically_while_queries_run(
@@ -56,8 +64,7 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
             )
             builder.start()
             ids["notes"] = ingest(api, "notes", DOCS["notes"])  # during the build
-            gone = api.client.delete(f"/v1/documents/{ids['memo']}", headers=api.h()).json()
-            assert api.wait(gone["id"])["state"] == "succeeded"
+            assert api.purge(ids["memo"])["state"] == "succeeded"
             builder.join(120)
             assert built, "the build did not finish"
             switch_started = time.monotonic()
@@ -76,10 +83,10 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
         assert verify.verify(rt).ok
         assert rt.vectors.point_ids(tenant, ids["memo"]) == set()
         notes = rt.catalog.chunks.of_version(rt.catalog.versions.get(tenant, ids["notes"]).id)
-        point = rt.vectors.client.retrieve(live, ids=[notes[0].id], with_vectors=True)[0]
-        assert isinstance(point.vector, dict)
-        assert list(point.vector[SPARSE].values) == pytest.approx(
-            indexer.sparse.encode_document(notes[0].text, notes[0].language).values
+        point = next(p for p in whole_points(rt.vectors) if p.id == notes[0].id)
+        encoded = indexer.models.sparse.encode_document(notes[0].text, notes[0].language)
+        assert dict(zip(point.sparse_indices, point.sparse_values, strict=True)) == pytest.approx(
+            dict(zip(encoded.indices, encoded.values, strict=True))
         )
         r = api.client.post("/v1/search", headers=api.h(), json={"query": "board budget"})
         assert ids["notes"] in {p["document_id"] for p in r.json()["passages"]}
@@ -92,7 +99,7 @@ def test_reembedding_switches_the_alias_atomically_while_queries_run(
         vectors.switch(rt, indexer)
         assert rt.vectors.alias_target() == new
         assert vectors.finalize(rt)["dropped"] == f"{live}__legacy"
-        assert not rt.vectors.client.collection_exists(f"{live}__legacy")
+        assert rt.vectors.sibling(f"{live}__legacy").dim() is None
         assert probe_hits() == expected_hits
 
 
@@ -147,7 +154,7 @@ def test_an_interrupted_build_resumes_from_its_checkpoint(
             for doc in live
             for c in rt.catalog.chunks.of_version(rt.catalog.versions.get(tenant, doc).id)
         }
-        assert len(live) == 3 and set(new.all_point_versions()) == chunks
+        assert len(live) == 3 and set(vectors.all_point_versions(new)) == chunks
 
 
 def test_a_collection_made_before_sentence_vectors_gets_them_by_reembedding(
@@ -157,15 +164,11 @@ def test_a_collection_made_before_sentence_vectors_gets_them_by_reembedding(
     `gedrag migrate reembed --switch` with the same model moves the alias to one that has them;
     documents added after the switch get them too, and a rollback goes back to the old points."""
     settings = make_settings()
-    old = QdrantVectorStore(
+    old = EdgeVectorStore(
         collection_name(settings.qdrant.collection_prefix, settings.embedding.model),
         path=settings.qdrant_path,
     )
-    old.client.create_collection(
-        old.collection,
-        vectors_config={DENSE: models.VectorParams(size=384, distance=models.Distance.COSINE)},
-        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-    )
+    old.engine.create(old.collection, 384, sentences=False)  # an earlier gedrag's layout
     old.close()
     query = {"query": "who inspects the ladders"}
     with running(settings) as api:

@@ -253,6 +253,5 @@ def test_only_the_active_version_is_searched(make_api: Callable[..., Api]) -> No
         p["text"] for p in post(api, "/v1/search", {"query": "remote work days"}).json()["passages"]
     ]
     assert any("four days" in t for t in texts) and not any("two days" in t for t in texts)
-    job = api.client.delete(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
-    api.wait(job["id"])
+    api.purge(up["document_id"])
     assert post(api, "/v1/search", {"query": "remote work days"}).json()["passages"] == []

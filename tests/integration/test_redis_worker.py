@@ -57,7 +57,10 @@ def test_separate_worker_over_redis(
                     break
                 time.sleep(0.2)
             assert job["state"] == "succeeded", (job, (tmp_path / "worker.log").read_text()[-3000:])
-            deleted = client.delete(f"/v1/documents/{up.json()['document_id']}", headers=auth)
+            trashed = client.delete(f"/v1/documents/{up.json()['document_id']}", headers=auth)
+            assert trashed.status_code == 200, trashed.text
+            deleted = client.delete(f"/v1/trash/{up.json()['document_id']}", headers=auth)
+            assert deleted.status_code == 202, deleted.text
             for _ in range(300):
                 if (
                     client.get(f"/v1/jobs/{deleted.json()['id']}", headers=auth).json()["state"]
