@@ -337,8 +337,9 @@ class ExtractiveGenerator:
         """Cosine of the question and each text (zeros without an embedder)."""
         if self.embedder is None or (self.meaning_weight <= 0 and self.min_similarity >= 1):
             return [0.0] * len(texts)
-        vectors = np.asarray(self.embedder.embed([question, *texts]), dtype=np.float32)
-        return [float(v) for v in vectors[1:] @ vectors[0]]
+        q = np.asarray(self.embedder.embed_queries([question])[0], dtype=np.float32)
+        vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        return [float(v) for v in vectors @ q]
 
     def _select(self, candidates: list[_Candidate], units: list[_Unit]) -> list[_Candidate]:
         best = candidates[0].score

@@ -43,7 +43,7 @@ class ActiveVersions(Protocol):
 
 
 def embed_query(embedder: Embedder, q: Query) -> list[float]:
-    q.vector = embedder.embed([q.text])[0]
+    q.vector = embedder.embed_queries([q.text])[0]
     return q.vector
 
 

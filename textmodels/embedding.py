@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -48,9 +48,11 @@ class Embedder(Protocol):
 
     ``model_id`` names the model and revision and is recorded with every vector; ``dim`` is the
     vector size; ``count_tokens`` measures text in the model's tokens (chunk sizes);
-    ``embed`` returns one L2-normalised vector per text, in input order; ``embed_spans`` also
-    returns, per text, one L2-normalised vector per span of it (character offsets), in span
-    order, leaving out spans the model did not read (past its input length).
+    ``embed`` returns one L2-normalised vector per text (passages: what is stored), in input
+    order; ``embed_queries`` the same for questions (models trained with instructions, such as
+    e5's ``query: ``, read questions differently; others embed them as ``embed`` does);
+    ``embed_spans`` also returns, per text, one L2-normalised vector per span of it (character
+    offsets), in span order, leaving out spans the model did not read (past its input length).
     """
 
     @property
@@ -62,6 +64,8 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     def embed_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
@@ -175,6 +179,10 @@ class SentenceTransformerEmbedder:
             )
         return [v.tolist() for v in vectors]
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Questions read as passages: the model has no instruction for them."""
+        return self.embed(texts)
+
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
         """One model call: each text's pooled vector as ``embed`` gives it, and each span's
         mean token embedding (its tokens read in the context of the whole text)."""
@@ -236,6 +244,9 @@ class WrappedEmbedder:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return self.inner.embed(texts)
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.inner.embed_queries(texts)
+
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
         return self.inner.embed_spans(texts, spans)
 
@@ -248,13 +259,14 @@ class MemoEmbedder(WrappedEmbedder):
     def __init__(self, inner: Embedder) -> None:
         super().__init__(inner)
         self.memo: dict[str, list[float]] = {}
+        self.queries: dict[str, list[float]] = {}
         self.pooled: dict[tuple[str, tuple[Span, ...]], Pooled] = {}
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
-        if missing:
-            self.memo.update(zip(missing, self.inner.embed(missing), strict=True))
-        return [self.memo[t] for t in texts]
+        return _memoised(self.memo, lambda missing: self.inner.embed(missing), texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return _memoised(self.queries, lambda missing: self.inner.embed_queries(missing), texts)
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
         keys = [(t, tuple(s)) for t, s in zip(texts, spans, strict=True)]
@@ -266,7 +278,19 @@ class MemoEmbedder(WrappedEmbedder):
 
     def clear(self) -> None:
         self.memo.clear()
+        self.queries.clear()
         self.pooled.clear()
+
+
+def _memoised(
+    memo: dict[str, list[float]],
+    embed: Callable[[Sequence[str]], list[list[float]]],
+    texts: Sequence[str],
+) -> list[list[float]]:
+    missing = [t for t in dict.fromkeys(texts) if t not in memo]
+    if missing:
+        memo.update(zip(missing, embed(missing), strict=True))
+    return [memo[t] for t in texts]
 
 
 @dataclass

@@ -111,8 +111,19 @@ class EmbedderConformance:
         query, relevant, unrelated = embedder.embed([QUERY, RELEVANT, UNRELATED])
         assert cosine(query, relevant) > cosine(query, unrelated)
 
+    def test_questions_embed_in_order_and_near_their_passage(self, embedder: Embedder) -> None:
+        q, other = embedder.embed_queries([QUERY, UNRELATED])
+        relevant, unrelated = embedder.embed([RELEVANT, UNRELATED])
+        for v in (q, other):
+            assert len(v) == embedder.dim
+            assert abs(sum(x * x for x in v) - 1.0) < 1e-3
+        assert cosine(q, relevant) > cosine(q, unrelated)
+        assert cosine(other, unrelated) > cosine(q, unrelated)  # order kept
+        assert embedder.embed_queries([QUERY])[0] == pytest.approx(q, abs=1e-5)
+
     def test_empty_input_gives_empty_output(self, embedder: Embedder) -> None:
         assert embedder.embed([]) == []
+        assert embedder.embed_queries([]) == []
         assert embedder.embed_spans([], []) == []
 
     def test_a_text_longer_than_the_model_reads_still_embeds(self, embedder: Embedder) -> None:

@@ -30,5 +30,8 @@ class WordsEmbedder:
             out.append([x / norm for x in v] if norm else [1.0] + [0.0] * (self.dim - 1))
         return out
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed(texts)
+
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> list[Pooled]:
         return embed_spans_alone(self, texts, spans)

@@ -98,6 +98,9 @@ class FakeEmbedder:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return [[1.0, 0.0] for _ in texts]
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed(texts)
+
     def embed_spans(self, texts: Sequence[str], spans: Any) -> list[Any]:
         return [([1.0, 0.0], []) for _ in texts]
 
