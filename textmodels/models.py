@@ -12,7 +12,12 @@ from functools import cached_property
 from typing import Any, assert_never
 
 from core.settings import Settings
-from textmodels.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
+from textmodels.embedding import (
+    E5_NAMES,
+    BatchingEmbedder,
+    Embedder,
+    SentenceTransformerEmbedder,
+)
 from textmodels.entities import EntityExtractor, RuleBasedEntityExtractor
 from textmodels.sparse import SparseEncoder
 
@@ -36,7 +41,18 @@ def make_extractor(settings: Settings) -> EntityExtractor:
 
 def make_embedder(settings: Settings) -> Embedder:
     e = settings.embedding
-    return SentenceTransformerEmbedder(e.model, device=e.device, batch_size=e.batch_size)
+    if e.model in E5_NAMES:
+        from textmodels.e5 import E5Embedder
+
+        return E5Embedder(
+            settings.data_dir / "models",
+            device=e.device,
+            batch_size=e.batch_size,
+            precision=e.precision,
+        )
+    return SentenceTransformerEmbedder(
+        e.model, device=e.device, batch_size=e.batch_size, precision=e.precision
+    )
 
 
 class TextModels:
