@@ -69,8 +69,12 @@ def figures(text: str, language: str) -> set[str]:
     return found
 
 
+_DIGITS = re.compile(r"\S*\d\S*")
+
+
 def content_terms(text: str, language: str) -> set[int]:
-    return set(_encoder.term_ids(text, language))
+    """Stemmed, accent-folded words without stopwords; figures are scored apart."""
+    return set(_encoder.term_ids(_DIGITS.sub(" ", text), language))
 
 
 def answer_correctness(answer: str, reference: str, language: str | None = None) -> Correctness:
