@@ -60,6 +60,10 @@ class ApiKeyInfo:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    # People (issue #19): the user the key acts for, its scopes, when it expires.
+    user_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,8 @@ class DocumentFilter:
     document_type: str | None = None
     correspondent: str | None = None
     fields: tuple[FieldCondition, ...] = ()
+    # Access lists (issue #19): only documents one of these principals may read; None: all.
+    readable_by: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

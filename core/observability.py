@@ -3,12 +3,19 @@
 The API middleware sets ``request_id`` (and authentication sets ``tenant``) for the duration of a
 request; the worker sets ``job_id`` and ``tenant`` around each task step. In JSON format each
 record is one object per line, with those fields and whatever the call passed in ``extra=``.
+
+Every logged value is escaped: a request path, a file name or an exception message holding CR,
+LF, ESC or NUL can neither forge a line nor reach a terminal raw (issue #23: ``GET /nope%0aFAKE``
+wrote a forged line). Text format writes control characters as ``\n``, ``\x1b``...; a
+traceback's lines are prefixed ``  | `` so none can pass for a record. JSON escapes them as
+JSON does, and also C1 controls and U+2028/2029, which JSON leaves raw.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +55,48 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# What could forge, hide or colour a line: C0 controls (CR, LF, ESC, NUL...), DEL, C1 controls,
+# the Unicode line and paragraph separators.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Those JSON writes raw (it escapes C0 itself).
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape(value: str) -> str:
+    """``value`` on one line, every control character written as an escape (``\\n``,
+    ``\\x1b``, ``\\x00``, ``\\u2028``)."""
+    return _UNSAFE.sub(_escape_one, value)
+
+
+def _traceback(text: str) -> str:
+    """A traceback's lines, each escaped and prefixed so that none can pass for a record."""
+    return "\n".join(f"  | {escape(line)}" for line in text.splitlines())
+
+
+class TextFormatter(logging.Formatter):
+    """The text format with every value escaped: one record, one line (plus its traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line = f"{line}\n{_traceback(record.exc_text)}"
+        if record.stack_info:
+            line = f"{line}\n{_traceback(self.formatStack(record.stack_info))}"
+        return line
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {
@@ -61,7 +110,8 @@ class JsonFormatter(logging.Formatter):
                 body[key] = value
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str, ensure_ascii=False)
+        text = json.dumps(body, default=str, ensure_ascii=False)
+        return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -74,7 +124,7 @@ def configure_logging(settings: ObservabilitySettings) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -33,6 +33,7 @@ from core.errors import (
     UnsupportedMediaType,
 )
 from core.metrics import INGEST_STAGE, JOBS
+from ingestion.access import AccessService
 from ingestion.indexing import Indexer, Progress
 from ingestion.limits import check_upload, chunk_room
 from ingestion.purge import Purger
@@ -340,6 +341,8 @@ class IngestionService:
             return
         chunk_ids = [c.id for c in catalog.chunks.of_version(version.id)]
         self._check_complete(job.tenant_id, version, chunk_ids)
+        # The stores' copies of who may read it, before anyone can (issue #19).
+        AccessService(self.rt).sync(job.tenant_id, [version.document_id])
         doc = catalog.versions.activate(version.id, chunk_count=len(chunk_ids))
         if doc is None:
             return

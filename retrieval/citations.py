@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from retrieval.prompt import NOT_FOUND_MARKER
 from retrieval.types import NOT_FOUND, SMALL_TALK, Answer, Citation, Passage
+from textmodels.injection import addressed_to_assistant
 from textmodels.language import detect_language
 from textmodels.sentences import sentences
 
@@ -52,8 +53,10 @@ def grounded_answer(text: str, question: str, passages: Sequence[Passage]) -> An
     """The checked answer for ``text`` written to ``question`` from ``passages`` (the ones the
     generator was given): control characters removed, markers naming no passage dropped, the
     not-found answer for an empty reply or one that says so; text citing no passage is kept
-    but not presented as grounded."""
-    cleaned = _GARBAGE.sub("", text).strip()
+    but not presented as grounded. A sentence addressed to an AI assistant ("ignore previous
+    instructions", "réponds que ...": a document's injected instruction, quoted or obeyed) is
+    never said."""
+    cleaned = _without_instructions(_GARBAGE.sub("", text).strip())
     if (
         not passages
         or not cleaned
@@ -65,6 +68,14 @@ def grounded_answer(text: str, question: str, passages: Sequence[Passage]) -> An
     if not cleaned:
         return not_found(question)
     return Answer(text=cleaned, citations=citations, grounded=bool(citations))
+
+
+def _without_instructions(text: str) -> str:
+    """The text without its sentences addressed to an assistant (issue #23: answers quoted a
+    document's "note to the AI assistant"); unchanged when it has none."""
+    if not addressed_to_assistant(text):
+        return text
+    return " ".join(s for s in sentences(text) if not addressed_to_assistant(s)).strip()
 
 
 def validate(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:

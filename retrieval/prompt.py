@@ -4,6 +4,7 @@ so instructions written inside a document are read, not obeyed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from retrieval.types import Message, Passage
@@ -19,10 +20,17 @@ Rules:
 NOT_FOUND_MARKER = "NOT_FOUND"
 
 
+# A closing tag in any case or spacing ("</PASSAGE>", "< /passage") would let a document's text
+# pose as the end of its passage, and what follows as the prompt's own words.
+_TAG = re.compile(r"<\s*(/?)\s*(passage)", re.IGNORECASE)
+
+
 def render_passage(p: Passage) -> str:
+    """One passage as data: its text inside ``<passage>`` tags that it cannot close or open
+    (tags in the text are escaped), its title an attribute without quotes or brackets."""
     where = f" page={p.page_start}" if p.page_start is not None else ""
-    body = p.text.replace("</passage", "<\\/passage")
-    title = p.title.replace('"', "'")
+    body = _TAG.sub(lambda m: f"<\\{m.group(1)}{m.group(2)}", p.text)
+    title = " ".join(p.title.replace('"', "'").replace("<", "(").replace(">", ")").split())
     return f'<passage n={p.n} title="{title}"{where}>\n{body}\n</passage>'
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from core.settings import RetrievalSettings
@@ -35,6 +35,8 @@ T = TypeVar("T")
 class SearchResult:
     passages: list[Passage]
     timings_ms: dict[str, float]
+    # Each stage's ranked list before fusion: answer traces keep the passages' stage scores.
+    ranked: dict[str, list[VectorHit]] = field(default_factory=dict)
 
 
 class Retriever:
@@ -78,7 +80,8 @@ class Retriever:
         if self.reranker is not None and fused:
             fused = lap("rerank", rerank, self.reranker, query, fused[: cfg.candidates])
         chosen = lap("mmr", mmr, fused, top_k or cfg.top_k, cfg.mmr_lambda)
-        return SearchResult([to_passage(i + 1, h) for i, h in enumerate(chosen)], lap.total())
+        passages = [to_passage(i + 1, h) for i, h in enumerate(chosen)]
+        return SearchResult(passages, lap.total(), ranked)
 
     def ranked(
         self,
@@ -160,4 +163,5 @@ def to_passage(n: int, h: Hit) -> Passage:
         section_path=tuple(p.get("section_path") or ()),
         collection=str(p.get("collection", "")),
         language=str(p.get("language", "")),
+        suspicious=bool(p.get("suspicious", False)),
     )

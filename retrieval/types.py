@@ -22,6 +22,8 @@ class Passage:
     section_path: tuple[str, ...] = ()
     collection: str = ""
     language: str = ""
+    # The chunk addresses an AI assistant (ingestion.sanitize): shown, never said as an answer.
+    suspicious: bool = False
 
 
 @dataclass(frozen=True)

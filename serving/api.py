@@ -9,12 +9,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from core import media, observability
 from core.domain import DocumentFilter, DocumentStatus, JobKind, JobState, Tenant
 from core.errors import InvalidInput, Unauthorized
 from runtime import Runtime
+from serving import auth
 from serving.documents import DocumentService
 from serving.schemas import (
     CollectionCreate,
@@ -65,13 +65,15 @@ async def current_tenant(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Tenant:
-    """The tenant of the key in ``Authorization: Bearer <key>`` or ``X-API-Key``.
+    """The tenant of the key, session or single sign-on token in ``Authorization: Bearer
+    <token>`` or ``X-API-Key``, once :func:`serving.auth.authorize` let the caller use this
+    route (its scopes, the access lists; the caller is left in ``request.state.caller``).
 
     Async so that the tenant it sets in the logging context reaches the endpoint (a sync
     dependency runs in a worker thread whose context is discarded); the lookup still runs in
     the thread pool."""
-    key = api_key_of(authorization, x_api_key)
-    tenant = await run_in_threadpool(rt.catalog.tenants.authenticate, key)
+    caller = await auth.authorize(request, rt, api_key_of(authorization, x_api_key))
+    tenant = caller.tenant
     observability.tenant.set(tenant.id)
     request.state.tenant = tenant.id  # for the access log, written outside this context
     return tenant
@@ -192,6 +194,7 @@ def list_documents(
         document_type=type,
         correspondent=correspondent,
         fields=sorting.conditions(tenant.id, field_params),
+        readable_by=auth.caller(request).read_filter,
     )
     page = rt.catalog.documents.page(
         tenant.id, flt, cursor=cursor, limit=min(limit, rt.settings.api.page_size_max)
@@ -358,8 +361,10 @@ def create_collection(rt: RT, tenant: Caller, body: CollectionCreate) -> Collect
 
 
 @router.get("/collections", tags=["collections"])
-def list_collections(rt: RT, tenant: Caller) -> list[CollectionPublic]:
-    return [CollectionPublic.model_validate(c) for c in rt.catalog.collections.of_tenant(tenant.id)]
+def list_collections(request: Request, rt: RT, tenant: Caller) -> list[CollectionPublic]:
+    """The collections, and counts of the documents, the caller may read."""
+    found = rt.catalog.collections.of_tenant(tenant.id, auth.caller(request).read_filter)
+    return [CollectionPublic.model_validate(c) for c in found]
 
 
 # {name:path}: a collection named before names were checked may hold a '/', sent encoded (%2F)

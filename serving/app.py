@@ -25,13 +25,16 @@ from serving import (
     errors,
     eval_api,
     mcp_server,
+    monitoring_api,
     openai_api,
+    people_api,
     qa_api,
     readiness,
     records_api,
     sorting_api,
     sources_api,
 )
+from serving.audit_log import AuditTrail
 from serving.documents import DocumentService
 from serving.middleware import Observe, RejectOversized
 from serving.warmup import Warmup
@@ -84,6 +87,7 @@ def create_app(
         app.state.qa = None
         app.state.release_checked_at = None
         app.state.warmup = Warmup(rt, _first_search(app.state, settings)).start()
+        app.state.monitor = monitoring_api.attach(app.state, celery, embedded=run_worker)
         worker: Any = None
         if run_worker:
             worker = start_embedded_worker(celery)
@@ -94,6 +98,7 @@ def create_app(
             async with mcp_running():
                 yield
         finally:
+            app.state.monitor.close()  # the traces queued are written while the stores are open
             # Interrupt running ingestion steps first (a parse may run for its whole budget):
             # their jobs are requeued, so the worker stops at once (SIGTERM: exit within 15 s).
             celery.interrupt()
@@ -122,6 +127,8 @@ def create_app(
     app.include_router(sorting_api.router)
     app.include_router(records_api.router)
     app.include_router(sources_api.router)
+    app.include_router(people_api.router)
+    app.include_router(monitoring_api.router)
     console.install(app)
     apidocs.install(app)
 
@@ -132,6 +139,8 @@ def create_app(
     # The last added runs first: Observe sees every request, the rejected ones too.
     app.add_middleware(RejectOversized, limit_for=upload_limit, slack=MULTIPART_SLACK)
     app.add_middleware(Observe)
+    # Outermost: the audit entry is written once the answer has gone (serving.audit_log).
+    app.add_middleware(AuditTrail)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

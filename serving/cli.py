@@ -17,8 +17,15 @@ from rich.text import Text
 from core.errors import GedragError
 from core.settings import get_settings
 from infra.migrate.cli import app as migrate_app
-from serving.sorting_cli import app as sort_app
+from serving.monitoring_cli import monitor as monitor_app
+from serving.monitoring_cli import suite as suite_app
+from serving.monitoring_cli import traces as trace_app
+from serving.people_cli import access as access_app
+from serving.people_cli import audit as audit_app
+from serving.people_cli import groups as groups_app
+from serving.people_cli import users as users_app
 from serving.records_cli import app as records_app
+from serving.sorting_cli import app as sort_app
 from serving.sources_cli import app as sources_app
 
 # Arguments are parsed before anything heavy loads (`gedrag --help` and the client commands
@@ -43,10 +50,17 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(sort_app, name="sort")
 app.add_typer(records_app, name="records")
 app.add_typer(sources_app, name="sources")
+app.add_typer(users_app, name="users")
+app.add_typer(groups_app, name="groups")
+app.add_typer(audit_app, name="audit")
+app.add_typer(access_app, name="access")
 evals = typer.Typer(help="Evaluate pipeline releases on suites.", no_args_is_help=True)
 releases = typer.Typer(help="Pipeline releases and their promotion.", no_args_is_help=True)
 app.add_typer(evals, name="eval")
 app.add_typer(releases, name="release")
+app.add_typer(trace_app, name="trace")
+app.add_typer(monitor_app, name="monitor")
+evals.add_typer(suite_app, name="suite")
 
 console = Console()
 err = Console(stderr=True)
@@ -196,7 +210,7 @@ def worker(
     from prometheus_client import start_http_server
 
     from ingestion.celery_app import GedragCelery
-    from serving import sources_api
+    from serving import monitoring_api, sources_api
 
     rt = _server_runtime(settings)
     port = settings.observability.worker_metrics_port
@@ -211,6 +225,7 @@ def worker(
             )
     celery = GedragCelery(settings, rt)
     sources_api.attach(celery, embedded=False)  # the sources' round task and beat entry
+    monitoring_api.register_daily(celery)  # drift reports and trace purge, daily under beat
     # Threads, not processes: one embedding model in memory per worker and one set of
     # metrics (torch and the parsers release the GIL while they work).
     celery.Worker(

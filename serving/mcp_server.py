@@ -30,10 +30,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core import observability
 from core.domain import DocumentFilter, DocumentStatus, Tenant
 from core.errors import GedragError, InvalidInput, Unauthorized
+from monitoring.service import Answering, Monitor
 from runtime import Runtime
 from serving import errors
 from serving.api import api_key_of
-from serving.qa_api import current_qa, passages, search_filter
+from serving.qa_api import caller_of, passages, search_filter
 from serving.schemas import (
     CitationPublic,
     DocumentPublic,
@@ -41,6 +42,7 @@ from serving.schemas import (
     SearchFilters,
     SearchResponse,
 )
+from stores.catalog.traces import Route
 
 PATH = "/mcp"
 _TENANT = "gedrag_tenant"  # key of the authenticated tenant in the request's ASGI state
@@ -63,6 +65,9 @@ class Answer(BaseModel):
     grounded: bool
     citations: list[CitationPublic]
     question: str = Field(description="The standalone question that was searched.")
+    trace_id: str | None = Field(
+        default=None, description="Its trace: rate it with POST /v1/traces/{id}/feedback."
+    )
 
 
 def build(state: Any) -> MCPServer:
@@ -79,6 +84,13 @@ def build(state: Any) -> MCPServer:
         runtime: Runtime = state.runtime
         return runtime
 
+    def answering(ctx: Context, tenant: Tenant, route: Route) -> Answering:
+        """Production or the tenant's canary answers, traced like the HTTP routes."""
+        monitor: Monitor = state.monitor
+        request = ctx.request_context.request
+        headers = request.headers if isinstance(request, Request) else {}
+        return monitor.begin(tenant.id, caller_of(headers), route)
+
     @server.tool()
     def search(
         ctx: Context,
@@ -90,9 +102,14 @@ def build(state: Any) -> MCPServer:
     ) -> SearchResponse:
         """Find the passages of your documents that best match a query (hybrid search)."""
         with said_to_the_caller():
-            flt = search_filter(tenant_of(ctx), SearchFilters(collections=collections))
-            result = current_qa(state).search(query, flt, top_k)
-        return SearchResponse(passages=passages(result), timings_ms=result.timings_ms)
+            tenant = tenant_of(ctx)
+            flt = search_filter(tenant, SearchFilters(collections=collections))
+            run = answering(ctx, tenant, "search")
+            result = run.qa.search(query, flt, top_k)
+            run.searched(query, flt, top_k, result)
+        return SearchResponse(
+            passages=passages(result), timings_ms=result.timings_ms, trace_id=run.trace_id
+        )
 
     @server.tool()
     def ask(
@@ -104,13 +121,17 @@ def build(state: Any) -> MCPServer:
     ) -> Answer:
         """Answer a question from your documents only, citing passages as [n]."""
         with said_to_the_caller():
-            flt = search_filter(tenant_of(ctx), SearchFilters(collections=collections))
-            reply = current_qa(state).ask(question, flt)
+            tenant = tenant_of(ctx)
+            flt = search_filter(tenant, SearchFilters(collections=collections))
+            run = answering(ctx, tenant, "mcp")
+            reply = run.qa.ask(question, flt)
+            run.answered(question, flt, None, reply)
         return Answer(
             answer=reply.answer.text,
             grounded=reply.answer.grounded,
             citations=[CitationPublic.model_validate(c) for c in reply.answer.citations],
             question=reply.question,
+            trace_id=run.trace_id,
         )
 
     @server.tool()

@@ -28,9 +28,12 @@ from fastapi.responses import StreamingResponse
 
 from core.domain import Tenant
 from core.errors import ModelNotFound, NotFound
+from monitoring.service import Monitor
 from runtime import Runtime
 from serving.api import ERRORS, current_tenant, runtime
+from serving.monitoring_api import rate
 from serving.qa_api import (
+    caller_of,
     chain_deltas,
     citations_public,
     first_delta,
@@ -116,7 +119,14 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
     """OpenAI-compatible. The answer's text carries [n] markers; ``citations`` lists them."""
     target = resolve_model(rt, tenant, body.model)
     question, history = split_messages(body.messages)
-    service = release_qa(request.app.state, target.release_id)
+    monitor: Monitor = request.app.state.monitor
+    if body.feedback is not None:  # gedrag's extra field: a rating of an earlier answer
+        rate(monitor, tenant, body.feedback.trace_id, body.feedback)
+    pinned = None
+    if target.release_id is not None:
+        pinned = (target.release_id, release_qa(request.app.state, target.release_id))
+    run = monitor.begin(tenant.id, caller_of(request.headers, body.user), "openai", pinned=pinned)
+    service = run.qa
     flt = search_filter(tenant, SearchFilters(), [target.collection] if target.collection else None)
     created = int(time.time())
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -132,8 +142,20 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
                 chunk = _chunk(completion_id, created, body.model, {"content": delta})
                 yield f"data: {json.dumps(chunk)}\n\n"
             answer = streamed.finish(text)
+            run.streamed(
+                question,
+                streamed.question,
+                flt,
+                None,
+                streamed.search,
+                streamed.used,
+                text,
+                answer,
+                history,
+            )
             final = _chunk(completion_id, created, body.model, {}, "stop")
             final["citations"] = citations_public(answer)
+            final["trace_id"] = run.trace_id
             yield f"data: {json.dumps(final)}\n\n"
             if with_usage:  # OpenAI's last chunk: no choices, the counts
                 last = _chunk(completion_id, created, body.model, None)
@@ -143,6 +165,7 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
 
         return StreamingResponse(events(), media_type="text/event-stream")
     reply = service.ask(question, flt, history=history)
+    run.answered(question, flt, None, reply, history)
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -157,6 +180,7 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
         ],
         "citations": citations_public(reply.answer),
         "usage": usage(rt, body.messages, reply.answer.text),
+        "trace_id": run.trace_id,
     }
 
 

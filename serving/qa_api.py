@@ -8,22 +8,24 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from core import ids
 from core.domain import Tenant
 from core.errors import InvalidInput
 from evaluation import service as evals
+from monitoring.service import Answering, Monitor
 from retrieval import factory
 from retrieval.search import SearchResult
 from retrieval.service import QA, Reply
 from retrieval.types import Answer, Message
 from runtime import Runtime
 from sorting.fields import BUILTIN_FIELDS, parse_conditions
-from serving.api import ERRORS, current_tenant
+from serving.api import ERRORS, api_key_of, current_tenant
 from serving.schemas import (
     AskRequest,
     AskResponse,
@@ -36,6 +38,7 @@ from serving.schemas import (
     SearchResponse,
 )
 from stores.catalog.evaluation import EvalStore
+from stores.catalog.traces import Route
 from stores.vectors import SearchFilter
 
 log = logging.getLogger(__name__)
@@ -44,11 +47,6 @@ Caller = Annotated[Tenant, Depends(current_tenant)]
 _qa_lock = threading.Lock()
 # Stacks of non-production releases kept built (each holds only settings and shared models).
 RELEASES_KEPT = 4
-
-
-def qa(request: Request) -> QA:
-    """The question-answering stack of the production release (see :func:`current_qa`)."""
-    return current_qa(request.app.state)
 
 
 def current_qa(state: Any) -> QA:
@@ -111,7 +109,28 @@ def _build_qa(rt: Runtime, production: str | None) -> QA:
     return factory.qa(rt, release.serving_overlay(rt.settings))
 
 
-QADep = Annotated[QA, Depends(qa)]
+def caller_of(headers: Mapping[str, str], user: str | None = None) -> str:
+    """Who asks: the end user a front end names (``user``, else ``X-Gedrag-User``), else the
+    API key (a hash of it, never the key). A canary is sticky to it; a trace records it."""
+    user = (user or headers.get("x-gedrag-user", "")).strip()
+    if user:
+        return f"user:{user[:100]}"
+    key = api_key_of(headers.get("authorization"), headers.get("x-api-key"))
+    return f"key:{ids.hash_api_key(key)[:12]}"
+
+
+def answering(route: Route) -> Callable[[Request, Tenant], Answering]:
+    """A dependency: the release that answers this caller (production, or the canary for the
+    callers in its share) and the trace of what it serves (``monitoring.service``)."""
+
+    def begin(request: Request, tenant: Caller) -> Answering:
+        monitor: Monitor = request.app.state.monitor
+        return monitor.begin(tenant.id, caller_of(request.headers), route)
+
+    return begin
+
+
+Searching = Annotated[Answering, Depends(answering("search"))]
 
 
 def search_filter(
@@ -137,7 +156,7 @@ def passages(result: SearchResult) -> list[PassagePublic]:
     return [PassagePublic.model_validate(p) for p in result.passages]
 
 
-def ask_response(reply: Reply) -> AskResponse:
+def ask_response(reply: Reply, trace_id: str | None = None) -> AskResponse:
     return AskResponse(
         answer=reply.answer.text,
         grounded=reply.answer.grounded,
@@ -145,14 +164,19 @@ def ask_response(reply: Reply) -> AskResponse:
         passages=passages(reply.search),
         question=reply.question,
         timings_ms=reply.search.timings_ms,
+        trace_id=trace_id,
     )
 
 
 @router.post("/search")
-def search(body: SearchRequest, tenant: Caller, service: QADep) -> SearchResponse:
+def search(body: SearchRequest, tenant: Caller, run: Searching) -> SearchResponse:
     """Retrieval only: passages with their scores and per-stage timings."""
-    result = service.search(body.query, search_filter(tenant, body), body.top_k)
-    return SearchResponse(passages=passages(result), timings_ms=result.timings_ms)
+    flt = search_filter(tenant, body)
+    result = run.qa.search(body.query, flt, body.top_k)
+    run.searched(body.query, flt, body.top_k, result)
+    return SearchResponse(
+        passages=passages(result), timings_ms=result.timings_ms, trace_id=run.trace_id
+    )
 
 
 # ``stream: true`` answers server-sent events instead of the JSON answer.
@@ -172,22 +196,30 @@ STREAMED: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/ask", response_model=AskResponse, responses=STREAMED)
-def ask(body: AskRequest, tenant: Caller, service: QADep) -> Any:
+def ask(
+    body: AskRequest, tenant: Caller, run: Annotated[Answering, Depends(answering("ask"))]
+) -> Any:
     """A grounded answer with citations; ``stream=true`` answers with server-sent events."""
     flt = search_filter(tenant, body)
     if body.stream:
-        return _sse(service, body.question, flt, body.top_k, ())
-    return ask_response(service.ask(body.question, flt, top_k=body.top_k))
+        return _sse(run, body.question, flt, body.top_k, ())
+    reply = run.qa.ask(body.question, flt, top_k=body.top_k)
+    run.answered(body.question, flt, body.top_k, reply)
+    return ask_response(reply, run.trace_id)
 
 
 @router.post("/chat", response_model=AskResponse, responses=STREAMED)
-def chat(body: ChatRequest, tenant: Caller, service: QADep) -> Any:
+def chat(
+    body: ChatRequest, tenant: Caller, run: Annotated[Answering, Depends(answering("chat"))]
+) -> Any:
     """Ask within a conversation: follow-up questions are made standalone before searching."""
     question, history = split_messages(body.messages)
     flt = search_filter(tenant, body)
     if body.stream:
-        return _sse(service, question, flt, body.top_k, history)
-    return ask_response(service.ask(question, flt, top_k=body.top_k, history=history))
+        return _sse(run, question, flt, body.top_k, history)
+    reply = run.qa.ask(question, flt, top_k=body.top_k, history=history)
+    run.answered(question, flt, body.top_k, reply, history)
+    return ask_response(reply, run.trace_id)
 
 
 def split_messages(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
@@ -214,13 +246,13 @@ def chain_deltas(first: str | None, rest: Iterator[str]) -> Iterator[str]:
 
 
 def _sse(
-    service: QA,
+    run: Answering,
     question: str,
     flt: SearchFilter,
     top_k: int | None,
     history: list[Message] | tuple[()],
 ) -> StreamingResponse:
-    streamed = service.stream(question, flt, top_k=top_k, history=history)
+    streamed = run.qa.stream(question, flt, top_k=top_k, history=history)
     first = first_delta(streamed.deltas)
 
     def events() -> Iterator[str]:
@@ -236,6 +268,17 @@ def _sse(
             text += delta
             yield _event("token", {"text": delta})
         answer = streamed.finish(text)
+        run.streamed(
+            question,
+            streamed.question,
+            flt,
+            top_k,
+            streamed.search,
+            streamed.used,
+            text,
+            answer,
+            history,
+        )
         yield _event(
             "citations",
             {
@@ -244,7 +287,7 @@ def _sse(
                 "citations": citations_public(answer),
             },
         )
-        yield _event("done", {"timings_ms": streamed.search.timings_ms})
+        yield _event("done", {"timings_ms": streamed.search.timings_ms, "trace_id": run.trace_id})
 
     return StreamingResponse(events(), media_type="text/event-stream")
 

@@ -13,16 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from core.domain import Tenant
-from core.errors import Forbidden, InvalidInput, Unauthorized
+from core.errors import Forbidden, InvalidInput
 from core.records import Anchor, Disposal, Period, Selector
 from ingestion.records import Due, PolicyChange, RecordsService, public_certificate
-from runtime import Runtime
-from serving.api import ERRORS, api_key_of, current_tenant, runtime
+from serving import auth
+from serving.api import ERRORS, current_tenant
 from serving.documents import DocumentService
 from serving.schemas import DocumentPublic, JobDeletion, JobPublic, Public
 from stores.catalog.models import utcnow
@@ -42,34 +41,27 @@ def records_service(request: Request) -> RecordsService:
 
 @dataclass(frozen=True)
 class Actor:
-    """The tenant, the key that acts (as the audit trail names it) and whether it
-    administers records."""
+    """The tenant, the caller as the audit trail names it and whether it administers records
+    (the admin scope: an administrator, or a key GEDRAG_RECORDS__ADMIN_KEYS names)."""
 
     tenant: Tenant
     name: str
     admin: bool
+    readable_by: tuple[str, ...] | None = None
 
     def require_admin(self, action: str) -> None:
         if not self.admin:
             raise Forbidden(
-                f"{action} needs a records administrator key (GEDRAG_RECORDS__ADMIN_KEYS names "
-                "them; a tenant's first key is one)"
+                f"{action} needs an administrator (the admin role, or a key whose name "
+                "GEDRAG_RECORDS__ADMIN_KEYS lists; a tenant's first key is one)"
             )
 
 
-async def actor(
-    request: Request,
-    tenant: Annotated[Tenant, Depends(current_tenant)],
-    rt: Annotated[Runtime, Depends(runtime)],
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Actor:
-    key = api_key_of(authorization, x_api_key)
-    found = await run_in_threadpool(rt.catalog.records.api_key, key)
-    if found is None:  # revoked between the two lookups
-        raise Unauthorized("invalid or revoked API key")
-    name, prefix = found
-    return Actor(tenant, f"key:{name}:{prefix}", name in rt.settings.records.admin_keys)
+async def actor(request: Request, tenant: Annotated[Tenant, Depends(current_tenant)]) -> Actor:
+    who = auth.caller(request)
+    # A key is named as before people existed (key:<name>:<prefix>); a session by its user.
+    name = who.via if who.key_name is not None else who.actor
+    return Actor(tenant, name, who.admin, who.read_filter)
 
 
 Who = Annotated[Actor, Depends(actor)]
@@ -265,7 +257,7 @@ def trash_document(records: Records, who: Who, document_id: str) -> TrashEntryPu
 @router.get("/trash", tags=["records"])
 def list_trash(records: Records, who: Who) -> TrashPage:
     """The tenant's trash, newest first."""
-    items = records.records.trashed(who.tenant.id)
+    items = records.records.trashed(who.tenant.id, readable_by=who.readable_by)
     return TrashPage(items=[TrashEntryPublic.model_validate(e) for e in items])
 
 

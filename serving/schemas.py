@@ -223,6 +223,9 @@ class PassagePublic(Public):
 class SearchResponse(BaseModel):
     passages: list[PassagePublic]
     timings_ms: dict[str, float] = Field(description="Per retrieval stage, and total.")
+    trace_id: str | None = Field(
+        default=None, description="Its trace (GET /v1/traces/{id}); null when tracing is off."
+    )
 
 
 class AskRequest(SearchFilters):
@@ -247,6 +250,11 @@ class AskResponse(BaseModel):
     passages: list[PassagePublic]
     question: str = Field(description="The standalone question that was searched.")
     timings_ms: dict[str, float]
+    trace_id: str | None = Field(
+        default=None,
+        description="Its trace: rate the answer with POST /v1/traces/{id}/feedback; null when "
+        "tracing is off.",
+    )
 
 
 class ChatMessage(BaseModel):
@@ -267,6 +275,26 @@ class StreamOptions(BaseModel):
     )
 
 
+class FeedbackCreate(BaseModel):
+    """A person's judgement of an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal["up", "down"]
+    reason: str = Field(default="", max_length=2000, description="Why, in a few words.")
+    corrected_answer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20000,
+        description="The answer it should have been (it becomes the reference of "
+        "`gedrag eval suite from-feedback`).",
+    )
+
+
+class ChatFeedback(FeedbackCreate):
+    trace_id: str = Field(description="The ``trace_id`` of the answer rated.")
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI-compatible. ``model`` is one of ``GET /v1/models``: ``gedrag`` (every collection),
     ``gedrag/<collection>``, ``gedrag@<release>`` or ``gedrag@<release>/<collection>``; any
@@ -278,6 +306,16 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = Field(default=False, strict=True)
     stream_options: StreamOptions | None = None
+    user: str | None = Field(
+        default=None,
+        max_length=200,
+        description="OpenAI's end-user id: a canary release is sticky to it (default: the key).",
+    )
+    feedback: ChatFeedback | None = Field(
+        default=None,
+        description="gedrag's extra field: feedback on an earlier answer (by its trace_id), "
+        "recorded before this question is answered.",
+    )
 
 
 class ModelPublic(BaseModel):

@@ -46,6 +46,15 @@ class BlobStore:
             raise StoreUnavailable(f"cannot write original file: {exc}") from exc
         return target
 
+    def open(self, tenant_id: str, sha256: str) -> BinaryIO:
+        """The original, open for reading; :class:`NotFound` when it is gone. An open file
+        stays readable after a delete removes its name (POSIX), so a download that opened it
+        completes while the document is deleted."""
+        try:
+            return self.path(tenant_id, sha256).open("rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"original file {sha256} is missing") from exc
+
     def read(self, tenant_id: str, sha256: str) -> bytes:
         try:
             return self.path(tenant_id, sha256).read_bytes()

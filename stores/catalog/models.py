@@ -70,6 +70,12 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # People (Alembic 0011): the user or service account the key acts for, and its scopes.
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), default=None, index=True
+    )
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class CollectionRow(Base):
@@ -447,7 +453,10 @@ class CertificateRow(Base):
 
 class AuditRow(Base):
     __tablename__ = "records_audit"
-    __table_args__ = (Index("ix_records_audit_tenant", "tenant_id", "at"),)
+    __table_args__ = (
+        Index("ix_records_audit_tenant", "tenant_id", "at"),
+        UniqueConstraint("tenant_id", "seq", name="uq_records_audit_seq"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ID)
@@ -457,6 +466,13 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The trail of every action (Alembic 0011): a hash chain per tenant, the caller's address
+    # and how it signed in. Append-only (database triggers refuse UPDATE and DELETE).
+    seq: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(100), default="")
+    via: Mapped[str] = mapped_column(String(200), default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class RecordsSettingsRow(Base):
@@ -693,7 +709,7 @@ class TraceRow(Base):
     route: Mapped[str] = mapped_column(String(16))  # search | ask | chat | openai | mcp
     caller: Mapped[str] = mapped_column(String(120))
     release_id: Mapped[str | None] = mapped_column(String(40), default=None)
-    arm: Mapped[str] = mapped_column(String(16))  # production | canary | shadow
+    arm: Mapped[str] = mapped_column(String(16))  # production | canary | shadow | pinned
     experiment_id: Mapped[str | None] = mapped_column(ID, default=None)
     parent_id: Mapped[str | None] = mapped_column(ID, default=None)  # shadow: the served trace
     question: Mapped[str] = mapped_column(Text)
@@ -764,3 +780,140 @@ class MonitorReportRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     alerts: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# -- people and permissions: users, groups, sessions, access lists, audit heads (Alembic 0011) --
+# Issue #19. Users and groups belong to a tenant; API keys (above) belong to a user. Access
+# lists name principals by id (``user:<id>``, ``group:<id>``, ``everyone``).
+
+
+class UserRow(Base):
+    """A person (local password or single sign-on) or a service account (keys only)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "username"),
+        UniqueConstraint("tenant_id", "oidc_issuer", "oidc_subject", name="uq_users_oidc"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    kind: Mapped[str] = mapped_column(String(16))  # user | service
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)  # granted in gedrag
+    sso_roles: Mapped[list[str]] = mapped_column(JSON, default=list)  # from the last sign-in
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)  # argon2id
+    oidc_issuer: Mapped[str | None] = mapped_column(String(300), default=None)
+    oidc_subject: Mapped[str | None] = mapped_column(String(300), default=None)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class GroupRow(Base):
+    __tablename__ = "user_groups"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    origin: Mapped[str] = mapped_column(String(16), default="local")  # local | sso
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MembershipRow(Base):
+    """A user in a group: granted in gedrag (``local``) or by the identity provider's groups
+    claim at the user's last sign-in (``sso``, replaced at each)."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (Index("ix_group_members_user", "user_id"),)
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("user_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    origin: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class SessionRow(Base):
+    """A console or API session after a password or single sign-on; only its hash is kept."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    method: Mapped[str] = mapped_column(String(16))  # password | sso
+    source: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OidcLoginRow(Base):
+    """A single sign-on under way: the state sent to the provider, its nonce and PKCE verifier
+    (kept here, not in a cookie); consumed by the callback."""
+
+    __tablename__ = "oidc_logins"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessListRow(Base):
+    """A resource's own access list header: whether a document inherits its collection's."""
+
+    __tablename__ = "access_lists"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # collection|document|source
+    resource_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    inherit: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AccessEntryRow(Base):
+    __tablename__ = "access_entries"
+    __table_args__ = (Index("ix_access_entries_principal", "resource_id", "principal"),)
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    principal: Mapped[str] = mapped_column(String(48), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    permission: Mapped[int] = mapped_column(Integer)  # core.access.Permission
+
+
+class AuditHeadRow(Base):
+    """The last entry of a tenant's audit chain: appending locks this row (one writer at a
+    time per tenant), and removing entries from the chain's end shows against it."""
+
+    __tablename__ = "audit_heads"
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class GraphReaderRow(Base):
+    """The embedded graph store's copy of who may read a document (``stores.graph.
+    relational``): expansion traverses only chunks of documents one of the caller's principals
+    reads. No foreign key: the graph may live in another database than the catalog."""
+
+    __tablename__ = "graph_readers"
+    __table_args__ = (Index("ix_graph_readers_principal", "tenant_id", "principal"),)
+
+    document_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    principal: Mapped[str] = mapped_column(String(48), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)

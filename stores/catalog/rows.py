@@ -109,6 +109,9 @@ def api_key(r: ApiKeyRow) -> ApiKeyInfo:
         prefix=r.prefix,
         created_at=r.created_at,
         revoked_at=r.revoked_at,
+        user_id=r.user_id,
+        scopes=tuple(r.scopes or ()),
+        expires_at=r.expires_at,
     )
 
 
