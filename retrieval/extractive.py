@@ -34,6 +34,7 @@ from core.metrics import TOKENS
 from retrieval.citations import citation, not_found
 from retrieval.types import Answer, Citation, Message, Passage
 from textmodels.embedding import Embedder
+from textmodels.injection import addressed_to_assistant
 from textmodels.language import detect_language
 from textmodels.sparse import SparseEncoder
 
@@ -243,7 +244,8 @@ class ExtractiveGenerator:
         units = []
         for p in passages:
             for i, (text, fragment) in enumerate(answer_units(p)):
-                if len(text.split()) >= _MIN_WORDS:
+                # A document's words addressed to an assistant are data, never an answer.
+                if len(text.split()) >= _MIN_WORDS and not addressed_to_assistant(text):
                     terms = frozenset(self.sparse.term_ids(text, p.language or language))
                     units.append(_Unit(p, i, text, terms, fragment))
         return units
