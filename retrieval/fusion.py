@@ -47,14 +47,23 @@ def rescored(hits: dict[str, VectorHit], scores: dict[str, float]) -> list[Vecto
     return [replace(hits[i], score=scores[i]) for i in order]
 
 
+# The signals a chunk stored before its embedding (searchable by its terms, its dense and
+# sentence vectors still to come: payload ``dense_pending``) cannot have.
+DENSE_SIGNALS = frozenset({"dense", "sentence"})
+
+
 def fuse(
     ranked: dict[str, list[VectorHit]],
     cfg: RetrievalSettings,
     weights: FusionWeights | None = None,
 ) -> list[Hit]:
     """Combine ranked lists: weighted reciprocal-rank fusion, or weighted min-max scores.
-    ``weights``: the query language's (default: the settings' own ``*_weight``)."""
+    ``weights``: the query language's (default: the settings' own ``*_weight``). A chunk whose
+    dense vectors are still to come is scored on the signals it can have, scaled to the same
+    total weight: a missing dense score counts as missing, not as zero."""
     by_source = (weights or weights_for(cfg, "")).model_dump()
+    total = sum(by_source[s] for s in ranked if ranked[s])
+    partial = total - sum(by_source[s] for s in DENSE_SIGNALS if ranked.get(s))
     hits: dict[str, Hit] = {}
     for source, results in ranked.items():
         if not results:
@@ -71,6 +80,10 @@ def fuse(
             else:
                 span = top - bottom
                 h.score += w * ((r.score - bottom) / span if span > 0 else 1.0)
+    if 0 < partial < total:
+        for h in hits.values():
+            if h.payload.get("dense_pending"):
+                h.score *= total / partial
     return sorted(hits.values(), key=lambda h: (-h.score, h.id))
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from core.settings import RetrievalSettings
+from core.settings import FusionWeights, RetrievalSettings
 from retrieval.citations import validate
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.fusion import Hit, fuse, mmr
@@ -238,3 +238,18 @@ def test_text_addressed_to_an_assistant_is_never_an_answer() -> None:
     answer = ExtractiveGenerator().generate("What is the notice period for employees?", [p])
     assert answer.grounded
     assert "three months" in answer.text and "ignore previous" not in answer.text
+
+
+def test_a_chunk_not_yet_embedded_is_scored_on_the_signals_it_can_have() -> None:
+    pending = VectorHit(id="p", score=0.0, payload={"document_id": "p", "dense_pending": True})
+    ranked = {
+        "dense": [hit("a", 0.9), hit("b", 0.1)],
+        "sparse": [VectorHit("p", 9.0, pending.payload), hit("a", 5.0), hit("b", 1.0)],
+    }
+    w = FusionWeights(dense=0.5, sparse=0.5, graph=0, sentence=0, sentence_terms=0)
+    fused = {h.id: h.score for h in fuse(ranked, RetrievalSettings(), w)}
+    # p tops the sparse list (1.0) and cannot be in the dense one: 1.0 over its own weight 0.5,
+    # scaled to the full 1.0; a has dense 1.0 and sparse 0.5.
+    assert fused["p"] == pytest.approx(1.0)
+    assert fused["a"] == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+    assert fused["b"] == pytest.approx(0.0)
