@@ -111,13 +111,18 @@ def reused_ids(rt: Any) -> dict[str, str]:
             return ids
 
 
+Rankings = dict[str, dict[str, list[str]]]  # mode -> query id -> dataset ids, best first
+
+
 def evaluate(
     app: Any,
     tenant_id: str,
     queries: list[dict[str, Any]],
     qrels: dict[str, set[str]],
     ids: dict[str, str],
+    rankings: Rankings | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Mean metrics per mode; ``rankings``, when given, receives every query's ranking."""
     retriever = app.state.qa.retriever
     base = retriever.config
     results: dict[str, dict[str, float]] = {}
@@ -125,18 +130,71 @@ def evaluate(
     for name, overrides in MODES.items():
         cfg = base.model_copy(update={**overrides, "top_k": 100, "candidates": 200})
         totals: dict[str, float] = {}
+        wall: list[float] = []
+        cpu: list[float] = []
         for q in queries:
+            started, used = time.perf_counter(), time.process_time()
             found = retriever.search(q["text"], flt, config=cfg)
+            wall.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - used) * 1000)
             ranked: list[str] = []
             for p in found.passages:
                 did = ids.get(p.document_id)
                 if did and did not in ranked:
                     ranked.append(did)
+            if rankings is not None:
+                rankings.setdefault(name, {})[q["_id"]] = ranked
             for k, v in metrics(ranked, qrels[q["_id"]]).items():
                 totals[k] = totals.get(k, 0.0) + v
         results[name] = {k: round(v / len(queries), 4) for k, v in totals.items()}
         print(f"{name:>13}: " + "  ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
+        # In-process search time (top 100 of 200 candidates), wall and CPU (every thread of
+        # the process): CPU time holds when other work shares the cores, wall time does not.
+        wall.sort()
+        cpu.sort()
+        results[name] |= {
+            "search_p50_ms": round(statistics.median(wall), 1),
+            "search_p95_ms": round(wall[int(0.95 * (len(wall) - 1))], 1),
+            "search_cpu_p50_ms": round(statistics.median(cpu), 1),
+            "search_cpu_p95_ms": round(cpu[int(0.95 * (len(cpu) - 1))], 1),
+        }
+        print(
+            f"{'':>13}  search p50 {results[name]['search_p50_ms']} ms, p95 "
+            f"{results[name]['search_p95_ms']} ms (CPU {results[name]['search_cpu_p50_ms']} / "
+            f"{results[name]['search_cpu_p95_ms']} ms)"
+        )
     return results
+
+
+def compare(
+    ours: Rankings, theirs: Rankings, qrels: dict[str, set[str]]
+) -> dict[str, dict[str, float]]:
+    """Per mode, against rankings saved by an earlier run (``--rankings``) on the same queries:
+    the share of queries whose top-10 documents are the same set, the share ranked in the same
+    order, and the nDCG@10 difference (ours - theirs)."""
+    out: dict[str, dict[str, float]] = {}
+    for mode, by_query in ours.items():
+        saved = theirs.get(mode, {})
+        common = [q for q in by_query if q in saved]
+        if not common:
+            continue
+        same_set = sum(set(by_query[q][:10]) == set(saved[q][:10]) for q in common)
+        same_order = sum(by_query[q][:10] == saved[q][:10] for q in common)
+        ndcg = [
+            metrics(by_query[q], qrels[q])["ndcg@10"] - metrics(saved[q], qrels[q])["ndcg@10"]
+            for q in common
+        ]
+        out[mode] = {
+            "queries": len(common),
+            "same_top10_set": round(same_set / len(common), 4),
+            "same_top10_order": round(same_order / len(common), 4),
+            "ndcg@10_delta": round(sum(ndcg) / len(common), 4),
+        }
+        print(
+            f"{mode:>13} vs saved: same top-10 documents {same_set}/{len(common)}, "
+            f"same order {same_order}/{len(common)}, nDCG@10 {out[mode]['ndcg@10_delta']:+.4f}"
+        )
+    return out
 
 
 def free_port() -> int:
@@ -160,7 +218,8 @@ def latency(data_dir: Path, key: str, queries: list[str]) -> dict[str, dict[str,
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:  # warm the model
+        # Warm the model (and a store that loads on its first search): minutes when loaded.
+        with httpx.Client(base_url=url, headers=auth, timeout=600) as c:
             c.post("/v1/search", json={"query": "warm up"}).raise_for_status()
 
         def one(q: str) -> float:
@@ -200,6 +259,18 @@ def main() -> None:
         default=None,
         help="keep the ingested corpus here; a folder that already holds it is reused",
     )
+    parser.add_argument(
+        "--rankings", type=Path, default=None, help="save every query's ranking (JSON) here"
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="compare the rankings with ones saved by --rankings (e.g. another vector store)",
+    )
+    parser.add_argument(
+        "--no-latency", action="store_true", help="skip the /v1/search latency over HTTP"
+    )
     args = parser.parse_args()
     if not (args.dataset / "corpus.jsonl").is_file():
         print(f"no BEIR dataset at {args.dataset}", file=sys.stderr)
@@ -228,8 +299,14 @@ def main() -> None:
                 f"{'reused' if reuse else 'ingested'} in {ingest_s:.0f}s; {len(queries)} queries"
             )
             tenant = rt.catalog.tenants.get("bench").id
-            quality = evaluate(client.app, tenant, queries, qrels, ids)
-        timing = latency(data_dir, key, [q["text"] for q in queries])
+            rankings: Rankings = {}
+            quality = evaluate(client.app, tenant, queries, qrels, ids, rankings)
+        if args.rankings:
+            args.rankings.write_text(json.dumps(rankings))
+        versus = {}
+        if args.compare:
+            versus = compare(rankings, json.loads(args.compare.read_text()), qrels)
+        timing = {} if args.no_latency else latency(data_dir, key, [q["text"] for q in queries])
     for name, t in timing.items():
         print(f"/v1/search {name}: p50 {t['p50_ms']} ms, p95 {t['p95_ms']} ms, {t['qps']} q/s")
     print(
@@ -243,6 +320,7 @@ def main() -> None:
                 "reused_index": reuse,
                 "quality": quality,
                 "latency": timing,
+                **({"versus_saved": versus} if versus else {}),
             }
         )
     )

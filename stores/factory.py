@@ -13,22 +13,38 @@ from stores.graph.dual import DualGraphStore
 from stores.graph.neo4j import Neo4jGraphStore
 from stores.graph.relational import RelationalGraphStore
 from stores.vectors import VectorStore, collection_name
+from stores.vectors.edge import EdgeOptions, EdgeVectorStore
 from stores.vectors.qdrant import QdrantVectorStore
 
 
 def vector_store(settings: Settings, model_id: str) -> VectorStore:
+    """A Qdrant server when ``GEDRAG_QDRANT__URL`` is set, else Qdrant's engine embedded on
+    the local folder (one process per folder)."""
     q = settings.qdrant
-    return QdrantVectorStore(
-        collection_name(q.collection_prefix, model_id),
-        url=q.url,
-        path=None if q.url else settings.qdrant_path,
-        api_key=q.api_key.get_secret_value() if q.api_key else None,
-        timeout_s=q.timeout_s,
-        shards={
-            k: v
-            for k, v in (("shard_number", q.shard_number), ("replication_factor", q.replicas))
-            if v is not None
-        },
+    name = collection_name(q.collection_prefix, model_id)
+    if q.url:
+        return QdrantVectorStore(
+            name,
+            url=q.url,
+            api_key=q.api_key.get_secret_value() if q.api_key else None,
+            timeout_s=q.timeout_s,
+            shards={
+                k: v
+                for k, v in (("shard_number", q.shard_number), ("replication_factor", q.replicas))
+                if v is not None
+            },
+        )
+    return EdgeVectorStore(name, path=settings.qdrant_path, options=edge_options(settings))
+
+
+def edge_options(settings: Settings) -> EdgeOptions:
+    q = settings.qdrant
+    return EdgeOptions(
+        dense_on_disk=q.dense_on_disk,
+        sentences_on_disk=q.sentences_on_disk,
+        quantization=q.quantization,
+        flush_interval_s=q.flush_interval_s,
+        indexing_threshold=q.indexing_threshold,
     )
 
 

@@ -4,11 +4,11 @@ Readers and writers address a collection by its logical name, ``<prefix>_<model>
 (another model, other sparse weights) fills a physical collection ``<logical>__<config hash>``
 from the catalog's chunk records while queries keep going to the old one; ``switch`` then
 catches up what changed meanwhile and points the alias at the new collection in one Qdrant
-request (``update_collection_aliases``: atomic). In local mode the process serving queries runs
-the switch itself: it holds the store for the short catch-up, swaps its in-memory mirror with the
-alias, and no reader ever sees a half-filled collection. The old collection stays until
-``finalize`` (``rollback`` points the alias back). A logical name that is still a plain
-collection (made before aliases) is first copied to ``<logical>__legacy``.
+request (``update_collection_aliases``: atomic). Embedded (Qdrant Edge, one process per folder)
+the process serving queries runs the switch itself: it holds the store for the short catch-up,
+moves the alias gedrag keeps, and no reader ever sees a half-filled collection. The old
+collection stays until ``finalize`` (``rollback`` points the alias back). A logical name that
+is still a plain collection (made before aliases) is first copied to ``<logical>__legacy``.
 
 Other chunk parameters change the chunk ids (they derive from the chunker's configuration), so
 a re-chunking also builds new chunk records: each active version's original is parsed and

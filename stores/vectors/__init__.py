@@ -25,13 +25,21 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.domain import FieldCondition
 from stores import Lifecycle
 
 DENSE = "dense"
 SPARSE = "sparse"
 SENTENCES = "sentences"
 # Payload fields filtered on (the tenant always): keyword and float indexes.
-KEYWORD_FIELDS = ("collection", "document_id", "version_id", "tags")
+KEYWORD_FIELDS = (
+    "collection",
+    "document_id",
+    "version_id",
+    "tags",
+    "document_type",
+    "correspondents",
+)
 FLOAT_FIELDS = ("uploaded_at",)
 
 
@@ -68,6 +76,14 @@ class SearchFilter:
     document_ids: Sequence[str] | None = None
     uploaded_after: float | None = None  # epoch seconds
     uploaded_before: float | None = None
+    # Sorting (issue #17): the applied type (any of), a correspondent (any of), typed fields
+    # (payload ``fields.<key>``: numbers compared, texts equal).
+    document_types: Sequence[str] | None = None
+    correspondents: Sequence[str] | None = None
+    fields: Sequence[FieldCondition] = ()
+    # Access lists (issue #19): documents the caller may not read, never returned (none of
+    # their points, whatever stage finds them).
+    hidden_document_ids: Sequence[str] = ()
 
 
 def collection_name(prefix: str, model_id: str) -> str:

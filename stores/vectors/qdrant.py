@@ -1,12 +1,11 @@
-"""Vector storage behind a small Protocol; Qdrant is the implementation, local or server.
+"""The vector store on a Qdrant server, through qdrant-client (production).
 
-qdrant-client offers one facade over both modes: a folder on disk (``path=``, the embedded
-default; one process per folder) or a server (``url=``, production). The same calls, and the
-same conformance suite, serve both. One collection per embedding model (the model is part of the
-name, not of the point id), with a named dense vector, a sparse vector whose IDF Qdrant
-applies at query time, and a multivector of the chunk's sentences that rescores candidates by
-their best sentence (MaxSim; not indexed: it only ever scores the ids a query names). Point
-ids are the chunk ids (uuid5), so every write is an upsert.
+The embedded default is :mod:`stores.vectors.edge` (Qdrant's engine in-process); both pass the
+same conformance suite. One collection per embedding model, with a named dense vector (HNSW), a
+sparse vector whose IDF Qdrant applies at query time, and a multivector of the chunk's
+sentences that rescores candidates by their best sentence (MaxSim; not indexed: it only ever
+scores the ids a query names); payload indexes on the filtered fields, the tenant as the
+tenant key. Point ids are the chunk ids (uuid5), so every write is an upsert.
 """
 
 from __future__ import annotations
@@ -17,13 +16,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from core.errors import ConfigurationError, StoreUnavailable
+from core.errors import ConfigurationError, InvalidInput, StoreUnavailable
 from stores.vectors import (
     DENSE,
     FLOAT_FIELDS,
@@ -34,7 +32,6 @@ from stores.vectors import (
     VectorHit,
     VectorPoint,
 )
-from stores.vectors.local_index import LocalIndex
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,7 @@ def to_filter(flt: SearchFilter) -> models.Filter:
     if flt.document_ids:
         must.append(_any("document_id", flt.document_ids))
     for key, value in (flt.metadata or {}).items():
-        must.append(_match(f"metadata.{key}", value))
+        must.append(_equal(f"metadata.{key}", value))
     if flt.uploaded_after is not None or flt.uploaded_before is not None:
         must.append(
             models.FieldCondition(
@@ -59,6 +56,26 @@ def to_filter(flt: SearchFilter) -> models.Filter:
                 range=models.Range(gte=flt.uploaded_after, lte=flt.uploaded_before),
             )
         )
+    if flt.document_types:
+        must.append(_any("document_type", flt.document_types))
+    if flt.correspondents:
+        must.append(_any("correspondents", flt.correspondents))
+    for cond in flt.fields:
+        key = f"fields.{cond.key}"
+        if isinstance(cond.value, str):
+            must.append(_match(key, cond.value))
+        else:
+            bounds = (
+                {cond.op: float(cond.value)}
+                if cond.op != "eq"
+                else {
+                    "gte": float(cond.value),
+                    "lte": float(cond.value),
+                }
+            )
+            must.append(models.FieldCondition(key=key, range=models.Range(**bounds)))
+    if flt.hidden_document_ids:
+        return models.Filter(must=must, must_not=[_any("document_id", flt.hidden_document_ids)])
     return models.Filter(must=must)
 
 
@@ -66,19 +83,32 @@ def _match(key: str, value: Any) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
+def _equal(key: str, value: Any) -> models.FieldCondition:
+    """Equality on a metadata value: strings, integers and booleans match exactly; a float
+    matches as the one-point range [v, v] (Qdrant's match takes no floats)."""
+    if isinstance(value, bool | int | str):
+        return _match(key, value)
+    if isinstance(value, float):
+        return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
+    raise InvalidInput(
+        f"metadata filter {key.removeprefix('metadata.')!r}: a string, number or boolean is "
+        f"needed, not {type(value).__name__}",
+        field="metadata",
+    )
+
+
 def _any(key: str, values: Sequence[str]) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
 
 
 class QdrantVectorStore:
-    """Qdrant through qdrant-client: ``url`` for a server, else a local ``path``."""
+    """A Qdrant server through qdrant-client."""
 
     def __init__(
         self,
         collection: str,
         *,
-        url: str | None = None,
-        path: Path | None = None,
+        url: str,
         api_key: str | None = None,
         timeout_s: int = 10,
         shards: dict[str, int] | None = None,
@@ -87,42 +117,24 @@ class QdrantVectorStore:
         distributed Qdrant server (Qdrant's defaults when absent)."""
         self.collection = collection
         self._shards = shards or {}
-        self.local = url is None
         # Reentrant: a migration holds it across several calls to switch an alias atomically.
         self._lock = threading.RLock()
-        try:
-            if url is not None:
-                self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
-            elif path is not None:
-                path.mkdir(parents=True, exist_ok=True)
-                self.client = QdrantClient(path=str(path))
-            else:
-                self.client = QdrantClient(location=":memory:")
-        except RuntimeError as exc:  # local folder locked by another process
-            raise ConfigurationError(
-                f"the local Qdrant folder {path} is used by another gedrag process; "
-                "local mode allows one process per folder: run workers inside `gedrag up`, "
-                "or set GEDRAG_QDRANT__URL to a Qdrant server"
-            ) from exc
+        self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
         self._ready = False
         self._sentences: bool | None = None  # the collection has the sentence multivector
         self._sentences_at = 0.0  # when that was read (an alias may move to another collection)
-        self._index: LocalIndex | None = None
 
     @contextmanager
     def _call(self, what: str) -> Iterator[None]:
         try:
-            if self.local:
-                # The local client is not thread-safe; the embedded worker runs threads.
-                with self._lock:
-                    yield
-            else:
-                yield
+            yield
         except (ResponseHandlingException, ConnectionError, TimeoutError) as exc:
             raise StoreUnavailable(f"Qdrant unavailable during {what}: {exc}") from exc
         except UnexpectedResponse as exc:
             if exc.status_code is not None and exc.status_code >= 500:
                 raise StoreUnavailable(f"Qdrant error during {what}: {exc}") from exc
+            if exc.status_code == 400 and "dimension error" in str(exc):
+                raise ConfigurationError(f"Qdrant, {what}: {exc}") from exc
             raise
 
     def ping(self) -> None:
@@ -150,10 +162,9 @@ class QdrantVectorStore:
                     sparse_vectors_config={
                         SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
-                    **({} if self.local else self._shards),  # type: ignore[arg-type]
+                    **self._shards,  # type: ignore[arg-type]
                 )
-                if not self.local:  # local mode has no payload indexes (it scans)
-                    self._create_indexes()
+                self._create_indexes()
             else:
                 info = self.client.get_collection(self.collection)
                 vectors = info.config.params.vectors
@@ -211,8 +222,6 @@ class QdrantVectorStore:
                     raise
                 self._sentences = None
                 self.client.upsert(self.collection, points=self._structs(points), wait=True)
-            if self._index is not None:
-                self._index.upsert(points)
 
     def _structs(self, points: Sequence[VectorPoint]) -> list[models.PointStruct]:
         sentences = self.has_sentences()
@@ -240,8 +249,6 @@ class QdrantVectorStore:
                 ),
                 wait=True,
             )
-            if self._index is not None:
-                self._index.delete(self._index.matching(tenant_id, document_id, version_id))
 
     def count(self, tenant_id: str, document_id: str, version_id: str | None = None) -> int:
         if not self._exists():
@@ -261,16 +268,11 @@ class QdrantVectorStore:
             self.client.set_payload(
                 self.collection, payload=payload, points=_filter(tenant_id, document_id), wait=True
             )
-            if self._index is not None:
-                self._index.set_payload(self._index.matching(tenant_id, document_id, None), payload)
 
     def search_dense(
         self, vector: Sequence[float], flt: SearchFilter, limit: int
     ) -> list[VectorHit]:
         """Nearest chunks by cosine similarity, with their dense vectors (for diversity)."""
-        index = self._local_index()
-        if index is not None:
-            return index.search_dense(vector, flt, limit)
         return self._query(list(vector), DENSE, flt, limit)
 
     def search_sparse(
@@ -279,9 +281,6 @@ class QdrantVectorStore:
         """Best BM25-style matches (Qdrant applies IDF to the stored term weights)."""
         if not indices:
             return []
-        index = self._local_index()
-        if index is not None:
-            return index.search_sparse(indices, values, flt, limit)
         query = models.SparseVector(indices=list(indices), values=list(values))
         return self._query(query, SPARSE, flt, limit)
 
@@ -304,15 +303,14 @@ class QdrantVectorStore:
         """These points, when they pass the filter (graph expansion brings ids)."""
         if not point_ids or not self._exists():
             return []
-        index = self._local_index()
-        if index is not None:
-            return index.fetch(point_ids, flt)
         by_id = models.HasIdCondition(has_id=list(point_ids))
         base = to_filter(flt)
         with self._call("fetch"):
             points, _ = self.client.scroll(
                 self.collection,
-                scroll_filter=models.Filter(must=[by_id, *(base.must or [])]),
+                scroll_filter=models.Filter(
+                    must=[by_id, *(base.must or [])], must_not=base.must_not
+                ),
                 limit=len(point_ids),
                 with_payload=True,
                 with_vectors=[DENSE],
@@ -323,17 +321,7 @@ class QdrantVectorStore:
         self, vector: Sequence[float], point_ids: Sequence[str], flt: SearchFilter
     ) -> dict[str, float]:
         """MaxSim of the query vector over each point's sentences (only these points)."""
-        if not point_ids or not self._exists():
-            return {}
-        index = self._local_index()
-        if index is not None:
-            return index.score_sentences(vector, point_ids, flt)
-        return self._max_sim(vector, point_ids, flt)
-
-    def _max_sim(
-        self, vector: Sequence[float], point_ids: Sequence[str], flt: SearchFilter
-    ) -> dict[str, float]:
-        if not self.has_sentences():
+        if not point_ids or not self._exists() or not self.has_sentences():
             return {}
         by_id = models.HasIdCondition(has_id=list(point_ids))
         base = to_filter(flt)
@@ -342,7 +330,9 @@ class QdrantVectorStore:
                 self.collection,
                 query=[list(vector)],
                 using=SENTENCES,
-                query_filter=models.Filter(must=[by_id, *(base.must or [])]),
+                query_filter=models.Filter(
+                    must=[by_id, *(base.must or [])], must_not=base.must_not
+                ),
                 limit=len(point_ids),
                 with_payload=False,
                 with_vectors=False,
@@ -350,7 +340,7 @@ class QdrantVectorStore:
         return {str(p.id): float(p.score) for p in result.points}
 
     def missing(self, point_ids: Sequence[str]) -> set[str]:
-        """Which of these ids hold no point (lookups by id: no scan, even in local mode)."""
+        """Which of these ids hold no point (lookups by id, no scan)."""
         if not point_ids:
             return set()
         if not self._exists():
@@ -376,8 +366,6 @@ class QdrantVectorStore:
                 points_selector=models.PointIdsList(points=list(point_ids)),
                 wait=True,
             )
-            if self._index is not None:
-                self._index.delete(point_ids)
 
     def point_ids(self, tenant_id: str, document_id: str) -> set[str]:
         if not self._exists():
@@ -404,24 +392,24 @@ class QdrantVectorStore:
     # -- for migrations (infra.migrate): not part of the VectorStore Protocol ----------------
 
     def sibling(self, collection: str) -> QdrantVectorStore:
-        """Another collection through the same client and lock (local mode allows one client
-        per folder and per process)."""
+        """Another collection through the same client."""
         other = copy.copy(self)  # shares client, lock and creation options
         other.collection = collection
         other._ready = False
         other._sentences = None
-        other._index = None
         return other
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the store: no other thread of this process reads or writes it meanwhile (local
-        mode; a server has no such lock)."""
+        """Serialise this process's migration steps (other processes share the server: the
+        alias switch itself is one atomic request)."""
         with self._lock:
             yield
 
     def scroll_points(self, offset: Any = None, limit: int = 256) -> tuple[list[VectorPoint], Any]:
         """One page of whole points (vectors and payload) and the offset of the next."""
+        if not self._exists():
+            return [], None
         with self._call("scroll"):
             points, nxt = self.client.scroll(
                 self.collection, limit=limit, offset=offset, with_payload=True, with_vectors=True
@@ -437,16 +425,8 @@ class QdrantVectorStore:
             )
         }
 
-    def all_point_versions(self) -> dict[str, str]:
-        """``point id → version_id`` of every point (a full scan)."""
-        return {
-            pid: str(payload.get("version_id"))
-            for pid, payload in self._scroll_payloads(None, ["version_id"])
-        }
-
     def point_index(self) -> dict[tuple[str, str], dict[str, str]]:
-        """``(tenant_id, document_id) → {point id: version_id}`` of every point, in one scan
-        (per-document filtered scans cost a full scan each in local mode)."""
+        """``(tenant_id, document_id) → {point id: version_id}`` of every point, in one scan."""
         out: dict[tuple[str, str], dict[str, str]] = {}
         fields = ["tenant_id", "document_id", "version_id"]
         for pid, payload in self._scroll_payloads(None, fields):
@@ -485,10 +465,8 @@ class QdrantVectorStore:
 
     def point_alias(self, target: str) -> None:
         """Point this store's name at ``target`` in one request (atomic); a plain collection of
-        that name must have been dropped first. In local mode the searches' mirror of
-        ``target`` is built before the move, so no reader sees an empty mirror."""
+        that name must have been dropped first."""
         with self._lock:
-            mirror = self.sibling(target).build_mirror() if self.local else None
             ops: list[Any] = []
             if self.alias_target() is not None:
                 ops.append(
@@ -507,12 +485,12 @@ class QdrantVectorStore:
                 self.client.update_collection_aliases(change_aliases_operations=ops)
             self._sentences = None
             self._ready = False
-            if self.local:
-                self._index = mirror
 
     def drop_collection(self, name: str) -> None:
+        """Delete a physical collection (no-op when absent)."""
         with self._call("delete collection"):
-            self.client.delete_collection(name)
+            if self.client.collection_exists(name):
+                self.client.delete_collection(name)
 
     def alias_target(self) -> str | None:
         """The collection this store's name is an alias of (``None``: a plain collection or
@@ -522,44 +500,6 @@ class QdrantVectorStore:
                 if a.alias_name == self.collection:
                     return str(a.collection_name)
         return None
-
-    def build_mirror(self) -> LocalIndex | None:
-        """A fresh in-memory mirror of the collection (local mode), not yet in use."""
-        if not self.local:
-            return None
-        with self._lock:
-            saved, self._index = self._index, None
-            try:
-                return self._local_index()
-            finally:
-                self._index = saved
-
-    def _local_index(self) -> LocalIndex | None:
-        """Local mode: the in-memory mirror searches use (built from the folder once)."""
-        if not self.local:
-            return None
-        with self._lock:
-            if self._index is None:
-                if not self.client.collection_exists(self.collection):
-                    return None
-                info = self.client.get_collection(self.collection)
-                vectors = info.config.params.vectors
-                dim = vectors[DENSE].size if isinstance(vectors, dict) else 0
-                index = LocalIndex(dim)
-                offset: Any = None
-                while True:
-                    points, offset = self.client.scroll(
-                        self.collection,
-                        limit=1000,
-                        offset=offset,
-                        with_payload=True,
-                        with_vectors=True,
-                    )
-                    index.upsert(_point(p) for p in points)
-                    if offset is None:
-                        break
-                self._index = index
-            return self._index
 
     def _exists(self) -> bool:
         if self._ready:
