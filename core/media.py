@@ -4,7 +4,8 @@ The extension is only a hint between text formats that the content cannot tell a
 (Markdown vs plain text, CSV vs plain text); binary formats are recognised by their signature and,
 for ZIP containers, by the members that define them (``word/document.xml`` ...). A name that
 declares an image, audio, video, archive or program refuses everything but a supported binary
-document: such bytes are never read as text; a name that declares an Office or OpenDocument
+document or page image (PNG, JPEG, TIFF, WebP, HEIC: read by OCR): such bytes are never read as
+text; a name that declares an Office or OpenDocument
 file refuses content that is not that zip container. :func:`check` says why it refuses.
 
 Text is decoded by :func:`decode_text` (the sniffer and the parser share it): a byte-order mark,
@@ -35,6 +36,13 @@ MARKDOWN = "text/markdown"
 TEXT = "text/plain"
 CSV = "text/csv"
 EML = "message/rfc822"
+PNG = "image/png"
+JPEG = "image/jpeg"
+TIFF = "image/tiff"
+WEBP = "image/webp"
+HEIC = "image/heic"
+# Images of pages (scans, photos of a page): read by OCR (ingestion.ocr).
+IMAGES = frozenset({PNG, JPEG, TIFF, WEBP, HEIC})
 
 SUPPORTED: dict[str, str] = {
     PDF: "PDF",
@@ -47,6 +55,11 @@ SUPPORTED: dict[str, str] = {
     TEXT: "plain text",
     CSV: "CSV",
     EML: "e-mail (EML)",
+    PNG: "PNG image",
+    JPEG: "JPEG image",
+    TIFF: "TIFF image",
+    WEBP: "WebP image",
+    HEIC: "HEIC image",
 }
 
 EXTENSIONS: dict[str, str] = {
@@ -60,6 +73,11 @@ EXTENSIONS: dict[str, str] = {
     TEXT: ".txt",
     CSV: ".csv",
     EML: ".eml",
+    PNG: ".png",
+    JPEG: ".jpg",
+    TIFF: ".tif",
+    WEBP: ".webp",
+    HEIC: ".heic",
 }
 
 HEAD_BYTES = 64 * 1024
@@ -70,9 +88,10 @@ _EMAIL_HEADER = re.compile(
     re.IGNORECASE,
 )
 _MARKDOWN = re.compile(r"^(#{1,6} \S|```|\s*[-*+] \S|\s*\d+\. \S|>\s)|\[[^\]]+\]\([^)]+\)", re.M)
-# Names that declare content gedrag cannot read (images: no OCR; audio, video, archives,
-# programs). Such a file is accepted only when its bytes are a supported binary document: a
-# 1-byte "photo.jpg" decodes as the Windows-1252 text "ÿ" and would otherwise be indexed as text.
+# Names that declare content gedrag cannot read as text (images, read by OCR; audio, video,
+# archives, programs). Such a file is accepted only when its bytes are a supported binary
+# document or page image: a 1-byte "photo.jpg" decodes as the Windows-1252 text "ÿ" and would
+# otherwise be indexed as text.
 NOT_DOCUMENT_EXTENSIONS = frozenset(
     (  # noqa: SIM905 - a word list reads best as words
         ".jpg .jpeg .png .gif .bmp .tif .tiff .webp .heic .heif .svg .ico .psd .raw .cr2 .nef "
@@ -110,7 +129,17 @@ _CONTAINER_NAMES = {
 }
 _LEGACY_OFFICE = frozenset({".doc", ".xls", ".ppt", ".ods", ".odp", ".odg", ".rtf", ".pages"})
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
-_IMAGES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
+# Signatures of the page images read by OCR; the brand of an ISO media file (bytes 8-12) tells
+# HEIC/HEIF photos (iPhones) from videos.
+_PAGE_IMAGES = (
+    (b"\x89PNG\r\n\x1a\n", PNG),
+    (b"\xff\xd8\xff", JPEG),
+    (b"II*\x00", TIFF),
+    (b"MM\x00*", TIFF),
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
+# Images that are not pages of a document.
+_OTHER_IMAGES = ((b"GIF8", "GIF"), (b"BM", "BMP"))
 
 
 @dataclass(frozen=True)
@@ -163,10 +192,18 @@ def check(source: BinaryIO, filename: str = "") -> str:
             f"{name!r} is a legacy Office file (.doc, .xls, .ppt) or a password-protected one: "
             "neither can be read; save it as DOCX, XLSX or PPTX without a password"
         )
-    for magic, image in _IMAGES:
+    for magic, page_image in _PAGE_IMAGES:
+        if head.startswith(magic):
+            return page_image
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return HEIC
+    for magic, image in _OTHER_IMAGES:
         if head.startswith(magic):
             raise UnsupportedMediaType(
-                f"{name!r} is an image ({image}): gedrag reads documents with text"
+                f"{name!r} is a {image} image: gedrag reads scans and photos of pages as PNG, "
+                "JPEG, TIFF, WebP or HEIC"
             )
     if head.startswith(b"\x1f\x8b"):
         raise UnsupportedMediaType(f"{name!r} is a gzip archive, not a document")

@@ -17,7 +17,7 @@ from core.metrics import INGEST_STAGE
 from core.settings import ChunkingSettings, Settings
 from ingestion.chunking import ChunkerConfig, chunk
 from ingestion.limits import Deadline, ParsePool, cap_chunks, within_token_cap
-from ingestion.parsing import ParseLimits
+from ingestion.parsing import OcrOptions, ParseLimits
 from ingestion.sanitize import addressed_to_assistant
 from stores.graph import GraphChunk, GraphEntity, VersionGraph
 from stores.vectors import VectorPoint
@@ -55,8 +55,11 @@ class Indexer:
     def __init__(self, settings: Settings, models: TextModels | None = None) -> None:
         self.settings = settings
         self.models = models or TextModels(settings)
+        ocr = settings.ocr
         self.limits = ParseLimits(
-            max_pages=settings.parsing.max_pages, max_chars=settings.parsing.max_chars
+            max_pages=settings.parsing.max_pages,
+            max_chars=settings.parsing.max_chars,
+            ocr=OcrOptions(ocr.languages, ocr.page_s, ocr.max_pixels) if ocr.enabled else None,
         )
         self.chunker = chunker_config(settings.chunking)
         self.chunker_fingerprint = ids.fingerprint(self.chunker.to_dict())

@@ -50,6 +50,7 @@ from core.media import (
     DOCX,
     EML,
     HTML,
+    IMAGES,
     MARKDOWN,
     ODT,
     PDF,
@@ -109,6 +110,8 @@ _SENTENCE_END = re.compile(r"[.!?,;]\s*$")
 # A PDF text line shorter than this share of the page's longest line ends a paragraph.
 _SHORT_LINE_SHARE = 0.6
 _MAX_TITLE_WORDS = 12
+# Under this mean word confidence (0-100) the OCR'd text is flagged as likely poor.
+_LOW_OCR_CONFIDENCE = 70
 # Formats whose first heading is the author's title (markup, not a layout heuristic): a PDF's
 # first "Title" element is as often a running header or "CONFIDENTIAL".
 _HEADING_TITLE_TYPES = frozenset({MARKDOWN, HTML, DOCX, ODT, PPTX, EML})
@@ -142,28 +145,56 @@ class Element:
 
 
 @dataclass(frozen=True, slots=True)
+class OcrOptions:
+    """How scanned pages and images are read (:mod:`ingestion.ocr`): Tesseract's languages,
+    the time limit of one page, the largest page image."""
+
+    languages: str = "fra+eng"
+    page_s: float = 60.0
+    max_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class ParseLimits:
     """Bounds on what one document may expand to; exceeding any fails the document.
 
     ``max_pages`` counts real pages (PDF, PPTX slides, DOCX page breaks) or, for text formats,
     characters / 3000. ``max_archive_bytes`` and ``max_archive_ratio`` bound what a ZIP-based
-    document declares it inflates to, checked before it is inflated.
+    document declares it inflates to, checked before it is inflated. ``ocr`` says how scans
+    are read; ``None``: they are not (OCR off).
     """
 
     max_pages: int = 2000
     max_chars: int = 20_000_000
     max_archive_bytes: int = 200_000_000
     max_archive_ratio: float = 100.0
+    ocr: OcrOptions | None = OcrOptions()
 
 
 @dataclass(frozen=True)
 class Parsed:
     """A parsed document: its elements, the title it gives itself (if any), and what a user
-    should know about how it was read (bytes replaced, hidden text removed)."""
+    should know about how it was read (bytes replaced, hidden text removed, pages read by OCR).
+
+    ``ocr_pages`` are the pages read by OCR; ``scan_pages`` those that need it and were not
+    read (OCR deferred by :func:`parse_document`'s ``defer_ocr``, or off).
+    """
 
     elements: list[Element]
     title: str | None = None
     warnings: list[str] = field(default_factory=list)
+    ocr_pages: tuple[int, ...] = ()
+    scan_pages: tuple[int, ...] = ()
+
+
+@dataclass
+class _Scans:
+    """Pages of the document being parsed that need OCR, and those OCR read."""
+
+    defer: bool
+    unread: list[int] = field(default_factory=list)
+    read: list[int] = field(default_factory=list)
+    tried: list[int] = field(default_factory=list)  # given to OCR, legible or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,21 +219,38 @@ def parse(
     :class:`IngestionError` for a document that is corrupt, encrypted, a zip bomb, larger than
     ``limits`` or without extractable text. Never returns an empty list.
     """
-    return _parse(data, media_type, filename, limits or ParseLimits(), [])
+    return _parse(data, media_type, filename, limits or ParseLimits(), [], _Scans(defer=False))
 
 
 def parse_document(
-    data: bytes, *, media_type: str, filename: str, limits: ParseLimits | None = None
+    data: bytes,
+    *,
+    media_type: str,
+    filename: str,
+    limits: ParseLimits | None = None,
+    defer_ocr: bool = False,
 ) -> Parsed:
     """:func:`parse`, with the document's own title (:func:`document_title`) and the warnings
-    its reading raised. Runs where the parse budget is enforced (``ingestion.limits``)."""
+    its reading raised. Runs where the parse budget is enforced (``ingestion.limits``).
+
+    ``defer_ocr``: pages that need OCR are not read but listed in ``scan_pages`` (an image's
+    pages too), and a document with no text elsewhere comes back empty rather than failing,
+    so that the caller can give the OCR its own time budget and parse again.
+    """
     warnings: list[str] = []
-    elements = _parse(data, media_type, filename, limits or ParseLimits(), warnings)
-    return Parsed(elements, document_title(data, media_type, elements), warnings)
+    scans = _Scans(defer=defer_ocr)
+    elements = _parse(data, media_type, filename, limits or ParseLimits(), warnings, scans)
+    title = document_title(data, media_type, elements) if elements else None
+    return Parsed(elements, title, warnings, tuple(scans.read), tuple(scans.unread))
 
 
 def _parse(
-    data: bytes, media_type: str, filename: str, limits: ParseLimits, warnings: list[str]
+    data: bytes,
+    media_type: str,
+    filename: str,
+    limits: ParseLimits,
+    warnings: list[str],
+    scans: _Scans,
 ) -> list[Element]:
     mime, _, params = media_type.partition(";")
     mime = mime.strip().lower()
@@ -214,7 +262,9 @@ def _parse(
 
     try:
         if mime == PDF:
-            blocks = _parse_pdf(data, filename, limits)
+            blocks = _parse_pdf(data, filename, limits, warnings, scans)
+        elif mime in IMAGES:
+            blocks = _parse_image(data, label, limits, warnings, scans)
         elif mime in _ZIP_MAIN_PART:
             _check_archive(data, mime, limits)
             blocks = _parse_zip_document(data, mime)
@@ -238,8 +288,114 @@ def _parse(
     blocks = _without_invisible(blocks, warnings)
     _check_parsed_size(blocks, limits)
     if not any(block.text.strip() for block in blocks):
+        if scans.defer and scans.unread:
+            return []  # the caller reads the scans with their own budget
+        if scans.tried:
+            raise IngestionError(
+                "no extractable text: OCR found no legible text on the scanned pages"
+            )
         raise IngestionError("no extractable text; OCR not enabled")
     return _with_section_paths(blocks)
+
+
+def _ocr_blocks(page: int, text: str) -> list[_Block]:
+    """A page read by OCR as paragraphs (:func:`_reflow` of its lines)."""
+    return [
+        _Block(text=paragraph, kind="UncategorizedText", page=page, depth=None)
+        for paragraph in _reflow(text)
+    ]
+
+
+def _ocr_note(pages: Sequence[int], confidences: Sequence[float], warnings: list[str]) -> None:
+    if not pages:
+        return
+    mean = sum(confidences) / len(confidences) if confidences else 0.0
+    shown = ", ".join(str(n) for n in pages[:20]) + (" ..." if len(pages) > 20 else "")
+    note = f"read by OCR (Tesseract): page(s) {shown}, mean word confidence {mean:.0f} %"
+    if mean < _LOW_OCR_CONFIDENCE:
+        note += "; low: check the scan's quality (300 dpi, straight, well lit)"
+    warnings.append(note)
+
+
+def _parse_image(
+    data: bytes, label: str, limits: ParseLimits, warnings: list[str], scans: _Scans
+) -> list[_Block]:
+    """An image file (a scan, a photo of a page), read page by page by OCR."""
+    from ingestion import ocr  # OpenCV and PDFium load only where scans are read
+
+    if limits.ocr is None:
+        raise IngestionError(
+            f"this {label} image can only be read by OCR, which is off (GEDRAG_OCR__ENABLED)"
+        )
+    if scans.defer:
+        count = ocr.image_pages(data, max_pixels=limits.ocr.max_pixels, max_pages=limits.max_pages)
+        scans.unread.extend(range(1, count + 1))
+        return []
+    pages = ocr.ocr_images(
+        data,
+        limits.ocr.languages,
+        max_pixels=limits.ocr.max_pixels,
+        max_pages=limits.max_pages,
+        timeout_s=limits.ocr.page_s,
+    )
+    scans.tried.extend(range(1, len(pages) + 1))
+    blocks: list[_Block] = []
+    for number, page in enumerate(pages, start=1):
+        blocks.extend(_ocr_blocks(number, page.text))
+    scans.read.extend(range(1, len(pages) + 1))
+    _ocr_note(scans.read, [p.confidence for p in pages if p.words], warnings)
+    return blocks
+
+
+def _read_scanned_pages(
+    data: bytes,
+    pages: dict[int, list[_Block]],
+    limits: ParseLimits,
+    warnings: list[str],
+    scans: _Scans,
+) -> dict[int, list[_Block]]:
+    """Pages whose text layer is missing or garbage (:func:`ingestion.ocr.needs_ocr`), read
+    by OCR; a page keeps its own text when OCR reads fewer words from it."""
+    from ingestion import ocr
+
+    wanted = [n for n, blocks in pages.items() if ocr.needs_ocr("\n".join(b.text for b in blocks))]
+    if not wanted:
+        return pages
+    if limits.ocr is None or scans.defer:
+        scans.unread.extend(wanted)
+        if limits.ocr is None:
+            warnings.append(
+                f"{len(wanted)} page(s) without a text layer (scans) were not read: OCR is off "
+                "(GEDRAG_OCR__ENABLED)"
+            )
+        return pages
+    try:
+        ocr.check_languages(limits.ocr.languages)
+    except IngestionError as exc:
+        if not any(b.text.strip() for n, found in pages.items() if n not in wanted for b in found):
+            raise
+        # Text elsewhere: index it, and say which pages wait for OCR to be installed.
+        warnings.append(f"{len(wanted)} page(s) without a text layer were not read: {exc.detail}")
+        return pages
+    results = ocr.ocr_pdf_pages(
+        data,
+        wanted,
+        languages=limits.ocr.languages,
+        max_pixels=limits.ocr.max_pixels,
+        max_pages=limits.max_pages,
+        timeout_s=limits.ocr.page_s,
+    )
+    scans.tried.extend(wanted)
+    read = dict(pages)
+    confidences = []
+    for number, page in zip(wanted, results, strict=True):
+        own_words = sum(len(b.text.split()) for b in pages[number])
+        if page.words > own_words:
+            read[number] = _ocr_blocks(number, page.text)
+            scans.read.append(number)
+            confidences.append(page.confidence)
+    _ocr_note(scans.read, confidences, warnings)
+    return read
 
 
 def _parse_zip_document(data: bytes, mime: str) -> list[_Block]:
@@ -360,32 +516,29 @@ def _clean_title(raw: str | None) -> str | None:
     return title if title and not _NO_TITLE.search(title) else None
 
 
-def _parse_pdf(data: bytes, filename: str, limits: ParseLimits) -> list[_Block]:
+def _parse_pdf(
+    data: bytes, filename: str, limits: ParseLimits, warnings: list[str], scans: _Scans
+) -> list[_Block]:
     reader = _open_pdf(data)
     page_count = len(reader.pages)
     if page_count > limits.max_pages:
         raise IngestionError(f"too large: {page_count} pages > max_pages={limits.max_pages}")
     _check_pdf_streams(data)
     blocks = _partition(data, PDF)
-    pages_with_text = {block.page for block in blocks if block.text.strip()}
-    missing = [n for n in range(1, page_count + 1) if n not in pages_with_text]
-    if not missing:
-        return blocks
+    by_page: dict[int, list[_Block]] = {n: [] for n in range(1, page_count + 1)}
+    for block in blocks:
+        by_page.setdefault(block.page or 1, []).append(block)
+    missing = [n for n, found in by_page.items() if not any(b.text.strip() for b in found)]
     recovered = {n: _pypdf_page_blocks(reader, n) for n in missing}
     recovered = {n: page_blocks for n, page_blocks in recovered.items() if page_blocks}
-    if not recovered:
-        return blocks
-    _log.warning(
-        "unstructured returned no text for PDF pages; used pypdf text",
-        extra={"document_filename": filename, "pages": sorted(recovered)},
-    )
-    by_page: dict[int | None, list[_Block]] = {}
-    for block in blocks:
-        by_page.setdefault(block.page, []).append(block)
-    merged: list[_Block] = []
-    for page in range(1, page_count + 1):
-        merged.extend(recovered.get(page, by_page.get(page, ())))
-    return merged
+    if recovered:
+        _log.warning(
+            "unstructured returned no text for PDF pages; used pypdf text",
+            extra={"document_filename": filename, "pages": sorted(recovered)},
+        )
+        by_page.update(recovered)
+    by_page = _read_scanned_pages(data, by_page, limits, warnings, scans)
+    return [block for page in sorted(by_page) for block in by_page[page]]
 
 
 def _open_pdf(data: bytes) -> pypdf.PdfReader:

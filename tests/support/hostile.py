@@ -767,10 +767,17 @@ def corpus() -> list[Case]:
         ),
         Case(
             "photo.pdf",
-            lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,
+            lambda: b"GIF89a" + b"\x00" * 64,
             "refused",
-            r"is an image \(PNG\)",
+            r"is a GIF image",
             status=415,
+            kind="names",
+        ),
+        Case(
+            "scan.pdf",
+            lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,  # a page image, damaged: OCR fails
+            "failed",
+            r"image",
             kind="names",
         ),
         Case(

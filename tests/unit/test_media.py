@@ -55,8 +55,9 @@ def test_recognised_types(data: bytes, name: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"\x89PNG\r\n\x1a\n" + b"\x00" * 20,  # image: no OCR
-        b"\xff\xd8\xff\xe0" + b"\x00" * 20,  # JPEG
+        b"GIF89a" + b"\x00" * 20,  # an image that is no page (GIF)
+        b"BM" + b"\x00" * 20,  # BMP
+        b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20,  # an MP4 video (ISO media, not HEIF)
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 20,  # legacy .doc
         zipped({"readme.txt": b"just a zip"}),  # zip that is no office document
         b"PK\x03\x04 truncated zip",
@@ -66,6 +67,23 @@ def test_recognised_types(data: bytes, name: str, expected: str) -> None:
 )
 def test_unsupported_content_is_refused_whatever_the_name(data: bytes) -> None:
     assert sniff(data, "report.pdf") is None
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n", media.PNG),
+        (b"\xff\xd8\xff\xe0", media.JPEG),
+        (b"II*\x00", media.TIFF),
+        (b"MM\x00*", media.TIFF),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", media.WEBP),
+        (b"\x00\x00\x00\x18ftypheic", media.HEIC),
+        (b"\x00\x00\x00\x18ftypmif1", media.HEIC),
+    ],
+)
+def test_page_images_are_recognised_for_ocr_whatever_the_name(head: bytes, expected: str) -> None:
+    assert sniff(head + b"\x00" * 20, "scan.pdf") == expected
+    assert expected in media.IMAGES
 
 
 def test_supported_list_names_every_type() -> None:
@@ -125,7 +143,7 @@ def test_valid_text_in_any_encoding_is_text(data: bytes, expected: str) -> None:
         (b"a,b\n1,2\n", "sheet.xlsx", "named as Excel (XLSX) but is not one"),
         (zipped({"readme.txt": b"x"}), "report.docx", "zip archive but not a Word (DOCX) file"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "old.doc", "legacy Office file"),
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "scan.pdf", "is an image (PNG)"),
+        (b"GIF89a" + b"\x00" * 20, "scan.pdf", "is a GIF image"),
         (bytes(range(256)) * 4, "blob.dat", "holds binary data"),
     ],
 )

@@ -238,12 +238,12 @@ def test_pdf_with_only_an_owner_password_is_read() -> None:
     assert "bottles of water" in texts(elements)
 
 
-def test_image_only_pdf_has_no_extractable_text() -> None:
+def test_image_only_pdf_without_ocr_has_no_extractable_text() -> None:
     buf = io.BytesIO()
     Image.new("RGB", (200, 100), "white").save(buf, "PDF")
 
     with pytest.raises(IngestionError, match="no extractable text; OCR not enabled"):
-        parse(buf.getvalue(), media_type=PDF, filename="scan.pdf")
+        parse(buf.getvalue(), media_type=PDF, filename="scan.pdf", limits=ParseLimits(ocr=None))
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9])
@@ -342,8 +342,8 @@ def test_too_many_characters_once_parsed() -> None:
 
 
 def test_unsupported_media_type() -> None:
-    with pytest.raises(UnsupportedMediaType, match="image/png"):
-        parse(b"\x89PNG....", media_type="image/png", filename="x.png")
+    with pytest.raises(UnsupportedMediaType, match="image/gif"):
+        parse(b"GIF89a....", media_type="image/gif", filename="x.gif")
 
 
 def test_empty_file() -> None:

@@ -14,7 +14,7 @@ const DETAILS = [
   [new RegExp(`^${quoted} is empty(?:;|$)`), "err.emptyFile"],
   [new RegExp(`^${quoted} is larger than the (?<max>\\d+) byte limit$`), "err.uploadTooLarge", { max: (v) => formatBytes(Number(v)) }],
   // core.media's reasons for refusing a file (the API adds "; supported: <the list>")
-  [new RegExp(`^${quoted} is an image \\((?<kind>[^)]+)\\)`), "err.image"],
+  [new RegExp(`^${quoted} is a (?<kind>\\S+) image: gedrag reads scans`), "err.image"],
   [new RegExp(`^${quoted} is a legacy Office file`), "err.legacyOffice"],
   [new RegExp(`^${quoted} is a gzip archive`), "err.gzip"],
   [new RegExp(`^${quoted} is a zip archive but not`), "err.zipNotDocument"],
@@ -25,6 +25,8 @@ const DETAILS = [
   [/^unsupported media type '(?<type>.+)'$/, "err.unsupportedType"],
   [/^empty (?<label>.+) file$/, "err.emptyOfType"],
   [/^no extractable text; OCR not enabled$/, "err.noText"],
+  [/^no extractable text: OCR found no legible text/, "err.noTextOcr"],
+  [/^this (?<label>.+) image can only be read by OCR, which is off/, "err.ocrOff"],
   [/^too large(?: once parsed)?: (?<n>\d+) pages > max_pages=(?<max>\d+)$/, "err.tooManyPages", { n: int, max: int }],
   [/^too large: (?<n>\d+) slides > max_pages=(?<max>\d+)$/, "err.tooManySlides", { n: int, max: int }],
   [/^too large: about (?<n>\d+) pages \(.*\) > max_pages=(?<max>\d+)$/, "err.aboutPages", { n: int, max: int }],
