@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 export DO_NOT_TRACK=1 SCARF_NO_ANALYTICS=true UNSTRUCTURED_DISABLE_NOTICE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install run test lint format services browser vllm cypher clean
+.PHONY: install run test lint format services ocr mailshare browser vllm cypher oidc clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,12 +20,21 @@ $(STAMP):
 
 install: $(STAMP)
 
-run: install
+run: install ocr
 	@echo "gedrag: web console at http://$${GEDRAG_API__HOST:-127.0.0.1}:$${GEDRAG_API__PORT:-8000}/ once started (sign in with the API key printed on first start; API docs at /docs)"
 	$(BIN)/gedrag up
 
 services:
 	bash infra/dev/services.sh
+
+# Tesseract 5 with French and English for OCR of scans and images (apt, skipped when installed).
+ocr:
+	bash infra/dev/ocr.sh
+
+# Dovecot (IMAP) and Samba (SMB) for the sources' tests, which start them unprivileged on
+# loopback (apt, skipped when installed).
+mailshare:
+	bash infra/dev/mailshare.sh
 
 # Debian's Chromium for the web console's browser tests (apt, skipped when already installed).
 browser:
@@ -41,6 +50,11 @@ vllm:
 cypher:
 	bash infra/dev/cypher.sh
 
+# A real OpenID Connect provider (npm oidc-provider, pinned by infra/dev/oidc/package-lock.json)
+# for the single sign-on tests, which run it on loopback.
+oidc:
+	bash infra/dev/oidc.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,7 +64,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install services browser vllm cypher lint
+test: install services ocr mailshare browser vllm cypher oidc lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import pickle
 import random
 import statistics
 import sys
@@ -144,23 +145,26 @@ def score(items: list[Item], params: dict[str, Any]) -> dict[str, float]:
         "answered": statistics.fmean(answered) if answered else 0.0,
         "refused": statistics.fmean(refused) if refused else float("nan"),
         "questions": float(len(items)),
+        "unanswerable": float(len(refused)),
     }
     out["objective"] = objective(out)
     return out
 
 
 def objective(m: dict[str, float]) -> float:
-    """What tuning maximises: correctness, with refusing unanswerable questions counted too
-    when a set has them."""
+    """What tuning maximises: each question counts once, an answerable one by its correctness
+    (0 when refused), an unanswerable one by whether it was refused."""
     if m["refused"] != m["refused"]:  # NaN: no unanswerable questions
         return m["correctness"]
-    return 0.8 * m["correctness"] + 0.2 * m["refused"]
+    n_refusable = m["unanswerable"]
+    n_answerable = m["questions"] - n_refusable
+    return (m["correctness"] * n_answerable + m["refused"] * n_refusable) / m["questions"]
 
 
 GRID: dict[str, list[Any]] = {
-    "min_coverage": [0.3, 0.4, 0.5, 0.6],
-    "min_similarity": [0.6, 0.7, 0.8, 0.9, 1.0],
-    "meaning_weight": [0.0, 0.5, 1.0],
+    "min_coverage": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+    "min_similarity": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+    "meaning_weight": [0.0, 0.5, 1.0, 2.0, 4.0],
     "type_weight": [0.0, 0.3],
     "max_sentences": [2, 3],
 }
@@ -231,7 +235,12 @@ def main() -> None:
         loaded[folder.name] = suites.load_from(base, folder.resolve())
     items = {name: cached_items(settings, args.release, s) for name, s in loaded.items()}
     release_settings = load_release(args.release).settings(settings)
-    EMBEDDER.append(MemoEmbedder(make_embedder(release_settings)))
+    memo = MemoEmbedder(make_embedder(release_settings))
+    # Sentence vectors depend on the model alone: kept across runs.
+    store = settings.data_dir / "answers-cache" / f"vectors-{memo.model_id.replace('/', '_')}.pkl"
+    if store.is_file():
+        memo.memo.update(pickle.loads(store.read_bytes()))
+    EMBEDDER.append(memo)
     tuning = [it for name in tuning_names for it in items[name]]
     result: dict[str, Any] = {"bench": "answers", "release": args.release, "tuning": tuning_names}
     if args.cv:
@@ -255,6 +264,7 @@ def main() -> None:
             f"answered {m['answered']:.3f}  refused {m['refused']:.3f}"
         )
         result["suites"][name] = {k: round(v, 4) for k, v in m.items()} | {"role": tag}
+    store.write_bytes(pickle.dumps(memo.memo))
     print(json.dumps(result, default=str))
 
 

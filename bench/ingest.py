@@ -32,6 +32,7 @@ import ingestion.indexing as indexing
 from core.settings import Settings
 from serving.app import create_app
 from stores.graph.relational import RelationalGraphStore
+from stores.vectors.edge import EdgeVectorStore
 from stores.vectors.qdrant import QdrantVectorStore
 
 STAGES: dict[str, float] = defaultdict(float)
@@ -61,6 +62,7 @@ def instrument() -> None:
     idx = indexing.Indexer
     idx.version_graph = timed("entities", idx.version_graph)  # type: ignore[method-assign]
     QdrantVectorStore.upsert = timed("qdrant_write", QdrantVectorStore.upsert)  # type: ignore[method-assign]
+    EdgeVectorStore.upsert = timed("qdrant_write", EdgeVectorStore.upsert)  # type: ignore[method-assign]
     RelationalGraphStore.upsert_version = timed(  # type: ignore[method-assign]
         "graph_write", RelationalGraphStore.upsert_version
     )

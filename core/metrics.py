@@ -48,3 +48,35 @@ TOKENS = Counter(
     "Tokens of generated answers (the model's count for vLLM, words for the extractive one).",
     ["generator"],
 )
+
+# -- monitoring (issue #27) -------------------------------------------------------------------
+TRACES = Counter(
+    "gedrag_traces_total",
+    "Answer traces by outcome: written, dropped (the writer's queue was full) or failed "
+    "(the catalog refused them).",
+    ["outcome"],
+)
+TRACE_QUEUE = Gauge("gedrag_trace_queue_depth", "Traces waiting for the background writer.")
+SHADOW = Counter(
+    "gedrag_shadow_answers_total",
+    "Questions sent to a shadow release: answered, skipped (its queue was full) or failed.",
+    ["outcome"],
+)
+DRIFT = Gauge(
+    "gedrag_drift_value",
+    "The last drift report's statistic per tenant, check and comparison (reference window or "
+    "the production release's suite): p-values, PSI, rates, p95 ratios.",
+    ["tenant", "check", "against"],
+)
+DRIFT_ALERT = Gauge(
+    "gedrag_drift_alert",
+    "1 when the last drift report's check crossed its threshold, else 0.",
+    ["tenant", "check", "against"],
+)
+CANARY = Gauge(
+    "gedrag_canary_guardrail_value",
+    "The canary's last guardrail measurements (refusal and negative feedback rate "
+    "differences, p95 latency ratio) against production.",
+    ["tenant", "guardrail"],
+)
+ROLLBACKS = Counter("gedrag_canary_rollbacks_total", "Canaries rolled back by a guardrail.")

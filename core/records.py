@@ -290,3 +290,9 @@ class AuditEntry:
     target: str  # a document, hold, policy or request id
     outcome: str  # "done" | "refused" | "requested" | "failed"
     detail: dict[str, Any]
+    # The hash chain and the caller's address and sign-in (Alembic 0011, stores.catalog.audit).
+    seq: int = 0
+    source: str = ""
+    via: str = ""
+    prev_hash: str = ""
+    hash: str = ""

@@ -112,6 +112,38 @@ class ParsingSettings(BaseModel):
     max_chars: int = Field(default=20_000_000, gt=0, description="Characters of parsed text.")
 
 
+class OcrSettings(BaseModel):
+    """OCR of scanned PDF pages and images with Tesseract 5 (``ingestion.ocr``): a PDF page whose
+    text layer is missing or garbage is read from its image; an image file is read page by
+    page (multi-page TIFF)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Read scans and images with Tesseract; off: such pages stay unread (a "
+        "warning on the job) and images fail with that cause.",
+    )
+    languages: str = Field(
+        default="fra+eng",
+        pattern=r"^[A-Za-z_]{3,}(\+[A-Za-z_]{3,})*$",
+        description="Tesseract language models, joined by + (each must be installed: "
+        "`tesseract --list-langs`).",
+    )
+    page_s: float = Field(
+        default=60,
+        gt=0,
+        description="Time limit of one Tesseract run (killed past it; a hard page may take a "
+        "few runs), and what each page to read adds to the document's parse budget "
+        "(GEDRAG_LIMITS__PARSE_S).",
+    )
+    max_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        description="Largest page image read (an A4 page at 600 dpi is 35 MP); larger PDF pages "
+        "are rendered at the resolution that fits, larger images are refused (decompression "
+        "bombs).",
+    )
+
+
 GIB = 1024 * MB
 
 
@@ -547,13 +579,13 @@ class SourcesSettings(BaseModel):
     shares and IMAP mailboxes, synced by Celery beat (`gedrag worker --beat`) or, embedded, by
     `gedrag up`. Their credentials are encrypted at rest with ``secret_key``."""
 
-    secret_key: SecretStr = Field(
-        default=SecretStr("dev-only-sources-key-change-me"),
-        description="Encrypts source credentials at rest (Fernet). A Fernet key "
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts source credentials at rest (Fernet): a Fernet key "
         "(`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key()"
-        ".decode())'`) or any long secret (hashed into one). GEDRAG_ENV=prod refuses the "
-        "default; changing it makes stored credentials unreadable unless the old key is in "
-        "previous_keys.",
+        ".decode())'`) or any long secret (hashed into one). Unset: a fixed development key in "
+        "dev; in prod no source credential can be stored or read until it is set. Changing it "
+        "makes stored credentials unreadable unless the old key is in previous_keys.",
     )
     previous_keys: list[SecretStr] = Field(
         default_factory=list,
@@ -761,7 +793,7 @@ class AuthSettings(BaseModel):
         description="Claim of the ID and access tokens that lists the user's groups; they "
         "become gedrag groups of the same names (created at first sight).",
     )
-    oidc_role_groups: dict[str, list[str]] = Field(
+    oidc_role_groups: dict[Literal["reader", "editor", "admin", "promoter"], list[str]] = Field(
         default_factory=dict,
         description='Roles granted by groups of the claim, e.g. {"admin": ["it-admins"], '
         '"editor": ["hr", "legal"]}.',
@@ -822,6 +854,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     client: ClientSettings = ClientSettings()
     parsing: ParsingSettings = ParsingSettings()
+    ocr: OcrSettings = OcrSettings()
     limits: LimitsSettings = LimitsSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()

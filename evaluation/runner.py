@@ -30,10 +30,12 @@ from core.settings import (
     QdrantSettings,
     Settings,
 )
+from evaluation import sorting_eval
 from evaluation.correctness import answer_correctness
 from evaluation.metrics import percentile, retrieval_scores
 from evaluation.ragas_metrics import Judge, RagasScorer, Sample
 from evaluation.release import Release
+from evaluation.sorting_eval import LabelledSuite
 from evaluation.suites import REPO_ROOT, Suite
 from ingestion.service import BatchProgress as Progress
 from ingestion.service import Incoming, IngestionService, InProcessExecutor
@@ -199,19 +201,22 @@ def run(
     run_id = run_id or store.start_run(release.id, suite.name, suite.id, code_version())
     log.info("evaluation started", extra={"run_id": run_id, "release_id": release.id})
     try:
-        ns = open_namespace(settings, release, suite, report)
-        try:
-            scores, info, results = _answer_and_score(ns, suite, settings, report)
-        finally:
-            ns.runtime.close()
-        info.update(
-            {
-                "namespace": ns.root.name,
-                "index_reused": ns.reused,
-                "ingest_s": round(ns.ingest_s, 1),
-                "documents": len(suite.corpus),
-            }
-        )
+        if isinstance(suite, LabelledSuite):  # sorting: types and fields (issue #17)
+            scores, info, results = sorting_eval.evaluate(settings, release, suite, report)
+        else:
+            ns = open_namespace(settings, release, suite, report)
+            try:
+                scores, info, results = _answer_and_score(ns, suite, settings, report)
+            finally:
+                ns.runtime.close()
+            info.update(
+                {
+                    "namespace": ns.root.name,
+                    "index_reused": ns.reused,
+                    "ingest_s": round(ns.ingest_s, 1),
+                    "documents": len(suite.corpus),
+                }
+            )
     except BaseException as exc:
         store.fail_run(run_id, str(exc) or type(exc).__name__)
         raise

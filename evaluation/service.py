@@ -3,6 +3,7 @@ compare, and describe them as JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,12 @@ def promote(
     suite: str | None = None,
     policy_path: Path | None = None,
     decided_by: str = "cli",
+    online_reasons: Sequence[str] = (),
+    online_evidence: dict[str, Any] | None = None,
 ) -> Decision:
-    """Promote ``ref`` if the gate passes; the decision is recorded either way."""
+    """Promote ``ref`` if the gate passes; the decision is recorded either way. A canary's
+    online evidence (``monitoring.online``) is recorded beside the offline one, and its
+    ``online_reasons`` refuse the release like the gate's own."""
     policy = load_policy(policy_path)
     candidate = resolve_release(store, ref)
     suite_name = suite_name_of(suite or policy.suite)
@@ -82,13 +87,17 @@ def promote(
         production_id=production_id,
         suite=suite_name,
     )
+    reasons = [*result.reasons, *online_reasons]
+    evidence = dict(result.evidence)
+    if online_evidence is not None:
+        evidence["online"] = online_evidence
     return store.record_decision(
         release_id=candidate.id,
         previous_id=production_id,
         suite=suite_name,
-        promoted=result.passed,
-        reasons=result.reasons,
-        evidence=result.evidence,
+        promoted=not reasons,
+        reasons=reasons,
+        evidence=evidence,
         decided_by=decided_by,
     )
 

@@ -8,7 +8,9 @@ line); corpora are never copied into the repository. Two layouts load:
   ``text``, optional ``metadata.answer`` / ``metadata.answers``) and ``qrels/test.tsv``;
 * ``ragas``: the corpus as above plus a jsonl of questions with ``question``, ``ground_truth``
   and ``reference_contexts`` (optional ``id``, ``doc_id`` / ``relevant_ids``,
-  ``is_impossible``).
+  ``is_impossible``);
+* ``feedback``: rated production answers (``gedrag eval suite from-feedback``), one jsonl of
+  ragas rows that also carry their ``passages``: the corpus is those passages.
 
 A descriptor may also name ``corpus_path``: the corpus then comes from that folder while the
 questions stay in ``path`` (a question set kept in the repository over a shared corpus).
@@ -91,7 +93,7 @@ class Descriptor(BaseModel):
 
     name: str
     description: str = ""
-    format: Literal["beir", "ragas"]
+    format: Literal["beir", "ragas", "labelled", "feedback"]
     path: str = Field(description="Folder of the data, relative to the repository root.")
     corpus: str = "corpus.jsonl"
     corpus_path: str | None = Field(
@@ -102,6 +104,9 @@ class Descriptor(BaseModel):
     qrels: str = "qrels/test.tsv"
     limit: int | None = Field(default=None, ge=1, description="Use the first N questions.")
     licence: str = ""
+    # labelled (sorting, evaluation.sorting_eval): the types and the labels given per type.
+    vocabulary: dict[str, dict[str, str]] = Field(default_factory=dict)
+    shots: int = Field(default=10, ge=0)
 
 
 class _CorpusRow(BaseModel):
@@ -187,6 +192,38 @@ def load_ragas_questions(path: Path) -> list[Question]:
     return out
 
 
+class _FeedbackRow(_RagasRow):
+    passages: list[_CorpusRow] = Field(min_length=1)
+
+
+def load_feedback(path: Path) -> tuple[list[CorpusDoc], list[Question]]:
+    """A suite made from rated answers (``gedrag eval suite from-feedback``): one jsonl whose
+    rows are ragas rows (the accepted or corrected answer as ``ground_truth``, the cited
+    passages as ``reference_contexts`` and, by chunk id, ``relevant_ids``) with ``passages``,
+    every passage the answer was chosen from. The corpus is the union of those passages."""
+    corpus: dict[str, CorpusDoc] = {}
+    same: dict[str, str] = {}  # text -> the first id: two chunks with one text are one document
+    out: list[Question] = []
+    for n, row in _jsonl(path):
+        r = _row(_FeedbackRow, path, n, row)
+        alias = {p.id: same.setdefault(p.text, p.id) for p in r.passages}
+        for p in r.passages:
+            corpus.setdefault(alias[p.id], CorpusDoc(alias[p.id], p.title, p.text))
+        out.append(
+            Question(
+                id=r.id or f"f{n:05d}",
+                question=r.question,
+                reference=r.ground_truth,
+                reference_contexts=list(r.reference_contexts),
+                relevant_ids=list(dict.fromkeys(alias.get(i, i) for i in r.relevant_ids or [])),
+                answerable=bool(r.ground_truth.strip()),
+            )
+        )
+    if not corpus:
+        raise SuiteError(f"{path}: no passages")
+    return list(corpus.values()), out
+
+
 def load_beir_questions(queries: Path, qrels: Path) -> list[Question]:
     if not qrels.is_file():
         raise SuiteError(f"{qrels}: no such file")
@@ -251,6 +288,16 @@ def load_suite(name: str, path: Path | None = None, *, limit: int | None = None)
     # Shipped descriptors name paths from the repository root; others from their own folder.
     base = REPO_ROOT if where.parent == SUITES_DIR else where.parent
     corpus_root = (base / d.corpus_path).resolve() if d.corpus_path else None
+    if d.format == "labelled":
+        from evaluation.sorting_eval import load_labelled
+
+        return load_labelled(
+            d.name,
+            path or (base / d.path).resolve(),
+            vocabulary=d.vocabulary or None,
+            shots=d.shots,
+            limit=limit or d.limit,
+        )
     return load_from(
         d, path or (base / d.path).resolve(), limit=limit or d.limit, corpus_root=corpus_root
     )
@@ -264,12 +311,17 @@ def load_from(
         raise NotFound(f"suite {d.name!r}: no data at {root} (give its folder with --path)")
     if corpus_root is not None and not corpus_root.is_dir():
         raise NotFound(f"suite {d.name!r}: no corpus at {corpus_root}")
-    corpus = load_corpus((corpus_root or root) / d.corpus)
     match d.format:
+        case "feedback":
+            corpus, questions = load_feedback(root / d.questions)
         case "ragas":
+            corpus = load_corpus((corpus_root or root) / d.corpus)
             questions = load_ragas_questions(root / d.questions)
         case "beir":
+            corpus = load_corpus((corpus_root or root) / d.corpus)
             questions = load_beir_questions(root / d.questions, root / d.qrels)
+        case _:
+            raise SuiteError(f"suite {d.name!r}: a {d.format} suite has no questions to answer")
     if limit:
         questions = questions[:limit]
     ids = {doc.id for doc in corpus}

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from core.domain import ChunkRecord, Usage
 from core.errors import (
@@ -224,13 +224,25 @@ class ParsePool:
             child.retire()
 
     def parse(self, data: bytes, *, media_type: str, filename: str) -> Parsed:
-        """:func:`ingestion.parsing.parse_document` in a child, within ``parse_s``."""
-        return self.run(
+        """:func:`ingestion.parsing.parse_document` in a child, within ``parse_s``; a document
+        with scanned pages is then parsed again with OCR, within ``parse_s`` plus the OCR
+        budget of each such page (GEDRAG_OCR__PAGE_S)."""
+        parsed = self.run(
             _parse_in_child,
-            (data, media_type, filename, self.parse_limits),
+            (data, media_type, filename, self.parse_limits, True),
             budget_s=self.limits.parse_s,
             what="parsing",
             setting="GEDRAG_LIMITS__PARSE_S",
+        )
+        ocr = self.parse_limits.ocr
+        if not parsed.scan_pages or ocr is None:
+            return parsed
+        return self.run(
+            _parse_in_child,
+            (data, media_type, filename, self.parse_limits, False),
+            budget_s=self.limits.parse_s + ocr.page_s * len(parsed.scan_pages),
+            what=f"reading {len(parsed.scan_pages)} scanned page(s)",
+            setting="GEDRAG_OCR__PAGE_S",
         )
 
     def run(
@@ -410,10 +422,16 @@ def _unpack(reply: tuple[Any, ...]) -> Any:
 
 
 def _parse_in_child(
-    data: bytes, media_type: str, filename: str, parse_limits: ParseLimits
+    data: bytes, media_type: str, filename: str, parse_limits: ParseLimits, defer_ocr: bool
 ) -> Parsed:
     try:
-        return parse_document(data, media_type=media_type, filename=filename, limits=parse_limits)
+        return parse_document(
+            data,
+            media_type=media_type,
+            filename=filename,
+            limits=parse_limits,
+            defer_ocr=defer_ocr,
+        )
     except (IngestionError, UnsupportedMediaType):
         raise
     except Exception as exc:  # anything a parser raised that parse() did not translate
@@ -586,12 +604,12 @@ def cap_chunks(
 # -- tenant quotas ----------------------------------------------------------------------------
 
 
-class UsageSource(Protocol):
-    def usage_since(self, tenant_id: str, since: datetime) -> Usage: ...
+# What a tenant has used since a moment (the catalog's ``versions.usage_since``).
+UsageSince = Callable[[str, datetime], Usage]
 
 
 def check_upload(
-    usage: UsageSource, limits: LimitsSettings, tenant_id: str, sizes: Iterable[int]
+    usage_since: UsageSince, limits: LimitsSettings, tenant_id: str, sizes: Iterable[int]
 ) -> None:
     """Refuse uploads beyond the tenant's daily quotas: :class:`QuotaExceeded` (429, with
     when to retry), or :class:`PayloadTooLarge` (413) for files larger than a whole day's
@@ -604,7 +622,7 @@ def check_upload(
             f"{limits.tenant_bytes_per_day} bytes (GEDRAG_LIMITS__TENANT_BYTES_PER_DAY)"
         )
     now = datetime.now(UTC)
-    used = usage.usage_since(tenant_id, now - DAY)
+    used = usage_since(tenant_id, now - DAY)
     retry = _retry_after(used.oldest, now)
     if used.uploads + len(sizes) > limits.tenant_documents_per_day:
         raise QuotaExceeded(
@@ -626,9 +644,9 @@ def check_upload(
         )
 
 
-def chunk_room(usage: UsageSource, limits: LimitsSettings, tenant_id: str) -> int:
+def chunk_room(usage_since: UsageSince, limits: LimitsSettings, tenant_id: str) -> int:
     """Chunks the tenant may still index in the rolling 24 h window."""
-    used = usage.usage_since(tenant_id, datetime.now(UTC) - DAY)
+    used = usage_since(tenant_id, datetime.now(UTC) - DAY)
     return max(0, limits.tenant_chunks_per_day - used.chunks)
 
 

@@ -175,7 +175,8 @@ class IngestionService:
     def check_quota(self, tenant_id: str, sizes: list[int]) -> None:
         """Refuse uploads beyond the tenant's daily quotas (GEDRAG_LIMITS__TENANT_*): 429 with
         when to retry, 413 for more bytes than a whole day allows."""
-        check_upload(self.rt.catalog.versions, self.rt.settings.limits, tenant_id, sizes)
+        usage = self.rt.catalog.versions.usage_since
+        check_upload(usage, self.rt.settings.limits, tenant_id, sizes)
 
     def close(self) -> None:
         """Stop the steps running in this process (SIGTERM): parse children are killed and
@@ -259,7 +260,7 @@ class IngestionService:
         catalog.versions.set_status(version.id, DocumentStatus.PROCESSING)
         data = self.rt.blobs.read(job.tenant_id, version.sha256)
         limits = self.rt.settings.limits
-        room = chunk_room(catalog.versions, limits, job.tenant_id)
+        room = chunk_room(catalog.versions.usage_since, limits, job.tenant_id)
         if room == 0:
             self.fail_job(
                 job_id,
@@ -369,7 +370,7 @@ class IngestionService:
             log.warning(
                 "sorting failed", extra={"document_id": version.document_id, "cause": exc.detail}
             )
-        except Exception:  # noqa: BLE001 - a sorting bug must not undo an indexed version
+        except Exception:  # a sorting bug must not undo an indexed version
             log.exception("sorting failed", extra={"document_id": version.document_id})
 
     def _check_complete(self, tenant_id: str, version: Version, chunk_ids: list[str]) -> None:

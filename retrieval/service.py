@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.metrics import GENERATION, RETRIEVAL
 from retrieval.citations import grounded_answer, small_talk
@@ -48,6 +48,8 @@ class Reply:
     answer: Answer
     search: SearchResult
     question: str  # the standalone question actually searched
+    used: list[Passage] = field(default_factory=list)  # the passages the generator was given
+    draft: str = ""  # the generator's text before the citation checks (answer traces)
 
 
 class QA:
@@ -73,7 +75,13 @@ class QA:
         used = self.generator.fit(standalone, found.passages, history)
         with GENERATION.labels(self.generator.name, "complete").time():
             answer = self.generator.generate(standalone, used, history)
-        return Reply(answer=checked(answer, used, standalone), search=found, question=standalone)
+        return Reply(
+            answer=checked(answer, used, standalone),
+            search=found,
+            question=standalone,
+            used=used,
+            draft=answer.text,
+        )
 
     def stream(
         self,

@@ -172,7 +172,7 @@ def list_documents(
     metadata: Annotated[str | None, Query(description='JSON object, e.g. {"dept":"hr"}')] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: str | None = None,
-    type: Annotated[str | None, Query(description="Sorted as this document type.")] = None,  # noqa: A002
+    type: Annotated[str | None, Query(description="Sorted as this document type.")] = None,
     correspondent: Annotated[
         str | None, Query(description="Issued by or sent to this correspondent.")
     ] = None,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -67,7 +68,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -374,7 +375,7 @@ def ingest(
                     jobs[body["job_id"]] = f.name
             except (GedragError, httpx.HTTPError) as exc:
                 failures += 1
-                progress.console.print(f"[red]✗[/red] {f}: {exc}")
+                progress.console.print(f"[red]✗[/red] {escape(f'{f}: {exc}')}")
             progress.advance(up_task)
         if wait and jobs:
             failures += _follow(client, progress, jobs)
@@ -394,7 +395,8 @@ def _follow(client: httpx.Client, progress: Progress, jobs: dict[str, str]) -> i
                 progress.advance(task)
                 if job["state"] == "failed":
                     failures += 1
-                    progress.console.print(f"[red]✗[/red] {name}: {job['error']}")
+                    cause = escape(f"{name}: {job['error']}")
+                    progress.console.print(f"[red]✗[/red] {cause}")
         if pending:
             time.sleep(0.5)
     return failures

@@ -18,12 +18,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.access import Scope
 from core.domain import Tenant
 from core.errors import Conflict, Forbidden, NotFound
 from evaluation import runner, suites
 from evaluation import service as evals
 from evaluation.release import Release, load_release, packaged
 from runtime import Runtime
+from serving import auth
 from serving.api import ERRORS, current_tenant, runtime
 from serving.schemas import ErrorPublic
 from stores.catalog.evaluation import EvalStore
@@ -131,11 +133,13 @@ def background(request: Request) -> Background:
     return bg
 
 
-def _may_administer(rt: Runtime, tenant: Tenant, action: str) -> None:
-    if tenant.name not in rt.settings.evaluation.promoters:
+def _may_administer(request: Request, tenant: Tenant, action: str) -> None:
+    """The promote scope (issue #19): a user with the promoter role, or a key of a tenant
+    GEDRAG_EVALUATION__PROMOTERS names (keys from before people existed)."""
+    if not auth.caller(request).can(Scope.PROMOTE):
         raise Forbidden(
-            f"tenant {tenant.name!r} may not {action} "
-            "(GEDRAG_EVALUATION__PROMOTERS names those that may)"
+            f"tenant {tenant.name!r} may not {action} with this caller (the promoter role "
+            "grants it; to keys from before users existed, GEDRAG_EVALUATION__PROMOTERS)"
         )
 
 
@@ -177,7 +181,7 @@ def promote_release(
 ) -> dict[str, Any]:
     """Promote through the gate; ``promoted: false`` comes with readable ``reasons``."""
     rt: Runtime = request.app.state.runtime
-    _may_administer(rt, tenant, "promote releases")
+    _may_administer(request, tenant, "promote releases")
     stored = store.get_release(release_id)
     decision = evals.promote(
         store,
@@ -209,7 +213,7 @@ def start_run(body: RunCreate, tenant: Caller, store: Store, request: Request) -
     which `GET /v1/eval/runs/{id}` follows (with `progress` while it runs here). One run at a
     time per server: 409 while another runs."""
     rt: Runtime = request.app.state.runtime
-    _may_administer(rt, tenant, "start evaluations")
+    _may_administer(request, tenant, "start evaluations")
     if body.suite not in suites.known_suites():
         raise NotFound(f"no suite named {body.suite!r} (known: {', '.join(suites.known_suites())})")
     release = _release(store, body.release)

@@ -4,9 +4,11 @@ tools: ``search``, ``ask``, ``list_documents`` and ``download_document``.
 
 Transport: streamable HTTP at ``/mcp`` on the API's own port, stateless (each request stands
 alone, any API process can answer it) with JSON responses. Keys and tenants are the API's:
-every request carries ``Authorization: Bearer <key>`` (or ``X-API-Key``), checked before the
-SDK sees it (401 otherwise, the same body as ``/v1``), and each tool acts for that key's tenant
-only, exactly as the matching ``/v1`` route does.
+every request carries ``Authorization: Bearer <key>`` (or ``X-API-Key``, a session token or a
+single sign-on access token), checked before the SDK sees it (401 otherwise, the same body as
+``/v1``; 403 without the ``read`` scope), and each tool acts for that caller within its tenant,
+exactly as the matching ``/v1`` route does: documents its access lists hide are neither
+searched, cited, listed nor downloaded.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import observability
+from core.access import Caller
+from core.access import Scope as AccessScope
 from core.domain import DocumentFilter, DocumentStatus, Tenant
-from core.errors import GedragError, InvalidInput, Unauthorized
+from core.errors import Forbidden, GedragError, InvalidInput, NotFound, Unauthorized
 from monitoring.service import Answering, Monitor
 from runtime import Runtime
-from serving import errors
+from serving import auth, errors
 from serving.api import api_key_of
-from serving.qa_api import caller_of, passages, search_filter
+from serving.qa_api import caller_of, hidden_documents, passages, search_filter
 from serving.schemas import (
     CitationPublic,
     DocumentPublic,
@@ -45,7 +49,7 @@ from serving.schemas import (
 from stores.catalog.traces import Route
 
 PATH = "/mcp"
-_TENANT = "gedrag_tenant"  # key of the authenticated tenant in the request's ASGI state
+_CALLER = "gedrag_caller"  # key of the authenticated caller in the request's ASGI state
 # Originals are sent base64 in one JSON message: ~1.33x their size. Larger ones are refused
 # with the HTTP route to use instead.
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
@@ -102,8 +106,10 @@ def build(state: Any) -> MCPServer:
     ) -> SearchResponse:
         """Find the passages of your documents that best match a query (hybrid search)."""
         with said_to_the_caller():
-            tenant = tenant_of(ctx)
-            flt = search_filter(tenant, SearchFilters(collections=collections))
+            who = caller_in(ctx)
+            tenant = who.tenant
+            hidden = hidden_documents(rt(), who)
+            flt = search_filter(tenant, SearchFilters(collections=collections), hidden=hidden)
             run = answering(ctx, tenant, "search")
             result = run.qa.search(query, flt, top_k)
             run.searched(query, flt, top_k, result)
@@ -121,8 +127,10 @@ def build(state: Any) -> MCPServer:
     ) -> Answer:
         """Answer a question from your documents only, citing passages as [n]."""
         with said_to_the_caller():
-            tenant = tenant_of(ctx)
-            flt = search_filter(tenant, SearchFilters(collections=collections))
+            who = caller_in(ctx)
+            tenant = who.tenant
+            hidden = hidden_documents(rt(), who)
+            flt = search_filter(tenant, SearchFilters(collections=collections), hidden=hidden)
             run = answering(ctx, tenant, "mcp")
             reply = run.qa.ask(question, flt)
             run.answered(question, flt, None, reply)
@@ -147,10 +155,17 @@ def build(state: Any) -> MCPServer:
         ] = None,
     ) -> DocumentsPage:
         """Your documents, newest first, with their status, tags and versions."""
-        flt = DocumentFilter(collection=collection, tag=tag, status=status, title_contains=title)
-        limit = min(limit, rt().settings.api.page_size_max)
         with said_to_the_caller():
-            page = rt().catalog.documents.page(tenant_of(ctx).id, flt, cursor=cursor, limit=limit)
+            who = caller_in(ctx)
+            flt = DocumentFilter(
+                collection=collection,
+                tag=tag,
+                status=status,
+                title_contains=title,
+                readable_by=who.read_filter,
+            )
+            limit = min(limit, rt().settings.api.page_size_max)
+            page = rt().catalog.documents.page(who.tenant.id, flt, cursor=cursor, limit=limit)
         return DocumentsPage(
             items=[DocumentPublic.model_validate(d) for d in page.items],
             next_cursor=page.next_cursor,
@@ -165,7 +180,10 @@ def build(state: Any) -> MCPServer:
         """A document's original file: text formats as text, others base64-encoded."""
         with said_to_the_caller():
             runtime = rt()
-            tenant = tenant_of(ctx)
+            who = caller_in(ctx)
+            tenant = who.tenant
+            if document_id in hidden_documents(runtime, who):  # as if it did not exist
+                raise NotFound(f"no document with id {document_id}")
             v = runtime.catalog.versions.get(tenant.id, document_id, version)
             if v.size_bytes > MAX_DOWNLOAD_BYTES:
                 raise InvalidInput(
@@ -197,13 +215,13 @@ def said_to_the_caller() -> Iterator[None]:
         raise ToolError(f"{exc.code}: {exc.detail}") from exc
 
 
-def tenant_of(ctx: Context) -> Tenant:
-    """The tenant :class:`Authenticated` put in the HTTP request that carried this call."""
+def caller_in(ctx: Context) -> Caller:
+    """The caller :class:`Authenticated` put in the HTTP request that carried this call."""
     request = ctx.request_context.request
-    tenant = request.scope.get("state", {}).get(_TENANT) if isinstance(request, Request) else None
-    if not isinstance(tenant, Tenant):  # never reached behind Authenticated; refuse, not guess
+    who = request.scope.get("state", {}).get(_CALLER) if isinstance(request, Request) else None
+    if not isinstance(who, Caller):  # never reached behind Authenticated; refuse, not guess
         raise Unauthorized("MCP tool called without an authenticated API key")
-    return tenant
+    return who
 
 
 class Authenticated:
@@ -222,17 +240,20 @@ class Authenticated:
         rt: Runtime = self.state.runtime
         try:
             key = api_key_of(headers.get("authorization"), headers.get("x-api-key"))
-            tenant = await run_in_threadpool(rt.catalog.tenants.authenticate, key)
+            oidc = auth.oidc_client(self.state, rt.settings)
+            who = await run_in_threadpool(auth.authenticate, rt, key, oidc)
+            if not who.can(AccessScope.READ):
+                raise Forbidden("this key or user may not read documents (scope read)")
         except GedragError as exc:
             status = errors.status_for(exc)
             extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             body = errors.error_body(exc.code, exc.detail)
             await JSONResponse(body, status_code=status, headers=extra)(scope, receive, send)
             return
-        observability.tenant.set(tenant.id)
+        observability.tenant.set(who.tenant.id)
         state = scope.setdefault("state", {})
-        state[_TENANT] = tenant
-        state["tenant"] = tenant.id  # the access log's field (serving.middleware.Observe)
+        state[_CALLER] = who
+        state["tenant"] = who.tenant.id  # the access log's field (serving.middleware.Observe)
         await self.app(scope, receive, send)
 
 

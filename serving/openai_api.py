@@ -37,6 +37,7 @@ from serving.qa_api import (
     chain_deltas,
     citations_public,
     first_delta,
+    hidden_for,
     release_qa,
     search_filter,
     split_messages,
@@ -127,7 +128,8 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
         pinned = (target.release_id, release_qa(request.app.state, target.release_id))
     run = monitor.begin(tenant.id, caller_of(request.headers, body.user), "openai", pinned=pinned)
     service = run.qa
-    flt = search_filter(tenant, SearchFilters(), [target.collection] if target.collection else None)
+    collections = [target.collection] if target.collection else None
+    flt = search_filter(tenant, SearchFilters(), collections, hidden_for(request))
     created = int(time.time())
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:

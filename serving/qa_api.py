@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from core import ids
+from core.access import Caller as AccessCaller
 from core.domain import Tenant
 from core.errors import InvalidInput
 from evaluation import service as evals
@@ -24,7 +25,7 @@ from retrieval.search import SearchResult
 from retrieval.service import QA, Reply
 from retrieval.types import Answer, Message
 from runtime import Runtime
-from sorting.fields import BUILTIN_FIELDS, parse_conditions
+from serving import auth
 from serving.api import ERRORS, api_key_of, current_tenant
 from serving.schemas import (
     AskRequest,
@@ -37,6 +38,7 @@ from serving.schemas import (
     SearchRequest,
     SearchResponse,
 )
+from sorting.fields import BUILTIN_FIELDS, parse_conditions
 from stores.catalog.evaluation import EvalStore
 from stores.catalog.traces import Route
 from stores.vectors import SearchFilter
@@ -133,8 +135,25 @@ def answering(route: Route) -> Callable[[Request, Tenant], Answering]:
 Searching = Annotated[Answering, Depends(answering("search"))]
 
 
+def hidden_documents(rt: Runtime, caller: AccessCaller) -> tuple[str, ...]:
+    """Documents the caller may not read (access lists, issue #19): every search leaves them
+    out, so that no passage, answer or citation comes from them. An administrator reads all."""
+    principals = caller.read_filter
+    if principals is None:
+        return ()
+    return tuple(rt.catalog.access.unreadable_documents(caller.tenant.id, principals))
+
+
+def hidden_for(request: Request) -> tuple[str, ...]:
+    """:func:`hidden_documents` of the caller :func:`serving.auth.authorize` let in."""
+    return hidden_documents(request.app.state.runtime, auth.caller(request))
+
+
 def search_filter(
-    tenant: Tenant, f: SearchFilters, collections: list[str] | None = None
+    tenant: Tenant,
+    f: SearchFilters,
+    collections: list[str] | None = None,
+    hidden: tuple[str, ...] = (),
 ) -> SearchFilter:
     return SearchFilter(
         tenant_id=tenant.id,
@@ -146,9 +165,8 @@ def search_filter(
         uploaded_before=f.uploaded_before.timestamp() if f.uploaded_before else None,
         document_types=f.document_types,
         correspondents=f.correspondents,
-        fields=parse_conditions(
-            {k: str(v) for k, v in (f.fields or {}).items()}, BUILTIN_FIELDS
-        ),
+        fields=parse_conditions({k: str(v) for k, v in (f.fields or {}).items()}, BUILTIN_FIELDS),
+        hidden_document_ids=hidden,
     )
 
 
@@ -169,9 +187,9 @@ def ask_response(reply: Reply, trace_id: str | None = None) -> AskResponse:
 
 
 @router.post("/search")
-def search(body: SearchRequest, tenant: Caller, run: Searching) -> SearchResponse:
+def search(request: Request, body: SearchRequest, tenant: Caller, run: Searching) -> SearchResponse:
     """Retrieval only: passages with their scores and per-stage timings."""
-    flt = search_filter(tenant, body)
+    flt = search_filter(tenant, body, hidden=hidden_for(request))
     result = run.qa.search(body.query, flt, body.top_k)
     run.searched(body.query, flt, body.top_k, result)
     return SearchResponse(
@@ -197,10 +215,13 @@ STREAMED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/ask", response_model=AskResponse, responses=STREAMED)
 def ask(
-    body: AskRequest, tenant: Caller, run: Annotated[Answering, Depends(answering("ask"))]
+    request: Request,
+    body: AskRequest,
+    tenant: Caller,
+    run: Annotated[Answering, Depends(answering("ask"))],
 ) -> Any:
     """A grounded answer with citations; ``stream=true`` answers with server-sent events."""
-    flt = search_filter(tenant, body)
+    flt = search_filter(tenant, body, hidden=hidden_for(request))
     if body.stream:
         return _sse(run, body.question, flt, body.top_k, ())
     reply = run.qa.ask(body.question, flt, top_k=body.top_k)
@@ -210,11 +231,14 @@ def ask(
 
 @router.post("/chat", response_model=AskResponse, responses=STREAMED)
 def chat(
-    body: ChatRequest, tenant: Caller, run: Annotated[Answering, Depends(answering("chat"))]
+    request: Request,
+    body: ChatRequest,
+    tenant: Caller,
+    run: Annotated[Answering, Depends(answering("chat"))],
 ) -> Any:
     """Ask within a conversation: follow-up questions are made standalone before searching."""
     question, history = split_messages(body.messages)
-    flt = search_filter(tenant, body)
+    flt = search_filter(tenant, body, hidden=hidden_for(request))
     if body.stream:
         return _sse(run, question, flt, body.top_k, history)
     reply = run.qa.ask(question, flt, top_k=body.top_k, history=history)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,10 +10,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from core.domain import DocumentStatus, JobKind, JobState
 
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
 
 def _not_a_number(value: Any) -> Any:
-    """A date-time in JSON is an ISO 8601 string: 0 (lax pydantic: 1970-01-01) is refused."""
-    if isinstance(value, bool | int | float):
+    """A date-time is an ISO 8601 string: 0 or "0.5" (lax pydantic: seconds since 1970) is
+    refused, in a JSON body or a query string."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.match(value)):
         raise ValueError("must be an ISO 8601 date-time string, e.g. 2024-01-31T00:00:00Z")
     return value
 

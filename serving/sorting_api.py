@@ -210,9 +210,7 @@ def get_vocabulary(svc: Sorting, tenant: Caller) -> VocabularyPublic:
 
 
 @router.post("/vocabulary", status_code=201)
-def put_entry(
-    svc: Sorting, tenant: Caller, body: EntryCreate, response: Response
-) -> EntryPublic:
+def put_entry(svc: Sorting, tenant: Caller, body: EntryCreate, response: Response) -> EntryPublic:
     """Create an entry (201), or replace the one of that kind and key (200)."""
     entry, created = svc.put_entry(tenant.id, body.model_dump())
     if not created:
@@ -273,11 +271,11 @@ def review_queue(
     page = svc.repo.page(
         tenant.id, state=state, cursor=cursor, limit=min(limit, rt.settings.api.page_size_max)
     )
-    titles = {}
+    titles: dict[str, str | None] = {}
     for r in page.items:
         try:
             titles[r.document_id] = rt.catalog.documents.get(tenant.id, r.document_id).title
-        except Exception:  # noqa: BLE001 - a document deleted meanwhile has no title
+        except Exception:
             titles[r.document_id] = None
     return QueuePage(
         items=[decision_public(r, titles.get(r.document_id)) for r in page.items],

@@ -14,8 +14,12 @@ from rich.table import Table
 if TYPE_CHECKING:
     import httpx
 
-app = typer.Typer(help="Automatic sorting: review queue, decisions, vocabulary.", no_args_is_help=True)
-vocab = typer.Typer(help="The tenant's types, correspondents, tags and fields.", no_args_is_help=True)
+app = typer.Typer(
+    help="Automatic sorting: review queue, decisions, vocabulary.", no_args_is_help=True
+)
+vocab = typer.Typer(
+    help="The tenant's types, correspondents, tags and fields.", no_args_is_help=True
+)
 app.add_typer(vocab, name="vocab")
 
 
@@ -71,7 +75,9 @@ def queue(
     for d in page["items"]:
         conf = "" if d["confidence"] is None else f"{d['confidence']:.2f}"
         table.add_row(
-            f"{d.get('title') or ''}\n{d['document_id']}", d["suggested_type"] or "—", conf,
+            f"{d.get('title') or ''}\n{d['document_id']}",
+            d["suggested_type"] or "—",
+            conf,
             d["reason"],
         )
     console.print(table)
@@ -149,8 +155,10 @@ def settings(
     from serving.cli import console
 
     body = {k: v for k, v in {"threshold": threshold, "enabled": enable}.items() if v is not None}
-    result = _call("PATCH", "/v1/sorting/settings", json=body) if body else _call(
-        "GET", "/v1/sorting/settings"
+    result = (
+        _call("PATCH", "/v1/sorting/settings", json=body)
+        if body
+        else _call("GET", "/v1/sorting/settings")
     )
     console.print_json(data=result)
 

@@ -80,7 +80,7 @@ class SourcePublic(BaseModel):
     connection: dict[str, Any] = Field(description="Where it reads from; no password.")
     password_set: bool
     status: Status = Field(
-        description="syncing (a round runs now), paused, failing (the last round failed: "
+        description="paused, syncing (a round runs now), failing (the last round failed: "
         "last_error says why; retried with backoff), ok, or new (never synced)."
     )
     paused: bool
@@ -137,10 +137,10 @@ class OriginsPublic(BaseModel):
 
 def public(rec: SourceRecord, counts: dict[str, int]) -> SourcePublic:
     status: Status
-    if rec.running(utcnow()):
+    if rec.paused:
+        status = "paused"  # a round still running ends; no other starts
+    elif rec.running(utcnow()):
         status = "syncing"
-    elif rec.paused:
-        status = "paused"
     else:
         status = rec.state  # type: ignore[assignment]
     return SourcePublic(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ PasswordStdin = Annotated[
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
 
 
@@ -160,7 +161,9 @@ _SMB = re.compile(
 @add.command("smb")
 def add_smb(
     name: Name,
-    location: Annotated[str, typer.Argument(help="//server[:port]/share[/folder]")],
+    location: Annotated[
+        str, typer.Argument(help="//server:port/share/folder (port and folder optional)")
+    ],
     user: Annotated[str, typer.Option(help="User name on the file server.")],
     domain: Annotated[str, typer.Option(help="Windows domain of the user.")] = "",
     password_stdin: PasswordStdin = False,
@@ -174,7 +177,7 @@ def add_smb(
     """Watch a share of an SMB/CIFS file server."""
     m = _SMB.match(location)
     if m is None:
-        raise _fail(f"{location!r} is not //server[:port]/share[/folder]")
+        raise _fail(f"{location!r} is not //server:port/share/folder (port and folder optional)")
     connection: dict[str, Any] = {
         "kind": "smb",
         "server": m["server"],

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from core.settings import BrokerSettings, CatalogSettings, Settings
 from tests.support.bolt_server import neo4j, neo4j_server  # noqa: F401  (fixtures)
+from tests.support.mailshare import imap, imap_server, smb, smb_server  # noqa: F401  (fixtures)
 
 for _name, _value in (
     ("DO_NOT_TRACK", "1"),

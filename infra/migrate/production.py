@@ -29,6 +29,8 @@ from stores.catalog import Catalog
 from stores.catalog.database import normalise_url
 from stores.catalog.models import Base
 from stores.graph import GraphStore
+from stores.vectors import VectorStore
+from stores.vectors.edge import EdgeVectorStore
 from stores.vectors.qdrant import QdrantVectorStore
 
 Progress = Callable[[int, int | None], None]
@@ -70,6 +72,11 @@ def copy_all(
     return summary
 
 
+# Tables whose rows are never changed nor deleted (the audit trail: triggers refuse it); a row
+# already copied is left as it is.
+APPEND_ONLY_TABLES = frozenset({"records_audit"})
+
+
 def copy_catalog(source: Catalog, url: str, *, dry_run: bool = False) -> dict[str, int]:
     """Sync every catalog table into the database at ``url`` (migrated first), parents first."""
     if normalise_url(url) == source.url:
@@ -90,6 +97,8 @@ def copy_catalog(source: Catalog, url: str, *, dry_run: bool = False) -> dict[st
         with dest.engine.begin() as conn:
             # Children first when removing, parents first when writing (foreign keys).
             for t in reversed(tables):
+                if t.name in APPEND_ONLY_TABLES:
+                    continue  # never deleted from (database triggers refuse it)
                 pk = list(t.primary_key.columns)
                 wanted = {tuple(r[c.name] for c in pk) for r in rows_by_table[t.name]}
                 held = {tuple(r) for r in conn.execute(sa.select(*pk))}
@@ -103,7 +112,7 @@ def copy_catalog(source: Catalog, url: str, *, dry_run: bool = False) -> dict[st
                 others = [c.name for c in t.columns if c.name not in pk_names]
                 for i in range(0, len(rows), ROWS_PER_INSERT):
                     stmt = insert(t).values(rows[i : i + ROWS_PER_INSERT])
-                    if others:
+                    if others and t.name not in APPEND_ONLY_TABLES:
                         stmt = stmt.on_conflict_do_update(
                             index_elements=pk_names,
                             set_={c: getattr(stmt.excluded, c) for c in others},
@@ -127,12 +136,19 @@ def copy_vectors(
         and Path(target.qdrant_path).resolve() == rt.settings.qdrant_path.resolve()
     ):
         raise ConfigurationError("the target Qdrant folder is the source folder")
-    dst = QdrantVectorStore(
-        src.collection,
-        url=target.qdrant_url,
-        path=Path(target.qdrant_path) if target.qdrant_path else None,
-        api_key=target.qdrant_api_key,
-        timeout_s=rt.settings.qdrant.timeout_s,
+    dst: VectorStore = (
+        QdrantVectorStore(
+            src.collection,
+            url=target.qdrant_url,
+            api_key=target.qdrant_api_key,
+            timeout_s=rt.settings.qdrant.timeout_s,
+        )
+        if target.qdrant_url
+        else EdgeVectorStore(
+            src.collection,
+            path=Path(str(target.qdrant_path)),
+            options=factory.edge_options(rt.settings),
+        )
     )
     try:
         held = set(all_point_versions(src))

@@ -9,11 +9,13 @@ evaluation runs (:mod:`stores.catalog.evaluation`) live beside them on the same 
 
 from __future__ import annotations
 
+from stores.catalog.access import AccessRepository
 from stores.catalog.chunks import ChunkRepository
 from stores.catalog.collections import CollectionRepository
 from stores.catalog.database import Database
 from stores.catalog.documents import DocumentRepository
 from stores.catalog.jobs import JobRepository
+from stores.catalog.people import PeopleRepository
 from stores.catalog.records import RecordsRepository
 from stores.catalog.sorting import SortingRepository
 from stores.catalog.sources import SourceRepository
@@ -37,3 +39,6 @@ class Catalog(Database):
         self.records = RecordsRepository(self)
         self.sources = SourceRepository(self)
         self.traces = TraceRepository(self)
+        # Issue #19: people (users, groups, keys, sessions), access lists, the audit trail.
+        self.people, self.access = PeopleRepository(self), AccessRepository(self)
+        self.audit = self.records.trail

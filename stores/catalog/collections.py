@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -9,6 +11,7 @@ from core import ids
 from core.domain import Collection
 from core.errors import Conflict, NotFound
 from stores.catalog import rows as conv
+from stores.catalog.access import readable_collections, readable_documents
 from stores.catalog.database import Database
 from stores.catalog.models import CollectionRow, DocumentRow
 
@@ -54,20 +57,27 @@ class CollectionRepository:
                 assert row is not None
                 return conv.collection(row, 0)
 
-    def of_tenant(self, tenant_id: str) -> list[Collection]:
+    def of_tenant(
+        self, tenant_id: str, readable_by: Sequence[str] | None = None
+    ) -> list[Collection]:
+        """``readable_by``: only the collections, and count only the documents, that one of
+        these principals may read (issue #19; ``None``: all)."""
         with self.db.session() as s:
-            counts = (
-                select(DocumentRow.collection_id, func.count().label("n"))
-                .where(DocumentRow.tenant_id == tenant_id)
-                .group_by(DocumentRow.collection_id)
-                .subquery()
+            docs = select(DocumentRow.collection_id, func.count().label("n")).where(
+                DocumentRow.tenant_id == tenant_id
             )
-            rows = s.execute(
+            if readable_by is not None:
+                docs = docs.where(readable_documents(readable_by))
+            counts = docs.group_by(DocumentRow.collection_id).subquery()
+            q = (
                 select(CollectionRow, func.coalesce(counts.c.n, 0))
                 .outerjoin(counts, counts.c.collection_id == CollectionRow.id)
                 .where(CollectionRow.tenant_id == tenant_id)
                 .order_by(CollectionRow.name)
             )
+            if readable_by is not None:
+                q = q.where(readable_collections(readable_by))
+            rows = s.execute(q)
             return [conv.collection(row, n) for row, n in rows]
 
     def delete(self, tenant_id: str, name: str) -> None:

@@ -25,6 +25,7 @@ from core.domain import (
 )
 from core.errors import Conflict, NotFound
 from stores.catalog import rows as conv
+from stores.catalog.access import readable_documents
 from stores.catalog.collections import CollectionRepository
 from stores.catalog.database import Database
 from stores.catalog.models import DocumentRow, JobRow, MetaRow, TagRow, VersionRow, utcnow
@@ -244,6 +245,8 @@ class DocumentRepository:
             pattern = "%" + conv.escape_like(flt.title_contains.lower()) + "%"
             q = q.where(func.lower(DocumentRow.title).like(pattern, escape="\\"))
         q = q.where(*sorting_clauses(flt))  # type, correspondent, typed fields (issue #17)
+        if flt.readable_by is not None:  # access lists (issue #19), in the query itself
+            q = q.where(readable_documents(flt.readable_by))
         if cursor is not None:
             created, last_id = conv.decode_cursor(cursor)
             q = q.where(

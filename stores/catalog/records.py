@@ -10,7 +10,7 @@ audit rows carry no foreign key: they outlive the documents they name, by id onl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,10 +37,10 @@ from core.records import (
 )
 from stores.catalog import rows as conv
 from stores.catalog import traces
+from stores.catalog.access import readable_documents
+from stores.catalog.audit import AuditQuery, AuditRepository, NewEntry
 from stores.catalog.database import Database
 from stores.catalog.models import (
-    ApiKeyRow,
-    AuditRow,
     CertificateRow,
     ChunkRow,
     CollectionRow,
@@ -76,6 +76,8 @@ class ChunkText:
 class RecordsRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The one audit trail of the platform (issue #19 generalised it, hash-chained).
+        self.trail = AuditRepository(db)
 
     # -- documents as holds and policies see them ------------------------------------------
 
@@ -189,13 +191,21 @@ class RecordsRepository:
             return _trash_entry(entry, row)
 
     def trashed(
-        self, tenant_id: str | None = None, *, due_by: datetime | None = None, limit: int = 10_000
+        self,
+        tenant_id: str | None = None,
+        *,
+        due_by: datetime | None = None,
+        limit: int = 10_000,
+        readable_by: Sequence[str] | None = None,
     ) -> list[TrashEntry]:
         """The trash, newest first (of one tenant or all); ``due_by``: only entries whose
-        restore period ends by then, oldest first."""
+        restore period ends by then, oldest first; ``readable_by``: only documents one of these
+        principals may read (issue #19)."""
         q = select(TrashRow, DocumentRow).join(DocumentRow, DocumentRow.id == TrashRow.document_id)
         if tenant_id is not None:
             q = q.where(TrashRow.tenant_id == tenant_id)
+        if readable_by is not None:
+            q = q.where(readable_documents(readable_by))
         if due_by is not None:
             q = q.where(
                 TrashRow.purge_after <= due_by, DocumentRow.status == DocumentStatus.TRASHED
@@ -689,36 +699,13 @@ class RecordsRepository:
         outcome: str,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        with self.db.session() as s:
-            s.add(
-                AuditRow(
-                    id=ids.new_id(),
-                    tenant_id=tenant_id,
-                    actor=actor[:200],
-                    action=action[:64],
-                    target=target[:200],
-                    outcome=outcome[:16],
-                    detail=detail or {},
-                )
-            )
+        self.trail.append(tenant_id, actor, action, target, outcome, detail)
 
     def audit_many(
         self, tenant_id: str, entries: list[tuple[str, str, str, str, dict[str, Any]]]
     ) -> None:
         """Many ``(actor, action, target, outcome, detail)`` in one transaction."""
-        with self.db.session() as s:
-            s.add_all(
-                AuditRow(
-                    id=ids.new_id(),
-                    tenant_id=tenant_id,
-                    actor=actor[:200],
-                    action=action[:64],
-                    target=target[:200],
-                    outcome=outcome[:16],
-                    detail=detail,
-                )
-                for actor, action, target, outcome, detail in entries
-            )
+        self.trail.append_many(tenant_id, [NewEntry(*e) for e in entries])
 
     def audit_trail(
         self,
@@ -729,27 +716,7 @@ class RecordsRepository:
         limit: int = 200,
     ) -> list[AuditEntry]:
         """Newest first."""
-        q = select(AuditRow).where(AuditRow.tenant_id == tenant_id)
-        if action is not None:
-            q = q.where(AuditRow.action == action)
-        if target is not None:
-            q = q.where(AuditRow.target == target)
-        q = q.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
-        with self.db.session() as s:
-            return [_audit(r) for r in s.scalars(q)]
-
-    # -- who acts ------------------------------------------------------------------------
-
-    def api_key(self, key: str) -> tuple[str, str] | None:
-        """``(name, prefix)`` of an unrevoked API key: the audit trail names the key that
-        acted, and its name says whether it administers records."""
-        with self.db.session() as s:
-            row = s.execute(
-                select(ApiKeyRow.name, ApiKeyRow.prefix).where(
-                    ApiKeyRow.key_hash == ids.hash_api_key(key), ApiKeyRow.revoked_at.is_(None)
-                )
-            ).first()
-            return None if row is None else (row[0], row[1])
+        return self.trail.trail(tenant_id, AuditQuery(action=action, target=target), limit=limit)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -896,17 +863,4 @@ def _policy(r: RetentionPolicyRow) -> RetentionPolicy:
         created_by=r.created_by,
         created_at=r.created_at,
         updated_at=r.updated_at,
-    )
-
-
-def _audit(r: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        at=r.at,
-        actor=r.actor,
-        action=r.action,
-        target=r.target,
-        outcome=r.outcome,
-        detail=dict(r.detail or {}),
     )

@@ -7,10 +7,11 @@ from sqlalchemy.exc import IntegrityError
 
 from core import ids
 from core.domain import ApiKeyInfo, Tenant
-from core.errors import Conflict, NotFound, Unauthorized
+from core.errors import Conflict, NotFound
 from stores.catalog import rows as conv
 from stores.catalog.database import Database
 from stores.catalog.models import ApiKeyRow, TenantRow, utcnow
+from stores.catalog.people import PeopleRepository
 
 
 class TenantRepository:
@@ -40,20 +41,12 @@ class TenantRepository:
             return [conv.tenant(r) for r in s.scalars(select(TenantRow).order_by(TenantRow.name))]
 
     def create_key(self, tenant_name: str, name: str = "default") -> tuple[str, ApiKeyInfo]:
-        """Create a key for the tenant; the key itself is returned once and never stored."""
+        """Create a key for the tenant; the key itself is returned once and never stored. It
+        belongs to the tenant's first administrator with the ``legacy`` scope (what keys could
+        do before people existed: :func:`core.access.legacy_scopes`)."""
         tenant = self.get(tenant_name)
-        key, key_hash = ids.new_api_key()
-        with self.db.session() as s:
-            row = ApiKeyRow(
-                id=ids.new_id(),
-                tenant_id=tenant.id,
-                name=conv.clean_name(name, "name"),
-                prefix=key[:12],
-                key_hash=key_hash,
-            )
-            s.add(row)
-            s.flush()
-            return key, conv.api_key(row)
+        people = PeopleRepository(self.db)
+        return people.create_key(tenant.id, people.owner(tenant.id).id, name, (), legacy=True)
 
     def keys(self, tenant_name: str) -> list[ApiKeyInfo]:
         tenant = self.get(tenant_name)
@@ -75,13 +68,6 @@ class TenantRepository:
             return conv.api_key(row)
 
     def authenticate(self, key: str) -> Tenant:
-        """The tenant owning this key; :class:`Unauthorized` if unknown or revoked."""
-        with self.db.session() as s:
-            row = s.scalar(
-                select(TenantRow)
-                .join(ApiKeyRow, ApiKeyRow.tenant_id == TenantRow.id)
-                .where(ApiKeyRow.key_hash == ids.hash_api_key(key), ApiKeyRow.revoked_at.is_(None))
-            )
-            if row is None:
-                raise Unauthorized("invalid or revoked API key")
-            return conv.tenant(row)
+        """The tenant owning this key or session; :class:`Unauthorized` if unknown, revoked,
+        expired or its user disabled."""
+        return PeopleRepository(self.db).identify(key).tenant

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from stores.graph import GraphCounts, GraphStore, VersionGraph
+from stores.graph import DocumentLabels, GraphCounts, GraphStore, VersionGraph
 
 
 class DualGraphStore:
@@ -77,6 +77,20 @@ class DualGraphStore:
         self.primary.delete_document(tenant_id, document_id)
         self.secondary.delete_document(tenant_id, document_id)
 
+    def set_labels(self, tenant_id: str, document_id: str, labels: DocumentLabels) -> None:
+        self.primary.set_labels(tenant_id, document_id, labels)
+        self.secondary.set_labels(tenant_id, document_id, labels)
+
+    def labels(self, tenant_id: str, document_id: str) -> DocumentLabels:
+        return self.reader.labels(tenant_id, document_id)
+
+    def set_readers(self, tenant_id: str, document_id: str, readers: Sequence[str]) -> None:
+        self.primary.set_readers(tenant_id, document_id, readers)
+        self.secondary.set_readers(tenant_id, document_id, readers)
+
+    def readers(self, tenant_id: str, document_id: str) -> tuple[str, ...]:
+        return self.reader.readers(tenant_id, document_id)
+
     def counts(
         self, tenant_id: str, document_id: str, version_id: str | None = None
     ) -> GraphCounts:
@@ -97,5 +111,11 @@ class DualGraphStore:
     def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
         return self.reader.export_document(tenant_id, document_id)
 
-    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
-        return self.reader.expand(tenant_id, keys, limit)
+    def expand(
+        self,
+        tenant_id: str,
+        keys: Sequence[str],
+        limit: int,
+        principals: Sequence[str] | None = None,
+    ) -> dict[str, float]:
+        return self.reader.expand(tenant_id, keys, limit, principals)

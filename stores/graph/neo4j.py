@@ -22,7 +22,15 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j import exceptions as driver_errors
 
 from core.errors import StoreUnavailable, TransientError
-from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
+from stores.graph import (
+    RELATED_FACTOR,
+    DocumentLabels,
+    GraphChunk,
+    GraphCounts,
+    GraphEntity,
+    LabelRef,
+    VersionGraph,
+)
 
 BATCH = 1000
 
@@ -45,6 +53,10 @@ CONSTRAINTS = (
     "CREATE CONSTRAINT gedrag_entity_uid IF NOT EXISTS FOR (e:Entity) REQUIRE e.uid IS UNIQUE",
     "CREATE CONSTRAINT gedrag_tenant_lock IF NOT EXISTS "
     "FOR (l:TenantLock) REQUIRE l.tenant IS UNIQUE",
+    "CREATE CONSTRAINT gedrag_document_type_uid IF NOT EXISTS "
+    "FOR (t:DocumentType) REQUIRE t.uid IS UNIQUE",
+    "CREATE CONSTRAINT gedrag_correspondent_uid IF NOT EXISTS "
+    "FOR (c:Correspondent) REQUIRE c.uid IS UNIQUE",
     "CREATE INDEX gedrag_chunk_doc IF NOT EXISTS FOR (c:Chunk) ON (c.tenant_id, c.document_id)",
     "CREATE INDEX gedrag_entity_tenant IF NOT EXISTS FOR (e:Entity) ON (e.tenant_id)",
 )
@@ -188,6 +200,81 @@ ORDER BY score DESC, chunk
 LIMIT $limit
 """
 
+# Access lists (issue #19): who may read a document is a list property of its node; expansion
+# for a restricted caller traverses only chunks of documents one of its principals reads, and
+# derives "related" from those chunks' co-mentions rather than from RELATED (whose weights
+# count chunks the caller may not read).
+_SET_READERS = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})
+SET d.readers = $readers
+"""
+
+_READERS = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})
+RETURN coalesce(d.readers, []) AS readers
+"""
+
+_EXPAND_READABLE = """
+UNWIND $keys AS key
+MATCH (e:Entity {uid: $tenant + ':' + key})<-[:MENTIONS]-(c:Chunk)<-[:HAS_CHUNK]-(d:Document)
+WHERE any(p IN coalesce(d.readers, []) WHERE p IN $principals)
+WITH collect(DISTINCT e) AS direct, collect(DISTINCT c) AS seen
+UNWIND seen AS c
+MATCH (c)-[:MENTIONS]->(r:Entity)
+WITH direct, collect(DISTINCT r) AS near
+WITH direct, [x IN near WHERE NOT x IN direct] AS related
+CALL (direct, related) {
+  UNWIND direct AS x
+  MATCH (d:Document)-[:HAS_CHUNK]->(c:Chunk)-[:MENTIONS]->(x)
+  WHERE any(p IN coalesce(d.readers, []) WHERE p IN $principals)
+  RETURN c.id AS chunk, 1.0 AS w
+  UNION ALL
+  UNWIND related AS x
+  MATCH (d:Document)-[:HAS_CHUNK]->(c:Chunk)-[:MENTIONS]->(x)
+  WHERE any(p IN coalesce(d.readers, []) WHERE p IN $principals)
+  RETURN c.id AS chunk, $factor AS w
+}
+RETURN chunk, sum(w) AS score
+ORDER BY score DESC, chunk
+LIMIT $limit
+"""
+
+# A document's sorting labels (issue #17): its links replaced, type and correspondent nodes
+# MERGEd on ``uid = tenant_id + ":" + key`` (one uniqueness constraint each, as entities).
+_DROP_LABELS = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})-[r:OF_TYPE|FROM|TO]->()
+DELETE r
+"""
+
+_ADD_TYPE = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})
+UNWIND $rows AS row
+MERGE (t:DocumentType {uid: $tenant + ':' + row.key})
+SET t.tenant_id = $tenant, t.key = row.key, t.name = row.name
+MERGE (d)-[:OF_TYPE]->(t)
+"""
+
+_ADD_FROM = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})
+UNWIND $rows AS row
+MERGE (c:Correspondent {uid: $tenant + ':' + row.key})
+SET c.tenant_id = $tenant, c.key = row.key, c.name = row.name
+MERGE (d)-[:FROM]->(c)
+"""
+
+_ADD_TO = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})
+UNWIND $rows AS row
+MERGE (c:Correspondent {uid: $tenant + ':' + row.key})
+SET c.tenant_id = $tenant, c.key = row.key, c.name = row.name
+MERGE (d)-[:TO]->(c)
+"""
+
+_LABELS = """
+MATCH (d:Document {id: $document, tenant_id: $tenant})-[r:OF_TYPE|FROM|TO]->(x)
+RETURN type(r) AS relation, x.key AS key, x.name AS name
+"""
+
 # Every statement this module can send, by name: the constraints of `setup` and each complete
 # statement (a composed one as sent, never a fragment such as `_DETACH_CHUNKS` alone).
 STATEMENTS: dict[str, str] = {
@@ -209,6 +296,14 @@ STATEMENTS: dict[str, str] = {
     "documents": _DOCUMENTS,
     "export": _EXPORT,
     "expand": _EXPAND,
+    "drop_labels": _DROP_LABELS,
+    "add_type": _ADD_TYPE,
+    "add_from": _ADD_FROM,
+    "add_to": _ADD_TO,
+    "labels": _LABELS,
+    "set_readers": _SET_READERS,
+    "readers": _READERS,
+    "expand_readable": _EXPAND_READABLE,
 }
 
 
@@ -313,6 +408,13 @@ class Neo4jGraphStore:
                 tx.run(_MENTIONS, mentions=mentions[i : i + BATCH]).consume()
             touched |= {m["uid"] for m in mentions}
             _refresh(tx, sorted(touched))
+            if graph.readers is not None:
+                tx.run(
+                    _SET_READERS,
+                    tenant=t,
+                    document=graph.document_id,
+                    readers=sorted(set(graph.readers)),
+                ).consume()
 
         self._write("upsert", work)
 
@@ -333,6 +435,38 @@ class Neo4jGraphStore:
             _refresh(tx, sorted(uids))
 
         self._write("delete", work)
+
+    def set_labels(self, tenant_id: str, document_id: str, labels: DocumentLabels) -> None:
+        def rows(ref: LabelRef | None) -> list[dict[str, str]]:
+            return [] if ref is None else [{"key": ref.key, "name": ref.name}]
+
+        def work(tx: ManagedTransaction) -> None:
+            t, d = tenant_id, document_id
+            tx.run(_DROP_LABELS, tenant=t, document=d).consume()
+            tx.run(_ADD_TYPE, tenant=t, document=d, rows=rows(labels.document_type)).consume()
+            tx.run(_ADD_FROM, tenant=t, document=d, rows=rows(labels.issuer)).consume()
+            tx.run(_ADD_TO, tenant=t, document=d, rows=rows(labels.recipient)).consume()
+
+        self._write("labels", work)
+
+    def labels(self, tenant_id: str, document_id: str) -> DocumentLabels:
+        found = {
+            r["relation"]: LabelRef(r["key"], r["name"])
+            for r in self._read("labels", _LABELS, tenant=tenant_id, document=document_id)
+        }
+        return DocumentLabels(found.get("OF_TYPE"), found.get("FROM"), found.get("TO"))
+
+    def set_readers(self, tenant_id: str, document_id: str, readers: Sequence[str]) -> None:
+        def work(tx: ManagedTransaction) -> None:
+            tx.run(
+                _SET_READERS, tenant=tenant_id, document=document_id, readers=sorted(set(readers))
+            ).consume()
+
+        self._write("readers", work)
+
+    def readers(self, tenant_id: str, document_id: str) -> tuple[str, ...]:
+        rows = self._read("readers", _READERS, tenant=tenant_id, document=document_id)
+        return tuple(sorted(rows[0]["readers"])) if rows else ()
 
     def counts(
         self, tenant_id: str, document_id: str, version_id: str | None = None
@@ -360,6 +494,8 @@ class Neo4jGraphStore:
 
     def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
         rows = self._read("export", _EXPORT, tenant=tenant_id, document=document_id)
+        # None when it has none: an import then gives it none either.
+        readers = self.readers(tenant_id, document_id) or None
         versions: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             versions.setdefault(r["version"], []).append(r)
@@ -384,21 +520,30 @@ class Neo4jGraphStore:
                         GraphEntity(key=k, name=entities[k]["name"], kind=entities[k]["kind"])
                         for k in sorted(entities)
                     ],
+                    readers=readers,
                 )
             )
         return out
 
-    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
+    def expand(
+        self,
+        tenant_id: str,
+        keys: Sequence[str],
+        limit: int,
+        principals: Sequence[str] | None = None,
+    ) -> dict[str, float]:
         if not keys:
             return {}
-        rows = self._read(
-            "expand",
-            _EXPAND,
-            tenant=tenant_id,
-            keys=list(keys),
-            factor=RELATED_FACTOR,
-            limit=limit,
-        )
+        params: dict[str, Any] = {
+            "tenant": tenant_id,
+            "keys": list(keys),
+            "factor": RELATED_FACTOR,
+            "limit": limit,
+        }
+        if principals is None:
+            rows = self._read("expand", _EXPAND, **params)
+        else:
+            rows = self._read("expand", _EXPAND_READABLE, principals=list(principals), **params)
         return {r["chunk"]: float(r["score"]) for r in rows}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ColumnElement, delete, exists, func, select, text
 from sqlalchemy import insert as insert_stmt
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,11 +20,24 @@ from stores.catalog.models import (
     GraphChunkRow,
     GraphDocumentRow,
     GraphEntityRow,
+    GraphLabelRow,
     GraphMentionRow,
+    GraphReaderRow,
     GraphRelationRow,
 )
 from stores.catalog.rows import in_batches
-from stores.graph import RELATED_FACTOR, GraphChunk, GraphCounts, GraphEntity, VersionGraph
+from stores.graph import (
+    RELATED_FACTOR,
+    DocumentLabels,
+    GraphChunk,
+    GraphCounts,
+    GraphEntity,
+    LabelRef,
+    VersionGraph,
+)
+
+# The relations of a document's labels, as Neo4j names them.
+LABEL_RELATIONS = ("OF_TYPE", "FROM", "TO")
 
 
 class RelationalGraphStore:
@@ -69,6 +82,8 @@ class RelationalGraphStore:
             else:
                 doc.title = graph.title
             s.flush()
+            if graph.readers is not None:
+                self._replace_readers(s, t, graph.document_id, graph.readers)
             for batch in in_batches(graph.chunks):
                 s.add_all(
                     GraphChunkRow(
@@ -125,7 +140,78 @@ class RelationalGraphStore:
                     GraphDocumentRow.tenant_id == tenant_id, GraphDocumentRow.id == document_id
                 )
             )
+            s.execute(
+                delete(GraphLabelRow).where(
+                    GraphLabelRow.tenant_id == tenant_id, GraphLabelRow.document_id == document_id
+                )
+            )
+            self._replace_readers(s, tenant_id, document_id, ())
             self._refresh(s, tenant_id, touched)
+
+    def set_labels(self, tenant_id: str, document_id: str, labels: DocumentLabels) -> None:
+        with self.catalog.session() as s:
+            doc = s.get(GraphDocumentRow, document_id)
+            if doc is None or doc.tenant_id != tenant_id:
+                return
+            s.execute(delete(GraphLabelRow).where(GraphLabelRow.document_id == document_id))
+            for relation, ref in zip(
+                LABEL_RELATIONS,
+                (labels.document_type, labels.issuer, labels.recipient),
+                strict=True,
+            ):
+                if ref is not None:
+                    s.add(
+                        GraphLabelRow(
+                            document_id=document_id,
+                            relation=relation,
+                            key=ref.key,
+                            tenant_id=tenant_id,
+                            name=ref.name,
+                        )
+                    )
+
+    def labels(self, tenant_id: str, document_id: str) -> DocumentLabels:
+        with self.catalog.session() as s:
+            found = {
+                r.relation: LabelRef(r.key, r.name)
+                for r in s.scalars(
+                    select(GraphLabelRow).where(
+                        GraphLabelRow.tenant_id == tenant_id,
+                        GraphLabelRow.document_id == document_id,
+                    )
+                )
+            }
+        return DocumentLabels(found.get("OF_TYPE"), found.get("FROM"), found.get("TO"))
+
+    def set_readers(self, tenant_id: str, document_id: str, readers: Sequence[str]) -> None:
+        with self.catalog.session() as s:
+            doc = s.get(GraphDocumentRow, document_id)
+            if doc is None or doc.tenant_id != tenant_id:
+                return
+            self._replace_readers(s, tenant_id, document_id, readers)
+
+    def readers(self, tenant_id: str, document_id: str) -> tuple[str, ...]:
+        with self.catalog.session() as s:
+            return tuple(
+                s.scalars(
+                    select(GraphReaderRow.principal)
+                    .where(
+                        GraphReaderRow.tenant_id == tenant_id,
+                        GraphReaderRow.document_id == document_id,
+                    )
+                    .order_by(GraphReaderRow.principal)
+                )
+            )
+
+    @staticmethod
+    def _replace_readers(
+        s: Session, tenant_id: str, document_id: str, readers: Sequence[str]
+    ) -> None:
+        s.execute(delete(GraphReaderRow).where(GraphReaderRow.document_id == document_id))
+        s.add_all(
+            GraphReaderRow(document_id=document_id, principal=p, tenant_id=tenant_id)
+            for p in sorted(set(readers))
+        )
 
     def counts(
         self, tenant_id: str, document_id: str, version_id: str | None = None
@@ -180,6 +266,8 @@ class RelationalGraphStore:
 
     def export_document(self, tenant_id: str, document_id: str) -> list[VersionGraph]:
         c = GraphChunkRow
+        # None when it has none: an import then gives it none either.
+        readers = self.readers(tenant_id, document_id) or None
         with self.catalog.session() as s:
             doc = s.get(GraphDocumentRow, document_id)
             title = doc.title if doc is not None and doc.tenant_id == tenant_id else ""
@@ -224,38 +312,68 @@ class RelationalGraphStore:
                     for k in sorted({k for ch in version_chunks for k in ch.entity_keys})
                     if k in entities
                 ],
+                readers=readers,
             )
             for version_id, version_chunks in by_version.items()
         ]
 
-    def expand(self, tenant_id: str, keys: Sequence[str], limit: int) -> dict[str, float]:
+    def expand(
+        self,
+        tenant_id: str,
+        keys: Sequence[str],
+        limit: int,
+        principals: Sequence[str] | None = None,
+    ) -> dict[str, float]:
         if not keys:
             return {}
-        r = GraphRelationRow
+        m, c = GraphMentionRow, GraphChunkRow
         with self.catalog.session() as s:
-            related: set[str] = set()
+            related = self._related(s, tenant_id, keys, principals) - set(keys)
+            scores: dict[str, float] = {}
+            for weight, wanted in ((1.0, list(keys)), (RELATED_FACTOR, sorted(related))):
+                for batch in in_batches(wanted):
+                    q = select(m.chunk_id, func.count()).where(
+                        m.tenant_id == tenant_id, m.entity_key.in_(batch)
+                    )
+                    if principals is not None:
+                        q = q.join(c, c.id == m.chunk_id).where(_readable(c, principals))
+                    for chunk_id, n in s.execute(q.group_by(m.chunk_id)):
+                        scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * n
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return dict(best)
+
+    @staticmethod
+    def _related(
+        s: Session, tenant_id: str, keys: Sequence[str], principals: Sequence[str] | None
+    ) -> set[str]:
+        """Entities RELATED to ``keys``: from the stored relations, or for a restricted caller
+        recomputed from the chunks it may read that mention one of ``keys``."""
+        related: set[str] = set()
+        if principals is None:
+            r = GraphRelationRow
             for a, b in s.execute(
                 select(r.source_key, r.target_key).where(
                     r.tenant_id == tenant_id, r.source_key.in_(keys) | r.target_key.in_(keys)
                 )
             ):
                 related.update((a, b))
-            related -= set(keys)
-            scores: dict[str, float] = {}
-            for weight, wanted in ((1.0, list(keys)), (RELATED_FACTOR, sorted(related))):
-                for batch in in_batches(wanted):
-                    rows = s.execute(
-                        select(GraphMentionRow.chunk_id, func.count())
-                        .where(
-                            GraphMentionRow.tenant_id == tenant_id,
-                            GraphMentionRow.entity_key.in_(batch),
-                        )
-                        .group_by(GraphMentionRow.chunk_id)
+            return related
+        m1, m2, c = aliased(GraphMentionRow), aliased(GraphMentionRow), GraphChunkRow
+        for batch in in_batches(list(keys)):
+            related |= set(
+                s.scalars(
+                    select(m2.entity_key)
+                    .distinct()
+                    .join(m1, m1.chunk_id == m2.chunk_id)
+                    .join(c, c.id == m1.chunk_id)
+                    .where(
+                        m1.tenant_id == tenant_id,
+                        m1.entity_key.in_(batch),
+                        _readable(c, principals),
                     )
-                    for chunk_id, n in rows:
-                        scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * n
-        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return dict(best)
+                )
+            )
+        return related
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -323,3 +441,10 @@ class RelationalGraphStore:
                     GraphEntityRow.key.not_in(mentioned),
                 )
             )
+
+
+def _readable(chunk: type[GraphChunkRow], principals: Sequence[str]) -> ColumnElement[bool]:
+    """The chunk's document lets one of these principals read it."""
+    return exists().where(
+        GraphReaderRow.document_id == chunk.document_id, GraphReaderRow.principal.in_(principals)
+    )

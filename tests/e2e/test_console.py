@@ -581,9 +581,9 @@ def test_a_french_page_says_errors_sizes_and_a_failed_documents_cause_in_french(
         assert empty.locator(".cause").inner_text() == "« vide.md » est vide"
         scan = upload_row(page, "scan.pdf")
         scan.locator('[data-status="failed"]').wait_for(timeout=SLOW)
-        no_text = (
-            "aucun texte extractible (un document numérisé ? "
-            "la reconnaissance de caractères n’est pas activée)"
+        no_text = (  # a blank scan: OCR ran and found nothing
+            "aucun texte extractible : la reconnaissance de caractères n’a rien trouvé de "
+            "lisible sur les pages numérisées"
         )
         assert scan.locator(".cause").inner_text() == no_text
         scan_id = document_id_of(scan)
@@ -638,9 +638,9 @@ def test_the_server_messages_a_user_meets_read_in_french(browser: Any, server: S
         "« gros.pdf » dépasse la taille maximale de 1\u00a0Ko": caught(
             lambda: check_file(io.BytesIO(b"x" * 2048), "gros.pdf", max_bytes=1024)
         ),
-        "« photo.jpg » est une image (JPEG) : gedrag lit les documents qui contiennent du "
-        "texte": caught(
-            lambda: check_file(io.BytesIO(b"\xff\xd8\xff\xe0" + bytes(64)), "photo.jpg", **limit)
+        "« anim.gif » est une image GIF : gedrag lit les numérisations et photos de pages en "
+        "PNG, JPEG, TIFF, WebP ou HEIC": caught(
+            lambda: check_file(io.BytesIO(b"GIF89a" + bytes(64)), "anim.gif", **limit)
         ),
         "« a.jpg » porte le nom d’une image, d’un son, d’une vidéo, d’une archive ou d’un "
         "programme (.jpg) et ne contient aucun document pris en charge": caught(
@@ -666,7 +666,25 @@ def test_the_server_messages_a_user_meets_read_in_french(browser: Any, server: S
         ),
         "aucun texte extractible (un document numérisé ? la reconnaissance de caractères "
         "n’est pas activée)": caught(
+            lambda: parse(
+                image_pdf(),
+                media_type="application/pdf",
+                filename="a.pdf",
+                limits=ParseLimits(ocr=None),
+            )
+        ),
+        "aucun texte extractible : la reconnaissance de caractères n’a rien trouvé de lisible "
+        "sur les pages numérisées": caught(
             lambda: parse(image_pdf(), media_type="application/pdf", filename="a.pdf")
+        ),
+        "cette image (PNG image) ne peut être lue que par la reconnaissance de caractères, qui "
+        "est désactivée": caught(
+            lambda: parse(
+                b"\x89PNG\r\n\x1a\n" + bytes(64),
+                media_type="image/png",
+                filename="a.png",
+                limits=ParseLimits(ocr=None),
+            )
         ),
         "trop volumineux : 400 caractères (maximum 10)": caught(
             lambda: parse(b"mot " * 100, media_type="text/plain", filename="a", limits=limits)
@@ -988,7 +1006,7 @@ def test_keyboard_only_navigation_reaches_the_file_chooser_and_the_pages(
     page.reload()  # focus starts at the top of the page
     page.locator("#dropzone").wait_for()
     focused = []
-    for _ in range(10):
+    for _ in range(20):  # the skip link, each page of the menu, then the page
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.textContent.trim()"))
     for label in ("Skip to content", "Documents", "Ask", "Releases", "choose files"):

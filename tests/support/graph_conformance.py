@@ -13,10 +13,18 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 import pytest
 
-from stores.graph import GraphChunk, GraphEntity, GraphStore, VersionGraph
+from stores.graph import (
+    DocumentLabels,
+    GraphChunk,
+    GraphEntity,
+    GraphStore,
+    LabelRef,
+    VersionGraph,
+)
 
 Reopen = Callable[[], GraphStore]
 
@@ -285,6 +293,55 @@ class GraphStoreConformance:
         assert store.expand(tenant, ["nobody"], limit=5) == {}
         assert store.expand(f"{tenant}-other", ["acme"], limit=5) == {}
 
+    # -- access lists (issue #19) -------------------------------------------------------------
+
+    def test_expansion_for_a_caller_traverses_only_what_it_may_read(
+        self, store: GraphStore, tenant: str
+    ) -> None:
+        """HR's payslip mentions acme and faa; the public memo mentions acme and lyon. A Legal
+        caller reaches the memo only, and faa is not related to acme for it (only the payslip,
+        which it may not read, mentions both): neither the payslip's chunks nor its relation
+        leak. The unrestricted expansion (``None``) still sees everything."""
+        payslip = version(tenant, "payslip", "v1", {"p1": ("acme", "faa"), "p2": ("faa",)})
+        memo = version(tenant, "memo", "v1", {"m1": ("acme", "lyon"), "m2": ("lyon",)})
+        store.upsert_version(replace(payslip, readers=("group:hr",)))
+        store.upsert_version(replace(memo, readers=("everyone",)))
+        p1, p2 = (c.id for c in payslip.chunks)
+        m1, m2 = (c.id for c in memo.chunks)
+        legal = ["everyone", "user:legal-1", "group:legal"]
+        assert store.expand(tenant, ["acme"], 10, legal) == {m1: 1.5, m2: 0.5}
+        assert store.expand(tenant, ["faa"], 10, legal) == {}
+        hr = ["everyone", "user:hr-1", "group:hr"]
+        assert store.expand(tenant, ["acme"], 10, hr) == {p1: 1.5, m1: 1.5, p2: 0.5, m2: 0.5}
+        assert store.expand(tenant, ["acme"], 10) == store.expand(tenant, ["acme"], 10, hr)
+        assert store.expand(tenant, ["acme"], 10, []) == {}
+        assert store.readers(tenant, payslip.document_id) == ("group:hr",)
+
+    def test_readers_change_without_rewriting_and_stay_in_their_tenant(
+        self, store: GraphStore, tenant: str
+    ) -> None:
+        doc = version(tenant, "contract", "v1", {"c1": ("globex",)})
+        store.upsert_version(doc)  # no readers given: nobody reads it yet
+        (c1,) = (c.id for c in doc.chunks)
+        assert store.readers(tenant, doc.document_id) == ()
+        assert store.expand(tenant, ["globex"], 5, ["everyone"]) == {}
+        store.set_readers(tenant, doc.document_id, ["group:legal", "user:u1", "group:legal"])
+        assert store.readers(tenant, doc.document_id) == ("group:legal", "user:u1")
+        assert store.expand(tenant, ["globex"], 5, ["group:legal"]) == {c1: 1.0}
+        store.set_readers(tenant, doc.document_id, ["group:hr"])  # the next query sees it
+        assert store.expand(tenant, ["globex"], 5, ["group:legal"]) == {}
+        # A new version keeps the document's readers; another tenant cannot change them.
+        store.upsert_version(version(tenant, "contract", "v2", {"c9": ("globex",)}))
+        store.set_readers(f"{tenant}-other", doc.document_id, ["everyone"])
+        assert store.readers(tenant, doc.document_id) == ("group:hr",)
+        assert store.readers(f"{tenant}-other", doc.document_id) == ()
+        store.set_readers(tenant, "no-such-document", ["everyone"])  # a no-op
+        assert store.readers(tenant, "no-such-document") == ()
+        exported = store.export_document(tenant, doc.document_id)
+        assert {v.readers for v in exported} == {("group:hr",)}
+        store.delete_document(tenant, doc.document_id)
+        assert store.readers(tenant, doc.document_id) == ()
+
     # -- inspection, export and import --------------------------------------------------------
 
     def test_export_rebuilds_the_document_elsewhere_and_documents_page_by_id(
@@ -351,6 +408,55 @@ class GraphStoreConformance:
             assert store.export_document(tenant, v1.document_id) == [v1, v2]
         finally:
             other.close()
+
+    # -- sorting labels (issue #17) -----------------------------------------------------------
+
+    def test_labels_link_a_document_to_its_type_and_correspondents(
+        self, store: GraphStore, tenant: str
+    ) -> None:
+        v = version(tenant, "d1", "v1", {"c1": ("acme",)})
+        store.upsert_version(v)
+        doc = v.document_id
+        assert store.labels(tenant, doc) == DocumentLabels()
+        invoice = DocumentLabels(
+            document_type=LabelRef("invoice", "Facture"),
+            issuer=LabelRef("acme", "ACME SARL"),
+            recipient=LabelRef("globex", "Globex SA"),
+        )
+        store.set_labels(tenant, doc, invoice)
+        store.set_labels(tenant, doc, invoice)  # idempotent
+        assert store.labels(tenant, doc) == invoice
+        # Replaced whole: a corrected type, the recipient taken away.
+        quote = DocumentLabels(document_type=LabelRef("quote", "Devis"), issuer=invoice.issuer)
+        store.set_labels(tenant, doc, quote)
+        assert store.labels(tenant, doc) == quote
+        # Two documents share one type node: each keeps its own links.
+        other = version(tenant, "d2", "v1", {"c1": ()})
+        store.upsert_version(other)
+        store.set_labels(tenant, other.document_id, DocumentLabels(LabelRef("quote", "Devis")))
+        assert store.labels(tenant, other.document_id).document_type == LabelRef("quote", "Devis")
+        assert store.labels(tenant, doc) == quote
+        store.set_labels(tenant, doc, DocumentLabels())
+        assert store.labels(tenant, doc) == DocumentLabels()
+        assert store.labels(tenant, other.document_id).document_type is not None
+
+    def test_labels_stay_in_their_tenant_and_leave_with_the_document(
+        self, store: GraphStore, tenant: str
+    ) -> None:
+        v = version(tenant, "d1", "v1", {"c1": ("acme",)})
+        store.upsert_version(v)
+        labels = DocumentLabels(LabelRef("invoice", "Invoice"), LabelRef("acme", "ACME"))
+        store.set_labels(tenant, v.document_id, labels)
+        intruder = f"{tenant}-other"
+        assert store.labels(intruder, v.document_id) == DocumentLabels()
+        store.set_labels(intruder, v.document_id, DocumentLabels())  # not theirs: nothing
+        assert store.labels(tenant, v.document_id) == labels
+        store.set_labels(tenant, f"{tenant}-nope", labels)  # no such document: nothing
+        assert store.labels(tenant, f"{tenant}-nope") == DocumentLabels()
+        store.delete_version(tenant, v.document_id, v.version_id)  # a version: labels stay
+        assert store.labels(tenant, v.document_id) == labels
+        store.delete_document(tenant, v.document_id)
+        assert store.labels(tenant, v.document_id) == DocumentLabels()
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ PACKAGES = (
     "evaluation",
     "infra",
     "sources",
+    "monitoring",
     "serving",
 )
 # What each package may import (besides itself), as ARCHITECTURE.md says.
@@ -36,11 +37,19 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"core", "textmodels", "stores", "runtime", "retrieval", "ingestion", "sorting"},
     "infra": {"core", "textmodels", "stores", "runtime", "ingestion"},
     "sources": {"core", "textmodels", "stores", "runtime", "ingestion"},
+    "monitoring": {"core", "textmodels", "stores", "runtime", "retrieval", "evaluation"},
     "serving": set(PACKAGES) - {"serving"},
 }
 # The modules of ingestion other packages may use; the rest are its internals. serving, the
 # composition root, also builds the Celery app and its executor.
-INGESTION_PUBLIC = {"ingestion.service", "ingestion.indexing", "ingestion.records"}
+INGESTION_PUBLIC = {
+    "ingestion.service",
+    "ingestion.indexing",
+    "ingestion.records",
+    "ingestion.access",
+}
+# The modules of sorting other packages may use (its classifier, rules and features are its own).
+SORTING_PUBLIC = {"sorting.service", "sorting.fields", "sorting.vocabulary"}
 SERVING_ALSO = {"ingestion.celery_app", "ingestion.tasks"}
 
 

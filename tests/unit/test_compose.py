@@ -69,6 +69,7 @@ REAL_SECRETS = {
     "NEO4J_PASSWORD": "neo-s3cret",
     "QDRANT_API_KEY": "qd-s3cret",
     "VLLM_API_KEY": "vl-s3cret",
+    "SOURCES_SECRET_KEY": "src-s3cret",
 }
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.unit
 
 PACKAGES = (
     "core", "textmodels", "stores", "runtime", "ingestion", "retrieval", "serving", "evaluation",
-    "infra",
+    "infra", "sources",
 )  # fmt: skip
 
 
@@ -151,6 +151,17 @@ REGISTRY: dict[str, Suite] = {
             "stores.graph.dual.DualGraphStore": (
                 f"{GRAPHS}.TestDualRelationalNeo4j",
                 f"{GRAPHS}.TestDualRelational",
+            ),
+        },
+    ),
+    "sources.base.Source": Suite(
+        "tests.support.source_conformance.SourceConformance",
+        "world",
+        {
+            "sources.folder.FolderSource": ("tests.unit.test_source_conformance.TestFolderSource",),
+            "sources.smb.SmbSource": ("tests.integration.test_source_conformance.TestSmbSource",),
+            "sources.imap.ImapSource": (
+                "tests.integration.test_source_conformance.TestImapSource",
             ),
         },
     ),

@@ -189,16 +189,16 @@ def test_quotas_refuse_uploads_beyond_the_day() -> None:
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
     fresh = FakeUsage(Usage(uploads=0, bytes=0, chunks=0))
 
-    check_upload(fresh, limits, "t", [400, 500])
+    check_upload(fresh.usage_since, limits, "t", [400, 500])
     with pytest.raises(PayloadTooLarge, match="GEDRAG_LIMITS__TENANT_BYTES_PER_DAY"):
-        check_upload(fresh, limits, "t", [1001])
+        check_upload(fresh.usage_since, limits, "t", [1001])
     with pytest.raises(QuotaExceeded, match="TENANT_DOCUMENTS_PER_DAY") as refused:
-        check_upload(FakeUsage(Usage(3, 10, 0, hour_ago)), limits, "t", [1])
+        check_upload(FakeUsage(Usage(3, 10, 0, hour_ago)).usage_since, limits, "t", [1])
     assert 23 * 3600 - 60 < (refused.value.retry_after_s or 0) <= 23 * 3600
     with pytest.raises(QuotaExceeded, match="TENANT_BYTES_PER_DAY"):
-        check_upload(FakeUsage(Usage(1, 900, 0, hour_ago)), limits, "t", [200])
+        check_upload(FakeUsage(Usage(1, 900, 0, hour_ago)).usage_since, limits, "t", [200])
     with pytest.raises(QuotaExceeded, match="TENANT_CHUNKS_PER_DAY"):
-        check_upload(FakeUsage(Usage(1, 10, 50, hour_ago)), limits, "t", [1])
+        check_upload(FakeUsage(Usage(1, 10, 50, hour_ago)).usage_since, limits, "t", [1])
 
 
 def test_celery_time_limits_follow_the_budgets() -> None:

@@ -9,6 +9,7 @@ import { renderRecords } from "./records.js";
 import { renderReleases } from "./releases.js";
 import { renderSorting } from "./sorting.js";
 import { renderSources } from "./sources.js";
+import { renderTraces } from "./traces.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -67,6 +68,7 @@ const routes = [
   [/^#\/sorting\/?$/, () => renderSorting(main)],
   [/^#\/sources\/?$/, () => renderSources(main)],
   [/^#\/records\/?$/, () => renderRecords(main)],
+  [/^#\/traces\/?$/, () => renderTraces(main)],
 ];
 
 export function route() {

@@ -4,6 +4,7 @@ import { api, events } from "./api.js";
 import { h, isCurrent, nextView, replace } from "./dom.js";
 import { describe } from "./errors.js";
 import { t } from "./i18n.js";
+import { feedbackControls } from "./traces.js";
 
 // The conversation survives navigation inside the console (not a reload).
 const state = { collection: "", turns: [] };
@@ -87,7 +88,7 @@ async function stream(turn, view) {
       turn.answer = data.answer;
       turn.grounded = data.grounded;
       turn.citations = data.citations;
-    }
+    } else if (event === "done") turn.traceId = data.trace_id;
     view.update();
   }
 }
@@ -127,6 +128,7 @@ function turnView(turn, dialog) {
         ),
       );
     }
+    if (turn.done && !turn.error && turn.traceId) parts.push(feedbackControls(turn)); // 👍 / 👎
     replace(answer, parts);
   }
   update();
