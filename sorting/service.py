@@ -406,8 +406,12 @@ class SortingService:
         fields: Mapping[str, Any] | None = None,
     ) -> SortingRecord:
         """Give the document its type (and correspondents, tags, field values): the labels are
-        applied, the document filed, and the type becomes a training example."""
+        applied, the document filed, and the type becomes a training example. A document under
+        a legal hold is refused (409, naming the hold)."""
         record = self.get(tenant_id, document_id)
+        self.rt.catalog.records.refuse_if_held(
+            tenant_id, document_id, action="sorting.correct", actor=actor
+        )
         vocab = self.vocabulary(tenant_id)
         doc = self.rt.catalog.documents.get(tenant_id, document_id)
         doc_type = document_type or record.document_type or record.detail.get("suggested")
@@ -477,6 +481,8 @@ class SortingService:
                 "suggested": record.document_type or record.detail.get("suggested"),
             },
         )
+        records = self.rt.catalog.records
+        records.refuse_if_held(tenant_id, document_id, action="sorting.undo", actor=actor)
         collection = before_state.get("collection")
         if collection and collection != doc.collection:
             with contextlib.suppress(Conflict):
@@ -523,6 +529,11 @@ class SortingService:
         decision added and this one does not is taken away; the user's own stay), then update
         the vector payload and the graph."""
         tenant = doc.tenant_id
+        records = self.rt.catalog.records
+        if records.holding(records.fact(tenant, doc.id)):
+            # A legal hold freezes the document: no policy files or relabels it (#20).
+            log.warning("sorting: under legal hold, left as it is", extra={"document_id": doc.id})
+            return doc
         entry = vocab.get("type", record.document_type) if record.document_type else None
         if entry is not None and entry.collection and entry.collection != doc.collection:
             try:

@@ -316,6 +316,33 @@ def test_an_automatic_decision_is_undone(sorted_api: tuple[Api, dict[str, Any]])
     assert accepted["state"] == "confirmed" and accepted["document_type"] == "contract"
 
 
+def test_a_document_under_legal_hold_is_never_refiled_by_sorting(
+    sorted_api: tuple[Api, dict[str, Any]],
+) -> None:
+    """Issue #20's promise holds for sorting: a held document is neither corrected, undone nor
+    moved by a decision (409 naming the hold), and stays where it is."""
+    api, ctx = sorted_api
+    contract = [r for r in ctx["mixed"] if r["doc_type"] == "contract"][1]
+    doc_id = ctx["ids"][contract["id"]]
+    before = api.client.get(f"/v1/documents/{doc_id}", headers=api.h()).json()
+    typed = decision(api, doc_id)["document_type"]
+    hold = api.client.post(
+        "/v1/holds",
+        headers=api.h(),
+        json={"name": "Contract dispute", "reason": "litigation", "document_ids": [doc_id]},
+    )
+    assert hold.status_code == 201, hold.text
+    for action, body in (("correct", {"document_type": "invoice"}), ("undo", None)):
+        reply = api.client.post(
+            f"/v1/sorting/documents/{doc_id}/{action}", headers=api.h(), json=body
+        )
+        assert reply.status_code == 409, (action, reply.text)
+        assert reply.json()["error"] == "held" and "Contract dispute" in reply.json()["detail"]
+    after = api.client.get(f"/v1/documents/{doc_id}", headers=api.h()).json()
+    assert (after["collection"], after["tags"]) == (before["collection"], before["tags"])
+    assert decision(api, doc_id)["document_type"] == typed
+
+
 def test_bad_input_gets_a_clear_error(sorted_api: tuple[Api, dict[str, Any]]) -> None:
     api, ctx = sorted_api
     h = api.h()
