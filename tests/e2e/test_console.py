@@ -20,12 +20,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 
+from core.access import Role
 from core.errors import GedragError
 from core.settings import BrokerSettings, Settings
 from evaluation import runner
@@ -1026,3 +1028,42 @@ def test_keyboard_only_navigation_reaches_the_file_chooser_and_the_pages(
     page.keyboard.type("What is in the documents?")
     page.keyboard.press("Enter")
     page.locator(".turn .answer .not-found").wait_for(timeout=SLOW)
+
+
+def test_signing_in_with_a_password_and_coming_back_from_single_sign_on(
+    page: Any, server: Server
+) -> None:
+    """Issue #19 in the console: a user signs in with a name and password (a session), a wrong
+    password is said on the form, and the single sign-on callback's /#sso=<token> opens the
+    console (the token leaves the address) while /#sso-error= shows its cause."""
+    catalog = server.catalog
+    tenant = catalog.tenants.get("acme")
+    user = catalog.people.create_user(
+        tenant.id, "nadia", roles=[Role.READER], password="nadia-secret-pw"
+    )
+    page.goto("/")
+    page.locator("#login-user").wait_for()
+    shot(page, "8-sign-in-forms")
+    page.locator("#login-user").fill("nadia")
+    page.locator("#login-tenant").fill("acme")
+    page.locator("#login-password").fill("wrong-password!")
+    page.locator("#account-login button[type=submit]").click()
+    page.locator("#account-login .error", has_text="Sign-in refused").wait_for()
+    page.locator("#login-password").fill("nadia-secret-pw")
+    page.locator("#account-login button[type=submit]").click()
+    page.locator("#dropzone").wait_for()
+    assert page.evaluate("sessionStorage.getItem('gedrag.apiKey')").startswith("gds_")
+    page.get_by_role("button", name="Sign out").click()
+    page.locator("#login h1", has_text="Sign in").wait_for()
+
+    token, _ = catalog.people.create_session(
+        user, method="sso", source="test", ttl=timedelta(hours=1)
+    )
+    page.goto(f"/#sso={token}")
+    page.locator("#dropzone").wait_for()
+    assert "sso=" not in page.url and token not in page.url
+    assert page.evaluate("sessionStorage.getItem('gedrag.apiKey')") == token
+    page.get_by_role("button", name="Sign out").click()
+    page.goto("/#sso-error=the%20provider%20refused%20the%20sign-in")
+    page.locator("#login .error", has_text="the provider refused the sign-in").wait_for()
+    assert page.locator("#sso").count() == 0  # no provider configured: no single sign-on button

@@ -56,8 +56,74 @@ function renderLogin() {
       signingIn = false;
     }
   });
-  replace(main, form);
+  replace(main, form, accountSignIn());
   input.focus();
+}
+
+// The other ways in, as /v1/auth/providers says: a user name and password (a session token),
+// and single sign-on, which comes back as /#sso=<token> (takeSsoFragment).
+function accountSignIn() {
+  const box = h("div", { class: "card login", id: "account-login" });
+  api("/v1/auth/providers")
+    .then((providers) => {
+      const tenant = h("input", { id: "login-tenant", required: true, autocomplete: "organization", value: providers.sso_tenant || "" });
+      const user = h("input", { id: "login-user", required: true, autocomplete: "username" });
+      const password = h("input", { id: "login-password", type: "password", required: true, autocomplete: "current-password" });
+      const error = h("p", { class: "error", role: "alert" });
+      const form = h(
+        "form",
+        {},
+        h("h2", {}, t("login.account")),
+        h("label", { for: "login-tenant" }, t("login.tenant")),
+        tenant,
+        h("label", { for: "login-user" }, t("login.user")),
+        user,
+        h("label", { for: "login-password" }, t("login.password")),
+        password,
+        error,
+        h("button", { type: "submit" }, t("login.submit")),
+      );
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        signingIn = true; // a refused password is said here, not as an expired key
+        try {
+          const opened = await api("/v1/auth/login", {
+            method: "POST",
+            json: { tenant: tenant.value.trim(), username: user.value.trim(), password: password.value },
+          });
+          session.set(opened.token);
+          loginMessage = "";
+          if (!location.hash || location.hash === "#/login") location.hash = "#/documents";
+          else route();
+        } catch (err) {
+          error.textContent = t("login.refused", { detail: describe(err) });
+          password.focus();
+        } finally {
+          signingIn = false;
+        }
+      });
+      replace(box, form);
+      if (providers.sso) {
+        box.append(h("a", { class: "button-like", id: "sso", href: "/v1/auth/oidc/login" }, t("login.sso")));
+      }
+    })
+    .catch(() => box.remove()); // an older server: keys only
+  return box;
+}
+
+// Single sign-on's callback sends the browser to /#sso=<session token> (a fragment: never sent
+// to a server, never logged) or /#sso-error=<cause>; the token is kept like a key, the fragment
+// is wiped from the address and the history.
+function takeSsoFragment() {
+  const hash = location.hash;
+  if (hash.startsWith("#sso=")) {
+    session.set(decodeURIComponent(hash.slice("#sso=".length)));
+    history.replaceState(null, "", "#/documents");
+  } else if (hash.startsWith("#sso-error=")) {
+    loginMessage = t("login.ssoError", { detail: decodeURIComponent(hash.slice("#sso-error=".length)) });
+    session.clear();
+    history.replaceState(null, "", "#/login");
+  }
 }
 
 const routes = [
@@ -118,7 +184,9 @@ logout.addEventListener("click", () => {
   renderLogin();
 });
 window.addEventListener("hashchange", () => {
+  takeSsoFragment();
   route();
   main.focus({ preventScroll: true });
 });
+takeSsoFragment();
 route();
