@@ -324,6 +324,7 @@ def download_version(rt: RT, tenant: Caller, document_id: str, number: int) -> S
 
 @router.get("/jobs", tags=["jobs"])
 def list_jobs(
+    request: Request,
     rt: RT,
     tenant: Caller,
     state: JobState | None = None,
@@ -341,8 +342,10 @@ def list_jobs(
         cursor=cursor,
         limit=min(limit, rt.settings.api.page_size_max),
     )
+    hidden = set(auth.hidden_for(request))  # jobs of documents the caller may not read
     return JobsPage(
-        items=[JobPublic.model_validate(j) for j in page.items], next_cursor=page.next_cursor
+        items=[JobPublic.model_validate(j) for j in page.items if j.document_id not in hidden],
+        next_cursor=page.next_cursor,
     )
 
 

@@ -302,6 +302,20 @@ def require_collection(rt: Runtime, caller: Caller, name: str, level: Permission
     raise exc
 
 
+def hidden_documents(rt: Runtime, who: Caller) -> tuple[str, ...]:
+    """Documents the caller may not read (access lists): searches, answers and listings of
+    jobs or decisions leave them out. An administrator reads all."""
+    principals = who.read_filter
+    if principals is None:
+        return ()
+    return tuple(rt.catalog.access.unreadable_documents(who.tenant.id, principals))
+
+
+def hidden_for(request: Request) -> tuple[str, ...]:
+    """:func:`hidden_documents` of the caller :func:`authorize` let in."""
+    return hidden_documents(request.app.state.runtime, caller(request))
+
+
 def caller(request: Request) -> Caller:
     """The caller :func:`authorize` let through this request."""
     found: Caller = request.state.caller

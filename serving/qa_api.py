@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from core import ids
-from core.access import Caller as AccessCaller
 from core.domain import Tenant
 from core.errors import InvalidInput
 from evaluation import service as evals
@@ -135,18 +134,8 @@ def answering(route: Route) -> Callable[[Request, Tenant], Answering]:
 Searching = Annotated[Answering, Depends(answering("search"))]
 
 
-def hidden_documents(rt: Runtime, caller: AccessCaller) -> tuple[str, ...]:
-    """Documents the caller may not read (access lists, issue #19): every search leaves them
-    out, so that no passage, answer or citation comes from them. An administrator reads all."""
-    principals = caller.read_filter
-    if principals is None:
-        return ()
-    return tuple(rt.catalog.access.unreadable_documents(caller.tenant.id, principals))
-
-
-def hidden_for(request: Request) -> tuple[str, ...]:
-    """:func:`hidden_documents` of the caller :func:`serving.auth.authorize` let in."""
-    return hidden_documents(request.app.state.runtime, auth.caller(request))
+hidden_documents = auth.hidden_documents
+hidden_for = auth.hidden_for
 
 
 def search_filter(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain import Tenant
+from serving import auth
 from serving.api import ERRORS, RT, current_tenant
 from sorting.service import STATES, SortingService
 from sorting.vocabulary import Entry, EntryKind
@@ -255,6 +256,7 @@ def update_settings(svc: Sorting, tenant: Caller, body: SettingsUpdate) -> Setti
 
 @router.get("/queue")
 def review_queue(
+    request: Request,
     rt: RT,
     svc: Sorting,
     tenant: Caller,
@@ -271,14 +273,16 @@ def review_queue(
     page = svc.repo.page(
         tenant.id, state=state, cursor=cursor, limit=min(limit, rt.settings.api.page_size_max)
     )
+    hidden = set(auth.hidden_for(request))  # decisions on documents the caller may not read
+    items = [r for r in page.items if r.document_id not in hidden]
     titles: dict[str, str | None] = {}
-    for r in page.items:
+    for r in items:
         try:
             titles[r.document_id] = rt.catalog.documents.get(tenant.id, r.document_id).title
         except Exception:
             titles[r.document_id] = None
     return QueuePage(
-        items=[decision_public(r, titles.get(r.document_id)) for r in page.items],
+        items=[decision_public(r, titles.get(r.document_id)) for r in items],
         next_cursor=page.next_cursor,
         counts=svc.repo.counts(tenant.id),
     )

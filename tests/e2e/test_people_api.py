@@ -402,6 +402,13 @@ def test_search_answers_and_mcp_never_reach_a_document_the_caller_may_not_read(
     hr_listed = mcp_call(api, hr, "list_documents", {})["structuredContent"]
     assert {d["id"] for d in hr_listed["items"]} == {memo, payslip}
 
+    def jobs_of(who: dict[str, str]) -> set[str]:
+        r = api.client.get("/v1/jobs", headers=who)
+        assert r.status_code == 200, r.text
+        return {j["document_id"] for j in r.json()["items"]}
+
+    assert jobs_of(legal) == {memo} and jobs_of(hr) == {memo, payslip}
+
     api.client.put(  # a grant holds for the very next question
         f"/v1/documents/{payslip}/access",
         headers=admin,
