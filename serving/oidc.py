@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ from core.settings import AuthSettings
 
 # Asymmetric algorithms only: "none" and HMAC (which a forger could sign with a public key).
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
+
+
+# A token naming an unknown key id refetches the provider's keys at most this often.
+JWKS_REFRESH_S = 60.0
 
 
 class ProviderUnavailable(TransientError):
@@ -71,6 +76,7 @@ class OidcClient:
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
+        self._keys_at = -JWKS_REFRESH_S  # when the keys were last fetched (monotonic)
 
     # -- the provider ----------------------------------------------------------------------
 
@@ -95,10 +101,16 @@ class OidcClient:
             return self._metadata
 
     def _key_set(self, *, refresh: bool = False) -> KeySet:
+        """The provider's keys; ``refresh`` (a token names a key id we lack: the provider
+        rotated its keys) fetches them again at most once a minute, so tokens with made-up key
+        ids cannot turn every request into a request to the provider."""
         uri = self.metadata()["jwks_uri"]
         with self._lock:
-            if self._keys is None or refresh:
+            now = time.monotonic()
+            stale = refresh and now - self._keys_at >= JWKS_REFRESH_S
+            if self._keys is None or stale:
                 self._keys = KeySet.import_key_set(self._get(uri))  # type: ignore[arg-type]
+                self._keys_at = now
             return self._keys
 
     def _client(self, redirect_uri: str) -> OAuth2Client:
