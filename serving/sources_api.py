@@ -17,9 +17,11 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from core.access import Permission
 from core.domain import Tenant
 from ingestion.celery_app import GedragCelery
 from ingestion.tasks import CeleryExecutor
+from serving import auth
 from serving.api import ERRORS, current_tenant
 from sources import tasks as source_tasks
 from sources.config import SourceSpec
@@ -182,10 +184,20 @@ def list_sources(s: Wired, tenant: Caller) -> SourcesPage:
     return SourcesPage(items=[public(r, counts[r.id]) for r in recs])
 
 
+def _may_write(request: Request, collection: str | None) -> None:
+    """A source pours documents into its collection: its author must be allowed to write
+    there (access lists, 403 otherwise), as for an upload."""
+    if collection is not None:
+        rt = request.app.state.runtime
+        auth.require_collection(rt, auth.caller(request), collection, Permission.WRITE)
+
+
 @router.post("/sources", status_code=201)
-def create_source(s: Wired, tenant: Caller, spec: SourceSpec) -> SourcePublic:
+def create_source(request: Request, s: Wired, tenant: Caller, spec: SourceSpec) -> SourcePublic:
     """A new source, synced at once then every ``interval_s``. A watched folder must lie
-    under ``GEDRAG_SOURCES__FOLDER_ROOTS`` (403 otherwise); 409 when the name is taken."""
+    under ``GEDRAG_SOURCES__FOLDER_ROOTS`` (403 otherwise); 409 when the name is taken; 403 when
+    the caller may not write its collection."""
+    _may_write(request, spec.collection)
     return _one(s, s.service.add(tenant.id, spec))
 
 
@@ -195,9 +207,12 @@ def get_source(s: Wired, tenant: Caller, source_id: str) -> SourcePublic:
 
 
 @router.patch("/sources/{source_id}")
-def update_source(s: Wired, tenant: Caller, source_id: str, patch: SourceUpdate) -> SourcePublic:
+def update_source(
+    request: Request, s: Wired, tenant: Caller, source_id: str, patch: SourceUpdate
+) -> SourcePublic:
     """Change the schedule, target, deletion rule or connection (a ``password`` given replaces
     the stored one)."""
+    _may_write(request, patch.collection)
     return _one(s, s.service.update(tenant.id, source_id, patch))
 
 

@@ -218,3 +218,43 @@ def test_the_console_serves_the_sources_page(api: Api) -> None:
     page = api.client.get("/console/sources.js")
     assert page.status_code == 200 and "renderSources" in page.text
     assert "Content-Security-Policy" in page.headers
+
+
+def test_a_source_pours_only_into_a_collection_its_author_may_write(
+    api: Api, tmp_path: Path
+) -> None:
+    """Access lists (#19): an editor may not aim a source at a collection restricted to others
+    (403, on create and on change), as an upload there is refused; the open one is fine."""
+    admin = api.h()
+    r = api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={"username": "eve", "roles": ["editor"], "password": "eve-secret-password"},
+    )
+    assert r.status_code == 201, r.text
+    api.client.post("/v1/collections", headers=admin, json={"name": "payroll"})
+    r = api.client.put(
+        "/v1/collections/payroll/access",
+        headers=admin,
+        json={"entries": [{"principal": "user:admin", "permission": "write"}]},
+    )
+    assert r.status_code == 200, r.text
+    login = api.client.post(
+        "/v1/auth/login",
+        json={"tenant": "acme", "username": "eve", "password": "eve-secret-password"},
+    )
+    eve = {"Authorization": f"Bearer {login.json()['token']}"}
+    (tmp_path / "shares" / "scans").mkdir(parents=True)
+    body = {
+        "name": "scans",
+        "collection": "payroll",
+        "connection": {"kind": "folder", "path": str(tmp_path / "shares" / "scans")},
+    }
+    refused = api.client.post("/v1/sources", headers=eve, json=body)
+    assert refused.status_code == 403 and "payroll" in refused.json()["detail"]
+    created = api.client.post("/v1/sources", headers=eve, json={**body, "collection": "default"})
+    assert created.status_code == 201, created.text
+    moved = api.client.patch(
+        f"/v1/sources/{created.json()['id']}", headers=eve, json={"collection": "payroll"}
+    )
+    assert moved.status_code == 403
