@@ -399,7 +399,8 @@ class IngestionService:
 
     def sync(self, tenant_id: str, document_id: str) -> None:
         """Copy changed title, tags, metadata and collection into the vector payloads (filters
-        read them; nothing is embedded again)."""
+        read them; nothing is embedded again), and the readers its collection's list gives it
+        into the graph (a move changes them)."""
         try:
             doc = self.rt.catalog.documents.get(tenant_id, document_id)
         except NotFound:
@@ -414,6 +415,7 @@ class IngestionService:
                 "collection": doc.collection,
             },
         )
+        AccessService(self.rt).sync(tenant_id, [document_id])
 
 
 class InProcessExecutor:

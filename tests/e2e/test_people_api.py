@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -170,6 +171,19 @@ def test_restricted_collections_over_http(make_api: Callable[..., Api]) -> None:
     uploads = [e for e in trail if e["action"] == "document.upload"]
     assert {d for e in uploads for d in e["detail"]["documents"]} == {memo, payslip}
     assert api.client.get("/v1/audit/verify", headers=admin).json()["ok"] is True
+
+    # A move into the restricted collection gives the document that collection's readers in
+    # the graph too (the payload sync after a PATCH), not only in the catalog.
+    moved = api.client.patch(
+        f"/v1/documents/{memo}", headers=admin, json={"collection": "payslips"}
+    )
+    assert moved.status_code == 200, moved.text
+    acme = rt.catalog.tenants.get("acme").id
+    deadline = time.monotonic() + 60
+    while rt.graph.readers(acme, memo) != (f"group:{groups['HR']}",):
+        assert time.monotonic() < deadline, rt.graph.readers(acme, memo)
+        time.sleep(0.2)
+    assert listed(legal) == set()
 
 
 def test_bad_input_is_refused_and_audited(make_api: Callable[..., Api]) -> None:
