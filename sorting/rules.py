@@ -3,22 +3,25 @@
 * ``any``: one of the words matches as a whole word; ``all``: every word does. Words are split
   on spaces, ``"quoted phrases"`` stay one word, and a phrase matches across any whitespace;
 * ``exact``: the string as a whole-word match;
-* ``regex``: Python's ``re.search`` (a broken expression never matches; the API refuses it on
-  input);
+* ``regex``: a search with the ``regex`` package (mrab-regex: ``re``'s syntax, plus a time limit,
+  :data:`REGEX_TIMEOUT_S`: a catastrophic pattern on a hostile text stops and does not match,
+  rather than stalling the worker; a broken expression never matches, the API refuses it);
 * ``fuzzy``: RapidFuzz's partial ratio >= 90 once punctuation is removed;
 * ``none``: never.
 
 ``case_insensitive`` is Paperless's ``is_insensitive``. A rule reads the document's text, or its
-file name (``target="filename"``). A regex that runs away on a hostile text is bounded by the
-text's length (``MAX_TEXT``), as Paperless bounds nothing.
+file name (``target="filename"``). Rules read at most ``MAX_TEXT`` characters; Paperless bounds
+neither the text nor the time.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import regex
 from rapidfuzz import fuzz
 
 from sorting.vocabulary import Entry, Rule
@@ -27,6 +30,22 @@ from sorting.vocabulary import Entry, Rule
 # of every rule, a user's regex included, to ~1 ms per rule on these cores.
 MAX_TEXT = 100_000
 FUZZY_CUTOFF = 90
+log = logging.getLogger(__name__)
+# A user's regular expression gets this long per document; past it, it does not match.
+REGEX_TIMEOUT_S = 0.5
+
+
+def search_user_pattern(pattern: str, text: str, flags: int = 0) -> regex.Match[str] | None:
+    """``pattern`` (a user's: a rule's or a custom field's) searched in ``text`` within
+    :data:`REGEX_TIMEOUT_S`; a broken or runaway expression finds nothing (and is logged)."""
+    try:
+        return regex.search(pattern, text, flags, timeout=REGEX_TIMEOUT_S)
+    except regex.error:
+        return None
+    except TimeoutError:
+        log.warning("a regular expression ran out of time", extra={"pattern": pattern[:200]})
+        return None
+
 
 _TERMS = re.compile(r'"([^"]+)"|(\S+)')
 _SPACE = re.compile(r"\s+")
@@ -63,10 +82,7 @@ def matches(rule: Rule, text: str, filename: str = "") -> str | None:
             return f'contains "{rule.pattern}"'
         return None
     if rule.algorithm == "regex":
-        try:
-            m = re.search(rule.pattern, subject, flags)
-        except re.error:
-            return None
+        m = search_user_pattern(rule.pattern, subject, flags)
         return f"matches /{rule.pattern}/: {m.group(0)[:80]}" if m else None
     # fuzzy
     pattern = _PUNCTUATION.sub("", rule.pattern)

@@ -36,6 +36,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import regex
+
 from core import ids
 from core.domain import Document, FieldCondition
 from core.errors import Conflict, InvalidInput, NotFound
@@ -44,7 +46,7 @@ from sorting import fields as fld
 from sorting.classifier import Prediction, TypeClassifier
 from sorting.features import Features, document_features, mean_vector
 from sorting.llm import LLMTypeSuggester
-from sorting.rules import match_entries, matches
+from sorting.rules import match_entries, matches, search_user_pattern
 from sorting.vocabulary import Entry, EntryKind, Vocabulary, entry_from, vocabulary_of
 from stores.catalog.sorting import FieldValue, SortingEvent, SortingRecord, SortingSettings
 from stores.graph import DocumentLabels, LabelRef
@@ -644,13 +646,8 @@ def _growth_step(documents: int) -> int:
 
 
 def _custom_value(pattern: str, algorithm: str, kind: fld.FieldKind, text: str) -> Any:
-    import re
-
     if algorithm == "regex":
-        try:
-            m = re.search(pattern, text, re.I)
-        except re.error:
-            return None
+        m = search_user_pattern(pattern, text, regex.IGNORECASE)
         if m is None:
             return None
         raw = m.group(1) if m.groups() else m.group(0)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.errors import InvalidInput
-from sorting.rules import match_entries, matches, words
+from sorting.rules import REGEX_TIMEOUT_S, match_entries, matches, search_user_pattern, words
 from sorting.vocabulary import Rule, entry_from, slug
 
 pytestmark = pytest.mark.unit
@@ -38,6 +40,17 @@ def test_exact_regex_fuzzy_and_case() -> None:
     assert matches(rule("fuzzy", "Reglement par virmeent"), TEXT)
     assert matches(rule("fuzzy", "contrat de bail"), TEXT) is None
     assert matches(rule("none", "facture"), TEXT) is None
+
+
+def test_a_runaway_regular_expression_stops_in_time_and_does_not_match() -> None:
+    """(a|aa)+$ on 40 a's and a b backtracks ~fib(40) times (minutes, in ``re`` and in
+    ``regex`` alike); the user's pattern gets REGEX_TIMEOUT_S, then it is a non-match."""
+    hostile = "a" * 40 + "b"
+    started = time.monotonic()
+    assert matches(rule("regex", r"(a|aa)+$"), hostile) is None
+    took = time.monotonic() - started
+    assert REGEX_TIMEOUT_S <= took < REGEX_TIMEOUT_S + 2  # it ran, and was stopped
+    assert search_user_pattern(r"a{3}b", hostile) is not None
 
 
 def test_a_rule_may_read_the_file_name() -> None:
