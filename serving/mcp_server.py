@@ -47,6 +47,7 @@ from serving.schemas import (
     SearchResponse,
 )
 from stores.catalog.traces import Route
+from stores.vectors import SearchFilter
 
 PATH = "/mcp"
 _CALLER = "gedrag_caller"  # key of the authenticated caller in the request's ASGI state
@@ -88,6 +89,14 @@ def build(state: Any) -> MCPServer:
         runtime: Runtime = state.runtime
         return runtime
 
+    def question_filter(ctx: Context, collections: list[str] | None) -> tuple[Tenant, SearchFilter]:
+        """The caller's tenant and what its question may search: its collections, never a
+        document the caller may not read."""
+        who = caller_in(ctx)
+        hidden = hidden_documents(rt(), who)
+        flt = search_filter(who.tenant, SearchFilters(collections=collections), hidden=hidden)
+        return who.tenant, flt
+
     def answering(ctx: Context, tenant: Tenant, route: Route) -> Answering:
         """Production or the tenant's canary answers, traced like the HTTP routes."""
         monitor: Monitor = state.monitor
@@ -106,10 +115,7 @@ def build(state: Any) -> MCPServer:
     ) -> SearchResponse:
         """Find the passages of your documents that best match a query (hybrid search)."""
         with said_to_the_caller():
-            who = caller_in(ctx)
-            tenant = who.tenant
-            hidden = hidden_documents(rt(), who)
-            flt = search_filter(tenant, SearchFilters(collections=collections), hidden=hidden)
+            tenant, flt = question_filter(ctx, collections)
             run = answering(ctx, tenant, "search")
             result = run.qa.search(query, flt, top_k)
             run.searched(query, flt, top_k, result)
@@ -127,10 +133,7 @@ def build(state: Any) -> MCPServer:
     ) -> Answer:
         """Answer a question from your documents only, citing passages as [n]."""
         with said_to_the_caller():
-            who = caller_in(ctx)
-            tenant = who.tenant
-            hidden = hidden_documents(rt(), who)
-            flt = search_filter(tenant, SearchFilters(collections=collections), hidden=hidden)
+            tenant, flt = question_filter(ctx, collections)
             run = answering(ctx, tenant, "mcp")
             reply = run.qa.ask(question, flt)
             run.answered(question, flt, None, reply)
@@ -183,7 +186,7 @@ def build(state: Any) -> MCPServer:
             who = caller_in(ctx)
             tenant = who.tenant
             if document_id in hidden_documents(runtime, who):  # as if it did not exist
-                raise NotFound(f"no document with id {document_id}")
+                raise NotFound(f"no document with id {document_id!r}")
             v = runtime.catalog.versions.get(tenant.id, document_id, version)
             if v.size_bytes > MAX_DOWNLOAD_BYTES:
                 raise InvalidInput(
