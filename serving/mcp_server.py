@@ -38,7 +38,7 @@ from monitoring.service import Answering, Monitor
 from runtime import Runtime
 from serving import auth, errors
 from serving.api import api_key_of
-from serving.qa_api import caller_of, hidden_documents, passages, search_filter
+from serving.qa_api import caller_of, passages, search_filter
 from serving.schemas import (
     CitationPublic,
     DocumentPublic,
@@ -93,7 +93,7 @@ def build(state: Any) -> MCPServer:
         """The caller's tenant and what its question may search: its collections, never a
         document the caller may not read."""
         who = caller_in(ctx)
-        hidden = hidden_documents(rt(), who)
+        hidden = auth.hidden_documents(rt(), who)
         flt = search_filter(who.tenant, SearchFilters(collections=collections), hidden=hidden)
         return who.tenant, flt
 
@@ -185,7 +185,7 @@ def build(state: Any) -> MCPServer:
             runtime = rt()
             who = caller_in(ctx)
             tenant = who.tenant
-            if document_id in hidden_documents(runtime, who):  # as if it did not exist
+            if document_id in auth.hidden_documents(runtime, who):  # as if it did not exist
                 raise NotFound(f"no document with id {document_id!r}")
             v = runtime.catalog.versions.get(tenant.id, document_id, version)
             if v.size_bytes > MAX_DOWNLOAD_BYTES:

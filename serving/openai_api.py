@@ -30,6 +30,7 @@ from core.domain import Tenant
 from core.errors import ModelNotFound, NotFound
 from monitoring.service import Monitor
 from runtime import Runtime
+from serving import auth
 from serving.api import ERRORS, current_tenant, runtime
 from serving.monitoring_api import rate
 from serving.qa_api import (
@@ -37,7 +38,6 @@ from serving.qa_api import (
     chain_deltas,
     citations_public,
     first_delta,
-    hidden_for,
     release_qa,
     search_filter,
     split_messages,
@@ -129,7 +129,7 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
     run = monitor.begin(tenant.id, caller_of(request.headers, body.user), "openai", pinned=pinned)
     service = run.qa
     collections = [target.collection] if target.collection else None
-    flt = search_filter(tenant, SearchFilters(), collections, hidden_for(request))
+    flt = search_filter(tenant, SearchFilters(), collections, auth.hidden_for(request))
     created = int(time.time())
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:

@@ -134,10 +134,6 @@ def answering(route: Route) -> Callable[[Request, Tenant], Answering]:
 Searching = Annotated[Answering, Depends(answering("search"))]
 
 
-hidden_documents = auth.hidden_documents
-hidden_for = auth.hidden_for
-
-
 def search_filter(
     tenant: Tenant,
     f: SearchFilters,
@@ -178,7 +174,7 @@ def ask_response(reply: Reply, trace_id: str | None = None) -> AskResponse:
 @router.post("/search")
 def search(request: Request, body: SearchRequest, tenant: Caller, run: Searching) -> SearchResponse:
     """Retrieval only: passages with their scores and per-stage timings."""
-    flt = search_filter(tenant, body, hidden=hidden_for(request))
+    flt = search_filter(tenant, body, hidden=auth.hidden_for(request))
     result = run.qa.search(body.query, flt, body.top_k)
     run.searched(body.query, flt, body.top_k, result)
     return SearchResponse(
@@ -210,7 +206,7 @@ def ask(
     run: Annotated[Answering, Depends(answering("ask"))],
 ) -> Any:
     """A grounded answer with citations; ``stream=true`` answers with server-sent events."""
-    flt = search_filter(tenant, body, hidden=hidden_for(request))
+    flt = search_filter(tenant, body, hidden=auth.hidden_for(request))
     if body.stream:
         return _sse(run, body.question, flt, body.top_k, ())
     reply = run.qa.ask(body.question, flt, top_k=body.top_k)
@@ -227,7 +223,7 @@ def chat(
 ) -> Any:
     """Ask within a conversation: follow-up questions are made standalone before searching."""
     question, history = split_messages(body.messages)
-    flt = search_filter(tenant, body, hidden=hidden_for(request))
+    flt = search_filter(tenant, body, hidden=auth.hidden_for(request))
     if body.stream:
         return _sse(run, question, flt, body.top_k, history)
     reply = run.qa.ask(question, flt, top_k=body.top_k, history=history)
