@@ -23,7 +23,7 @@ import json
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -196,7 +196,11 @@ class SubjectRequests:
         self.records = records
         self.rt = records.rt
 
-    def find(self, tenant_id: str, terms: list[str], *, actor: str) -> SubjectReport:
+    def find(
+        self, tenant_id: str, terms: list[str], *, actor: str, hidden: Collection[str] = ()
+    ) -> SubjectReport:
+        """``hidden``: documents the caller may not read (access lists), left out of the
+        report (an administrator, who erases for the tenant, hides none)."""
         terms = clean_terms(terms)
         pattern = term_pattern(terms)
         found: dict[str, dict[str, set[str]]] = {}  # document → chunk → signals
@@ -232,6 +236,8 @@ class SubjectRequests:
             known = facts.get(doc_id)
             if known is None:
                 continue  # graph or index leftovers of a purged document: verify reports them
+            if doc_id in hidden:
+                continue
             match = DocumentMatch(doc_id, known.title, known.collection, known.status.value)
             match.fields = fields.get(doc_id, [])
             for chunk_id, signals in sorted(found.get(doc_id, {}).items()):

@@ -14,6 +14,7 @@ searched, cited, listed nor downloaded.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import observability
-from core.access import Caller
+from core.access import Caller, audited_as
 from core.access import Scope as AccessScope
 from core.domain import DocumentFilter, DocumentStatus, Tenant
 from core.errors import Forbidden, GedragError, InvalidInput, NotFound, Unauthorized
@@ -48,6 +49,8 @@ from serving.schemas import (
 )
 from stores.catalog.traces import Route
 from stores.vectors import SearchFilter
+
+log = logging.getLogger(__name__)
 
 PATH = "/mcp"
 _CALLER = "gedrag_caller"  # key of the authenticated caller in the request's ASGI state
@@ -101,8 +104,22 @@ def build(state: Any) -> MCPServer:
         """Production or the tenant's canary answers, traced like the HTTP routes."""
         monitor: Monitor = state.monitor
         request = ctx.request_context.request
-        headers = request.headers if isinstance(request, Request) else {}
-        return monitor.begin(tenant.id, caller_of(headers), route)
+        hint = request.headers.get("x-gedrag-user") if isinstance(request, Request) else None
+        return monitor.begin(tenant.id, caller_of(caller_in(ctx), hint), route)
+
+    def audit(ctx: Context, action: str, target: str, detail: dict[str, Any]) -> None:
+        """The call in the audit trail, as the matching ``/v1`` route writes it (the tool
+        named in the detail): who, from where, and the documents the answer named."""
+        who = caller_in(ctx)
+        request = ctx.request_context.request
+        client = request.client if isinstance(request, Request) else None
+        try:
+            with audited_as(client.host if client else "", who.via):
+                rt().catalog.audit.append(
+                    who.tenant.id, who.actor, action, target, "done", {**detail, "mcp": True}
+                )
+        except GedragError:
+            log.exception("could not write the audit entry", extra={"action": action})
 
     @server.tool()
     def search(
@@ -119,6 +136,8 @@ def build(state: Any) -> MCPServer:
             run = answering(ctx, tenant, "search")
             result = run.qa.search(query, flt, top_k)
             run.searched(query, flt, top_k, result)
+            returned = sorted({p.document_id for p in result.passages})
+            audit(ctx, "question.search", "", {"cited": [], "returned": returned})
         return SearchResponse(
             passages=passages(result), timings_ms=result.timings_ms, trace_id=run.trace_id
         )
@@ -137,6 +156,9 @@ def build(state: Any) -> MCPServer:
             run = answering(ctx, tenant, "mcp")
             reply = run.qa.ask(question, flt)
             run.answered(question, flt, None, reply)
+            cited = sorted({c.document_id for c in reply.answer.citations})
+            returned = sorted({p.document_id for p in reply.search.passages})
+            audit(ctx, "question.ask", "", {"cited": cited, "returned": returned})
         return Answer(
             answer=reply.answer.text,
             grounded=reply.answer.grounded,
@@ -195,6 +217,7 @@ def build(state: Any) -> MCPServer:
                     f"{v.number}/content"
                 )
             data = runtime.blobs.read(tenant.id, v.sha256)  # NotFound once deleted, no 500
+            audit(ctx, "document.download", document_id, {"version": v.number})
         uri = f"gedrag://documents/{document_id}/versions/{v.number}/{v.filename}"
         resource: TextResourceContents | BlobResourceContents
         if v.media_type.startswith(_TEXT_TYPES):

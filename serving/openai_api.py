@@ -97,8 +97,9 @@ def resolve_model(rt: Runtime, tenant: Tenant, model: str) -> Target:
 
 
 @router.get("/models")
-def list_models(rt: RT, tenant: Caller) -> ModelsPublic:
-    """The models this key can use: every collection of its tenant, and every release."""
+def list_models(request: Request, rt: RT, tenant: Caller) -> ModelsPublic:
+    """The models this caller can use: every collection of its tenant it may read, and every
+    release."""
     models = [
         ModelPublic(id=MODEL, created=int(tenant.created_at.timestamp()), owned_by=tenant.name)
     ]
@@ -106,7 +107,7 @@ def list_models(rt: RT, tenant: Caller) -> ModelsPublic:
         ModelPublic(
             id=f"{MODEL}/{c.name}", created=int(c.created_at.timestamp()), owned_by=tenant.name
         )
-        for c in rt.catalog.collections.of_tenant(tenant.id)
+        for c in rt.catalog.collections.of_tenant(tenant.id, auth.caller(request).read_filter)
     ]
     models += [
         ModelPublic(id=f"{MODEL}@{r.id}", created=int(r.created_at.timestamp()), owned_by=MODEL)
@@ -126,7 +127,12 @@ def chat_completions(request: Request, body: ChatCompletionRequest, rt: RT, tena
     pinned = None
     if target.release_id is not None:
         pinned = (target.release_id, release_qa(request.app.state, target.release_id))
-    run = monitor.begin(tenant.id, caller_of(request.headers, body.user), "openai", pinned=pinned)
+    run = monitor.begin(
+        tenant.id,
+        caller_of(auth.caller(request), body.user or request.headers.get("x-gedrag-user")),
+        "openai",
+        pinned=pinned,
+    )
     service = run.qa
     collections = [target.collection] if target.collection else None
     flt = search_filter(tenant, SearchFilters(), collections, auth.hidden_for(request))

@@ -8,13 +8,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from core import ids
+from core.access import Caller as AuthCaller
 from core.domain import Tenant
 from core.errors import InvalidInput
 from evaluation import service as evals
@@ -25,7 +25,7 @@ from retrieval.service import QA, Reply
 from retrieval.types import Answer, Message
 from runtime import Runtime
 from serving import auth
-from serving.api import ERRORS, api_key_of, current_tenant
+from serving.api import ERRORS, current_tenant
 from serving.schemas import (
     AskRequest,
     AskResponse,
@@ -110,14 +110,13 @@ def _build_qa(rt: Runtime, production: str | None) -> QA:
     return factory.qa(rt, release.serving_overlay(rt.settings))
 
 
-def caller_of(headers: Mapping[str, str], user: str | None = None) -> str:
-    """Who asks: the end user a front end names (``user``, else ``X-Gedrag-User``), else the
-    API key (a hash of it, never the key). A canary is sticky to it; a trace records it."""
-    user = (user or headers.get("x-gedrag-user", "")).strip()
-    if user:
-        return f"user:{user[:100]}"
-    key = api_key_of(headers.get("authorization"), headers.get("x-api-key"))
-    return f"key:{ids.hash_api_key(key)[:12]}"
+def caller_of(who: AuthCaller, hint: str | None = None) -> str:
+    """Who asks, as a trace records it and a canary sticks to it: the authenticated caller
+    (``user:alice``, ``service:portal``), followed by the end user a front end names for it
+    (OpenAI's ``user`` or the ``X-Gedrag-User`` header: ``service:portal for user:bob``). The
+    hint only ever follows the authenticated name, so no client passes itself off as another."""
+    hint = (hint or "").strip()
+    return f"{who.actor} for user:{hint[:100]}" if hint else who.actor
 
 
 def answering(route: Route) -> Callable[[Request, Tenant], Answering]:
@@ -126,7 +125,8 @@ def answering(route: Route) -> Callable[[Request, Tenant], Answering]:
 
     def begin(request: Request, tenant: Caller) -> Answering:
         monitor: Monitor = request.app.state.monitor
-        return monitor.begin(tenant.id, caller_of(request.headers), route)
+        who = auth.caller(request)
+        return monitor.begin(tenant.id, caller_of(who, request.headers.get("x-gedrag-user")), route)
 
     return begin
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain import Tenant
@@ -48,6 +49,7 @@ class Actor:
     name: str
     admin: bool
     readable_by: tuple[str, ...] | None = None
+    hidden: frozenset[str] = frozenset()  # documents this caller may not read (access lists)
 
     def require_admin(self, action: str) -> None:
         if not self.admin:
@@ -61,7 +63,8 @@ async def actor(request: Request, tenant: Annotated[Tenant, Depends(current_tena
     who = auth.caller(request)
     # A key is named as before people existed (key:<name>:<prefix>); a session by its user.
     name = who.via if who.key_name is not None else who.actor
-    return Actor(tenant, name, who.admin, who.read_filter)
+    hidden = await run_in_threadpool(auth.hidden_for, request)
+    return Actor(tenant, name, who.admin, who.read_filter, frozenset(hidden))
 
 
 Who = Annotated[Actor, Depends(actor)]
@@ -345,10 +348,12 @@ def list_holds(records: Records, who: Who, active: bool = False) -> list[HoldPub
 def get_hold(records: Records, who: Who, hold_id: str) -> dict[str, Any]:
     """The hold and the documents it covers now."""
     hold = _hold(records, who.tenant, hold_id, count=False)
-    found = records.held_documents(who.tenant.id, records.records.hold(who.tenant.id, hold_id))
+    held = records.held_documents(who.tenant.id, records.records.hold(who.tenant.id, hold_id))
+    # A hold covers documents the caller may not read: counted, never named.
+    found = [d for d in held if d.id not in who.hidden]
     return {
         **hold.model_dump(mode="json"),
-        "documents": len(found) if hold.active else None,
+        "documents": len(held) if hold.active else None,
         "items": [
             {"document_id": d.id, "title": d.title, "collection": d.collection}
             for d in (found if hold.active else [])
@@ -489,7 +494,8 @@ def subject_search(records: Records, who: Who, body: SubjectRequest) -> dict[str
     """Every document and chunk that mentions the person (entity graph, BM25 index, and a
     scan of every chunk record, title and metadata); the terms travel in the body, never in
     a URL."""
-    return records.subjects.find(who.tenant.id, body.terms, actor=who.name).to_dict()
+    found = records.subjects.find(who.tenant.id, body.terms, actor=who.name, hidden=who.hidden)
+    return found.to_dict()
 
 
 @router.post(
@@ -501,7 +507,7 @@ def subject_search(records: Records, who: Who, body: SubjectRequest) -> dict[str
 def subject_export(records: Records, who: Who, body: ExportRequest) -> Response | dict[str, Any]:
     """What the tenant's documents hold about the person: a zip (report.json and the
     documents' originals) or the JSON report."""
-    report = records.subjects.find(who.tenant.id, body.terms, actor=who.name)
+    report = records.subjects.find(who.tenant.id, body.terms, actor=who.name, hidden=who.hidden)
     if body.format == "json":
         records.subjects.export(report, actor=who.name, originals=False)
         return report.to_dict()

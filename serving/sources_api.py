@@ -255,6 +255,7 @@ def resume_source(s: Wired, tenant: Caller, source_id: str) -> SourcePublic:
 
 @router.get("/sources/{source_id}/items")
 def source_items(
+    request: Request,
     s: Wired,
     tenant: Caller,
     source_id: str,
@@ -265,6 +266,7 @@ def source_items(
     """The source's items, most recently changed first, filtered by outcome."""
     s.service.repo.get(tenant.id, source_id)  # 404 for another tenant's source
     page = s.service.repo.page(tenant.id, source_id, outcome=outcome, cursor=cursor, limit=limit)
+    hidden = set(auth.hidden_for(request))  # items whose document the caller may not read
     return SourceItemsPage(
         items=[
             SourceItemPublic(
@@ -278,6 +280,7 @@ def source_items(
                 updated_at=i.updated_at,
             )
             for i in page.items
+            if i.document_id is None or i.document_id not in hidden
         ],
         next_cursor=page.next_cursor,
     )

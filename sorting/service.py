@@ -489,6 +489,7 @@ class SortingService:
         if collection and collection != doc.collection:
             with contextlib.suppress(Conflict):
                 doc = self.rt.catalog.documents.move(tenant_id, document_id, collection)
+                self._refresh_readers(doc)
         if "tags" in before_state:
             doc = self.rt.catalog.documents.update(
                 tenant_id, document_id, tags=list(before_state["tags"])
@@ -540,6 +541,7 @@ class SortingService:
         if entry is not None and entry.collection and entry.collection != doc.collection:
             try:
                 doc = self.rt.catalog.documents.move(tenant, doc.id, entry.collection)
+                self._refresh_readers(doc)
             except Conflict as exc:  # the same content is already filed there
                 log.warning(
                     "sorting: not filed", extra={"document_id": doc.id, "cause": exc.detail}
@@ -550,6 +552,14 @@ class SortingService:
             doc = self.rt.catalog.documents.update(tenant, doc.id, tags=tags)
         self._sync_stores(doc, record, vocab)
         return doc
+
+    def _refresh_readers(self, doc: Document) -> None:
+        """A document filed in another collection inherits that collection's access list: the
+        graph's copy of its readers follows at once (the vector payload's comes with
+        :meth:`_sync_stores`' collection), as for a move through the API."""
+        readers = self.rt.catalog.access.readers(doc.tenant_id, [doc.id])
+        for document_id, principals in readers.items():
+            self.rt.graph.set_readers(doc.tenant_id, document_id, principals)
 
     def _sync_stores(self, doc: Document, record: SortingRecord, vocab: Vocabulary) -> None:
         """The vector payload (filters) and the graph (OF_TYPE, FROM, TO) of the document."""

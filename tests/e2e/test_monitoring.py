@@ -168,8 +168,17 @@ def test_every_answer_is_traced_and_seen_by_its_tenant_only(env: Env) -> None:
     by_id = {t["id"]: t for t in listed}
     assert ids <= set(by_id)
     assert {by_id[i]["route"] for i in ids} == {"ask", "chat", "openai", "mcp", "search"}
-    assert by_id[completion["trace_id"]]["caller"] == "user:alice"
-    assert by_id[asked["trace_id"]]["caller"].startswith("key:")
+    # The trace names the authenticated caller; a front end's end user only follows it.
+    me = by_id[asked["trace_id"]]["caller"]
+    assert " for " not in me and by_id[mcp_id]["caller"] == me
+    assert by_id[completion["trace_id"]]["caller"] == f"{me} for user:alice"
+    spoofed = api.client.post(
+        "/v1/ask",
+        headers={**api.h(), "X-Gedrag-User": "bob"},
+        json={"question": env.suite.questions[4].question},
+    ).json()
+    env.flush()
+    assert env.get(f"/v1/traces/{spoofed['trace_id']}")["caller"] == f"{me} for user:bob"
 
     trace = env.get(f"/v1/traces/{asked['trace_id']}")
     assert trace["release_id"] == env.default.id and trace["arm"] == "production"
@@ -303,13 +312,19 @@ def test_shadow_then_canary_then_promotion_through_the_gate(env: Env) -> None:
     for i, user in enumerate(users):
         env.ask(env.suite.questions[i % 8].question, user)
     env.flush()
+    listed = env.get("/v1/traces", experiment=exp_id, limit=200)["items"]
     arms = {
         t["caller"]: t["arm"]
-        for t in env.get("/v1/traces", experiment=exp_id, limit=200)["items"]
-        if t["arm"] != "shadow" and t["caller"].startswith("user:")
+        for t in listed
+        if t["arm"] != "shadow" and " for user:" in t["caller"]
     }
-    in_canary = {u for u in users if online.in_canary(exp_id, f"user:{u}", 0.1)}
-    assert {c.removeprefix("user:") for c, a in arms.items() if a == "canary"} == in_canary
+    me = next(iter(arms)).split(" for user:")[0]  # the key's owner, whom the front end names
+
+    def front(u: str) -> str:
+        return f"{me} for user:{u}"
+
+    in_canary = {u for u in users if online.in_canary(exp_id, front(u), 0.1)}
+    assert {c.split(" for user:")[1] for c, a in arms.items() if a == "canary"} == in_canary
     assert 1 <= len(in_canary) <= 15  # ~6 of 60
     again = env.ask(env.suite.questions[0].question, sorted(in_canary)[0])
     env.flush()
@@ -318,10 +333,10 @@ def test_shadow_then_canary_then_promotion_through_the_gate(env: Env) -> None:
         user = next(
             u
             for u in (f"more-{i}" for i in range(10_000))
-            if online.in_canary(exp_id, f"user:{u}", 0.1) and f"user:{u}" not in arms
+            if online.in_canary(exp_id, front(u), 0.1) and front(u) not in arms
         )
         env.ask(env.suite.questions[len(arms) % 8].question, user)
-        arms[f"user:{user}"] = "canary"
+        arms[front(user)] = "canary"
     env.flush()
     decision = env.post(f"/v1/experiments/{exp_id}/promote", {"suite": "tiny"}, tenant="globex")
     assert decision.status_code == 403

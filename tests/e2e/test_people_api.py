@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from core.settings import SourcesSettings
 from tests.e2e.conftest import Api
 
 pytestmark = pytest.mark.e2e
@@ -429,3 +430,109 @@ def test_search_answers_and_mcp_never_reach_a_document_the_caller_may_not_read(
         json={"entries": [{"principal": f"user:{people['legal-ben']}", "permission": "read"}]},
     )
     assert payslip in found(legal)
+
+
+def test_listings_name_no_document_the_caller_may_not_read(
+    make_api: Callable[..., Api], tmp_path: Path
+) -> None:
+    """Around search, the lists that name documents obey the same access lists: a Legal
+    editor's models, source items, legal hold and subject search never name HR's payslip (an
+    administrator's do), and the MCP tools it calls are in the audit trail as the /v1 routes."""
+    shares = tmp_path / "shares"
+    api = make_api(None, sources=SourcesSettings(folder_roots=[shares], settle_s=0, tick_s=0.5))
+    admin = api.h()
+    memo = ingest(
+        api, "memo.md", b"# Memo\n\nMarie Curie presents the Lyon move in June.\n", "default"
+    )
+    r = api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={"username": "legal-eve", "roles": ["editor"], "password": "legal-eve-secret-pw"},
+    )
+    assert r.status_code == 201, r.text
+    assert api.client.post("/v1/groups", headers=admin, json={"name": "HR"}).status_code == 201
+    assert (
+        api.client.post("/v1/collections", headers=admin, json={"name": "payslips"}).status_code
+        == 201
+    )
+    r = api.client.put(
+        "/v1/collections/payslips/access",
+        headers=admin,
+        json={"entries": [{"principal": "group:HR", "permission": "read"}]},
+    )
+    assert r.status_code == 200, r.text
+    inbox = shares / "hr"
+    inbox.mkdir(parents=True)
+    (inbox / "payslip.md").write_bytes(PAYSLIP)
+    r = api.client.post(
+        "/v1/sources",
+        headers=admin,
+        json={
+            "name": "hr-share",
+            "collection": "payslips",
+            "interval_s": 3600,
+            "connection": {"kind": "folder", "path": str(inbox)},
+        },
+    )
+    assert r.status_code == 201, r.text
+    source = r.json()["id"]
+
+    def items(who: dict[str, str]) -> list[dict[str, Any]]:
+        r = api.client.get(f"/v1/sources/{source}/items", headers=who)
+        assert r.status_code == 200, r.text
+        found: list[dict[str, Any]] = r.json()["items"]
+        return found
+
+    deadline = time.monotonic() + 120
+    while not any(i["document_id"] for i in items(admin)):
+        assert time.monotonic() < deadline, items(admin)
+        time.sleep(0.3)
+    payslip = items(admin)[0]["document_id"]
+    job = api.client.get("/v1/jobs", headers=admin).json()["items"]
+    for j in job:
+        assert api.wait(j["id"])["state"] == "succeeded"
+    legal = login(api, "legal-eve", "legal-eve-secret-pw")
+    assert items(legal) == []
+
+    def models(who: dict[str, str]) -> set[str]:
+        r = api.client.get("/v1/models", headers=who)
+        assert r.status_code == 200, r.text
+        return {m["id"] for m in r.json()["data"]}
+
+    assert "gedrag/payslips" in models(admin)
+    assert "gedrag/payslips" not in models(legal) and "gedrag/default" in models(legal)
+
+    hold = api.client.post(
+        "/v1/holds", headers=admin, json={"name": "litigation", "document_ids": [memo, payslip]}
+    )
+    assert hold.status_code == 201, hold.text
+    held = api.client.get(f"/v1/holds/{hold.json()['id']}", headers=legal).json()
+    assert held["documents"] == 2 and [d["document_id"] for d in held["items"]] == [memo]
+    held = api.client.get(f"/v1/holds/{hold.json()['id']}", headers=admin).json()
+    assert {d["document_id"] for d in held["items"]} == {memo, payslip}
+
+    def subject(who: dict[str, str]) -> set[str]:
+        r = api.client.post("/v1/subjects/search", headers=who, json={"terms": ["Marie Curie"]})
+        assert r.status_code == 200, r.text
+        return {d["document_id"] for d in r.json()["documents"]}
+
+    assert subject(admin) == {memo, payslip} and subject(legal) == {memo}
+    export = api.client.post(
+        "/v1/subjects/export", headers=legal, json={"terms": ["Marie Curie"], "format": "json"}
+    )
+    assert {d["document_id"] for d in export.json()["documents"]} == {memo}
+
+    asked = mcp_call(api, legal, "ask", {"question": "Who presents the Lyon move?"})
+    assert asked.get("isError") is not True, asked
+    mcp_call(api, legal, "search", {"query": "Marie Curie"})
+    mcp_call(api, legal, "download_document", {"document_id": memo})
+    by_mcp = [e for e in audit(api) if e["actor"] == "user:legal-eve" and e["detail"].get("mcp")]
+    assert sorted(e["action"] for e in by_mcp) == [
+        "document.download",
+        "question.ask",
+        "question.search",
+    ]
+    ask_entry = next(e for e in by_mcp if e["action"] == "question.ask")
+    assert payslip not in ask_entry["detail"]["returned"]
+    assert memo in ask_entry["detail"]["returned"] and ask_entry["via"] == "session:password"
+    assert api.client.get("/v1/audit/verify", headers=admin).json()["ok"] is True

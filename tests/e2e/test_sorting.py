@@ -105,6 +105,19 @@ def sorted_api(make_api_module: Callable[..., Api]) -> tuple[Api, dict[str, Any]
     ]:
         reply = api.client.post("/v1/sorting/vocabulary", headers=api.h(), json=entry)
         assert reply.status_code == 201, reply.text
+    # Accounting's collection is restricted before anything is filed there: filing must give
+    # each invoice that collection's readers in the graph too.
+    group = api.client.post("/v1/groups", headers=api.h(), json={"name": "Compta"})
+    assert group.status_code == 201, group.text
+    assert api.client.post(
+        "/v1/collections", headers=api.h(), json={"name": "factures"}
+    ).status_code in (201, 409)
+    reply = api.client.put(
+        "/v1/collections/factures/access",
+        headers=api.h(),
+        json={"entries": [{"principal": "group:Compta", "permission": "read"}]},
+    )
+    assert reply.status_code == 200, reply.text
     rows = manifest()
     invoices = [r for r in rows if r["doc_type"] == "invoice"]
     contracts = [r for r in rows if r["doc_type"] == "contract"]
@@ -137,7 +150,13 @@ def sorted_api(make_api_module: Callable[..., Api]) -> tuple[Api, dict[str, Any]
         assert reply.status_code == 200, reply.text
         assert reply.json()["state"] == "confirmed"
     ids = upload_all(api, mixed)
-    return api, {"mixed": mixed, "ids": ids, "trained": trained, "training": training}
+    return api, {
+        "mixed": mixed,
+        "ids": ids,
+        "trained": trained,
+        "training": training,
+        "compta": group.json()["id"],
+    }
 
 
 def decision(api: Api, doc_id: str) -> dict[str, Any]:
@@ -164,6 +183,9 @@ def test_labelled_types_are_applied_filed_tagged_and_their_fields_filled(
         assert doc["collection"] == ("factures" if r["doc_type"] == "invoice" else "contrats")
         if r["doc_type"] == "invoice":
             assert "compta" in doc["tags"]
+            tenant = api.client.app.state.runtime.catalog.tenants.get("acme").id  # type: ignore[attr-defined]
+            graph = api.client.app.state.runtime.graph  # type: ignore[attr-defined]
+            assert graph.readers(tenant, doc_id) == (f"group:{ctx['compta']}",)
             truth = r["fields"]
             assert d["fields"]["total_ttc"] == truth["total_ttc"]
             assert d["fields"]["iban"] == truth["iban"]
