@@ -206,6 +206,12 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", type=Path, help="keep the ingested SQuAD corpus here (reused)"
     )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=SQUAD,
+        help="a SQuAD-layout folder (corpus and qa_ragas_sample250.jsonl); default the shared one",
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per mode and route")
     parser.add_argument("--block", type=int, default=20, help="requests per alternating block")
     parser.add_argument("--trials", type=int, default=100, help="drift draws and splits")
@@ -214,12 +220,13 @@ def main() -> None:
         "--parts", default="overhead,drift,canary", help="which parts to run (comma-separated)"
     )
     args = parser.parse_args()
-    if not SQUAD.is_dir():
-        print(json.dumps({"skipped": f"no dataset at {SQUAD}"}))
+    squad: Path = args.dataset
+    if not squad.is_dir():
+        print(json.dumps({"skipped": f"no dataset at {squad}"}))
         return
-    corpus, _, _ = load(SQUAD)
+    corpus, _, _ = load(squad)
     rows = [
-        json.loads(line) for line in (SQUAD / "qa_ragas_sample250.jsonl").read_text().splitlines()
+        json.loads(line) for line in (squad / "qa_ragas_sample250.jsonl").read_text().splitlines()
     ]
     questions = [r["question"] for r in rows]
     with tempfile.TemporaryDirectory() as tmp:

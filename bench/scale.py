@@ -147,6 +147,7 @@ def load(size: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     write_s = 0.0
     generate_s = 0.0
     report_every = max(size // 10, WRITE_CALL)
+    anon_peak = 0.0  # the heap's high-water mark, sampled (VmHWM counts mapped files too)
     for start in range(0, size, WRITE_CALL):
         t = time.perf_counter()
         batch = gen.points(start, min(WRITE_CALL, size - start))
@@ -155,7 +156,13 @@ def load(size: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         store.upsert(batch)
         write_s += time.perf_counter() - t
         if (start // WRITE_CALL) % (report_every // WRITE_CALL) == 0 and start:
-            print(f"  {start:,} points, {start / write_s:,.0f} points/s", file=sys.stderr)
+            now = rss()
+            anon_peak = max(anon_peak, now.get("RssAnon", 0.0))
+            print(
+                f"  {start:,} points, {start / write_s:,.0f} points/s, RSS {now.get('VmRSS')} "
+                f"MB (anon {now.get('RssAnon')})",
+                file=sys.stderr,
+            )
     t = time.perf_counter()
     store.flush()
     flush_s = time.perf_counter() - t
@@ -164,6 +171,7 @@ def load(size: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     optimize_s = time.perf_counter() - t
     info = store.info()
     peak = rss()
+    anon_peak = max(anon_peak, peak.get("RssAnon", 0.0))
     store.close()
     return {
         "insert_points_per_s": round(size / write_s),
@@ -173,6 +181,7 @@ def load(size: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         "optimized": optimized["optimized"],
         "segments": info["segments"],
         "load_peak_rss_mb": peak.get("VmHWM"),
+        "load_peak_anon_mb": anon_peak,
     }
 
 

@@ -234,7 +234,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--datasets", type=Path, default=DATASETS)
+    parser.add_argument(
+        "--dataset",
+        "--datasets",
+        dest="datasets",
+        type=Path,
+        default=DATASETS,
+        help="the folder holding doc_fixtures, squad_v2_dev_subset and fr_service_public_qa",
+    )
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--mails", type=int, default=200)
     parser.add_argument(

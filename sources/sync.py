@@ -50,6 +50,8 @@ from core.errors import (
     Held,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
     StoreUnavailable,
     TransientError,
     UnsupportedMediaType,
@@ -321,6 +323,7 @@ class SyncService:
         in_flight = self.repo.in_flight(source_id)
         room = s.max_items_per_round - in_flight
         wait: float | None = None
+        quota_wait: float | None = None
         cursor: str | None = rec.cursor
         if room <= 0:
             summary.waiting_jobs = in_flight
@@ -347,6 +350,9 @@ class SyncService:
                         log.warning("sync round lost its lease", extra={"source": rec.name})
                         return None
                 cursor = changes.cursor
+            except QuotaExceeded as exc:  # not the source's fault: no backoff, when it frees up
+                summary.ok, summary.error = False, exc.detail
+                quota_wait = float(exc.retry_after_s or 60)
             except GedragError as exc:
                 summary.ok, summary.error = False, exc.detail
             except Exception as exc:
@@ -360,6 +366,8 @@ class SyncService:
         summary.seconds = (finished - started).total_seconds()
         if summary.ok:
             delay = rec.interval_s if wait is None else min(wait, rec.interval_s)
+        elif quota_wait is not None:
+            delay = quota_wait
         else:
             delay = min(s.backoff_base_s * 2**rec.failures, s.backoff_max_s)
         done = self.repo.finish(
@@ -504,6 +512,7 @@ class SyncService:
             if current is not None:
                 if current.current is not None and current.current.sha256 == part.sha256:
                     return record("unchanged", document_id=current.id)
+                self.ingestion.check_quota(tenant, [part.size])
                 try:
                     reg = self.ingestion.register_version(tenant, current.id, f, actor=actor)
                 except Held as exc:
@@ -518,10 +527,13 @@ class SyncService:
                     return record("updated", document_id=current.id, job_id=reg.job.id)
                 return record("unchanged", document_id=current.id)
             return self._new(rec, collection, tags, part, f, record)
-        except (InvalidInput, Conflict, NotFound) as exc:
+        except (InvalidInput, Conflict, NotFound, PayloadTooLarge) as exc:
             return record("failed", exc.detail, fingerprint="")
-        except StoreUnavailable:
-            raise  # the round fails and is tried again; nothing half-done is recorded
+        except (StoreUnavailable, QuotaExceeded):
+            # The round fails and is tried again (with backoff); nothing half-done is recorded.
+            # A tenant's daily quotas bind its sources as they bind its uploads: the items
+            # not taken yet wait for the next round after the quota frees up.
+            raise
 
     def _new(
         self,
@@ -539,6 +551,7 @@ class SyncService:
             same = existing.current is not None and existing.current.sha256 == f.sha256
             detail = "" if same else "an earlier version of the document holds the same bytes"
             return record("duplicate", detail, document_id=existing.id)
+        self.ingestion.check_quota(tenant, [part.size])
         metadata: dict[str, Any] = {"source": rec.name, **part.metadata}
         reg: Registered = self.ingestion.register(
             tenant,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from core.errors import Conflict, Forbidden, InvalidInput
-from core.settings import SourcesSettings
+from core.settings import LimitsSettings, SourcesSettings
 from sources import folder as folder_module
 from sources.config import ImapConfig, SmbConfig, SourceSpec
 from sources.credentials import DEV_KEY, SecretBox
@@ -209,6 +209,30 @@ def test_a_failing_source_says_why_and_is_retried_with_backoff(lab: Lab) -> None
     assert lab.run(source).ok
     rec = lab.rt.catalog.sources.get(lab.tenant, source.id)
     assert (rec.state, rec.failures, rec.last_error) == ("ok", 0, None)
+
+
+def test_a_source_is_bound_by_the_tenants_daily_quota_and_waits_for_it(tmp_path: Path) -> None:
+    """Three uploads a day: a folder of five files gives three documents, then the round stops
+    on the quota (the source says so, and syncs again when the window frees up, not after a
+    backoff); the two others are not recorded, so a later round takes them."""
+    lab = make_lab(tmp_path, limits=LimitsSettings(tenant_documents_per_day=3))
+    try:
+        for i in range(5):
+            lab.put(f"note-{i}.md", CONTRACT + f"\nNote {i}.\n".encode())
+        source = lab.folder()
+        summary = lab.run(source)
+        assert not summary.ok and "daily upload quota reached" in (summary.error or "")
+        assert dict(summary.counts) == {"taken": 3}
+        assert sorted(i.outcome for i in lab.items(source).values()) == ["taken"] * 3
+        rec = lab.rt.catalog.sources.get(lab.tenant, source.id)
+        assert rec.state == "failing" and "TENANT_DOCUMENTS_PER_DAY" in (rec.last_error or "")
+        assert rec.last_finished_at is not None and rec.next_sync_at is not None
+        assert rec.next_sync_at - rec.last_finished_at > timedelta(hours=23)
+        lab.rt.settings.limits.tenant_documents_per_day = 10  # the window freed up
+        again = lab.run(source)
+        assert again.ok and dict(again.counts) == {"taken": 2}
+    finally:
+        lab.rt.close()
 
 
 def test_a_big_source_does_not_starve_another_tenants(tmp_path: Path) -> None:

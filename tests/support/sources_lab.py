@@ -12,7 +12,14 @@ from typing import Any
 
 from core.domain import DocumentFilter, DocumentStatus
 from core.errors import NotFound
-from core.settings import ApiSettings, BrokerSettings, CatalogSettings, Settings, SourcesSettings
+from core.settings import (
+    ApiSettings,
+    BrokerSettings,
+    CatalogSettings,
+    LimitsSettings,
+    Settings,
+    SourcesSettings,
+)
 from ingestion.service import Executor, IngestionService, InProcessExecutor
 from runtime import Runtime
 from sources.config import FolderConfig, SourceSpec
@@ -91,6 +98,7 @@ def make_lab(
     catalog_url: str | None = None,
     executor: str = "inprocess",
     max_upload_bytes: int = 10_000_000,
+    limits: LimitsSettings | None = None,
     **sources: Any,
 ) -> Lab:
     inbox = root / "inbox"
@@ -100,6 +108,7 @@ def make_lab(
         catalog=CatalogSettings(url=catalog_url),
         broker=BrokerSettings(queue=f"test-{uuid.uuid4().hex[:8]}"),
         api=ApiSettings(max_upload_bytes=max_upload_bytes),
+        limits=limits or LimitsSettings(),
         sources=SourcesSettings(
             **({"folder_roots": [root], "settle_s": 0, "backoff_base_s": 30} | sources)
         ),
