@@ -203,6 +203,14 @@ def _pgm(gray: Gray) -> bytes:
 def _run_tesseract(
     binary: str, image: bytes, args: Sequence[str], timeout_s: float, *, what: str
 ) -> str:
+    return _run_tesseract_bytes(binary, image, args, timeout_s, what=what).decode(
+        "utf-8", "replace"
+    )
+
+
+def _run_tesseract_bytes(
+    binary: str, image: bytes, args: Sequence[str], timeout_s: float, *, what: str
+) -> bytes:
     # One OpenMP thread: on 2 cores, two single-threaded pages at once beat one two-threaded page.
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     try:
@@ -221,7 +229,7 @@ def _run_tesseract(
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         raise IngestionError(f"OCR failed: Tesseract exited with {done.returncode}: {detail[0]}")
-    return done.stdout.decode("utf-8", "replace")
+    return bytes(done.stdout)
 
 
 def _read_words(
@@ -911,6 +919,52 @@ def _scan_image(
     if best is None or best[0] < 0.8 * area_pt:
         return None
     return best[1], min(max(best[2], 72), 1200)
+
+
+# --- searchable renditions ------------------------------------------------------------------
+
+
+def searchable_page(
+    gray: Gray,
+    dpi: int | None,
+    languages: str = DEFAULT_LANGUAGES,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> bytes:
+    """A one-page PDF: the page image (JPEG) with Tesseract's invisible text laid over each
+    word where it is printed, so a PDF reader finds and selects the scan's words. The image is
+    the page as scanned (not deskewed), so the words sit where the reader sees them."""
+    binary = check_languages(languages)
+    if gray.ndim != 2 or gray.size == 0:
+        raise IngestionError("empty page image")
+    ok, buf = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:  # pragma: no cover - encoding a uint8 array cannot fail
+        raise IngestionError("could not encode the page image")
+    args = ["-l", languages, "--dpi", str(dpi or RENDER_DPI), "pdf"]
+    return _run_tesseract_bytes(binary, bytes(buf.tobytes()), args, timeout_s, what="a page")
+
+
+def render_pdf_page(
+    pdf_bytes: bytes, number: int, *, dpi: int = RENDER_DPI, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[Gray, int]:
+    """Page ``number`` (1-based) of a PDF as OCR sees it: a scanned page's own image at its own
+    resolution, another page rendered at ``dpi`` (within ``max_pixels``)."""
+    try:
+        pdf = pdfium.PdfDocument(pdf_bytes)
+    except pdfium.PdfiumError as exc:
+        raise IngestionError(f"corrupt, encrypted or unreadable PDF: {exc}") from exc
+    try:
+        if not 1 <= number <= len(pdf):
+            raise IngestionError(f"page {number} out of range: the PDF has {len(pdf)} pages")
+        return _render(pdf, number, dpi, max_pixels)
+    finally:
+        pdf.close()
+
+
+def image_gray(image: Image.Image) -> tuple[Gray, int | None]:
+    """A decoded page image (:func:`iter_images`) as the greyscale array OCR reads, and its
+    resolution when the file states a plausible one."""
+    return _to_gray(image)
 
 
 # --- text layer check -----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from core import media, observability
 from core.domain import DocumentFilter, DocumentStatus, JobKind, JobState, Tenant
 from core.errors import InvalidInput, Unauthorized
+from ingestion.pages import Pages
 from runtime import Runtime
 from serving import auth
 from serving.documents import DocumentService
@@ -303,9 +304,43 @@ DOWNLOAD_CHUNK = 1024 * 1024
     response_class=StreamingResponse,
     responses=DOWNLOAD_RESPONSES,
 )
-def download_current(rt: RT, tenant: Caller, document_id: str) -> StreamingResponse:
-    """The original bytes of the current version."""
+def download_current(
+    rt: RT,
+    tenant: Caller,
+    document_id: str,
+    rendition: Annotated[
+        Literal["original", "searchable"],
+        Query(description="searchable: a scan's PDF with its text layer (made on first request)"),
+    ] = "original",
+) -> Response:
+    """The original bytes of the current version (the default), or its searchable rendition:
+    a PDF whose scanned pages carry their OCR'd text (pages that had text are kept as they
+    are; an image becomes a PDF). The original never changes."""
+    if rendition == "searchable":
+        return _searchable(rt, tenant, document_id, None)
     return _download(rt, tenant, document_id, None)
+
+
+def _searchable(rt: Runtime, tenant: Tenant, document_id: str, number: int | None) -> Response:
+    v = rt.catalog.versions.get(tenant.id, document_id, number)
+    pdf = Pages(rt).searchable(tenant.id, v.sha256, v.media_type, rt.settings.ocr.languages)
+    stem = v.filename.rsplit(".", 1)[0] if "." in v.filename else v.filename
+    name = f"{stem}.searchable.pdf"
+    quoted = quote(name)
+    disposition = (
+        f'attachment; filename="{name}"'
+        if quoted == name
+        else f"attachment; filename*=utf-8''{quoted}"
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": disposition,
+            "X-Document-Version": str(v.number),
+            "X-Rendition": "searchable",
+        },
+    )
 
 
 @router.get(

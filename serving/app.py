@@ -27,6 +27,7 @@ from serving import (
     mcp_server,
     monitoring_api,
     openai_api,
+    pages_api,
     people_api,
     qa_api,
     readiness,
@@ -121,6 +122,7 @@ def create_app(
     errors.install(app)
     mcp_running = mcp_server.mount(app)
     app.include_router(api.router)
+    app.include_router(pages_api.router)
     app.include_router(qa_api.router)
     app.include_router(openai_api.router)
     app.include_router(eval_api.router)

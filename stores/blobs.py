@@ -1,4 +1,6 @@
-"""Original files, content-addressed on disk: ``<root>/<tenant_id>/<sha[:2]>/<sha>``.
+"""Original files, content-addressed on disk: ``<root>/<tenant_id>/<sha[:2]>/<sha>``, and what
+is derived from each (page previews, a searchable rendition) beside it in ``<sha>.derived/``,
+made once and removed with the original.
 
 Keyed by tenant as well as content so that one tenant's upload never reveals, shares or frees
 another tenant's bytes. Writes go to a temporary file in the same filesystem and are renamed into
@@ -8,6 +10,7 @@ place, so a crash never leaves a half-written original under its final name.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import BinaryIO
 from core.errors import NotFound, StoreUnavailable
 
 COPY_BUFSIZE = 1024 * 1024
+DERIVED = ".derived"  # suffix of the folder beside an original that holds what derives from it
+_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,100}")
 
 
 class BlobStore:
@@ -62,8 +67,36 @@ class BlobStore:
             raise NotFound(f"original file {sha256} is missing") from exc
 
     def delete(self, tenant_id: str, sha256: str) -> None:
-        """Remove one original; absent is fine (idempotent)."""
+        """Remove one original and what was derived from it; absent is fine (idempotent)."""
         self.path(tenant_id, sha256).unlink(missing_ok=True)
+        shutil.rmtree(self._derived_dir(tenant_id, sha256), ignore_errors=True)
+
+    def _derived_dir(self, tenant_id: str, sha256: str) -> Path:
+        original = self.path(tenant_id, sha256)
+        return original.with_name(original.name + DERIVED)
+
+    def derived(self, tenant_id: str, sha256: str, name: str) -> bytes | None:
+        """A file derived from the original (``name`` like ``page-3-thumb.png``), or None when
+        it was not made yet."""
+        try:
+            return (self._derived_dir(tenant_id, sha256) / _checked(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put_derived(self, tenant_id: str, sha256: str, name: str, data: bytes) -> None:
+        """Keep a derived file (atomically: a reader never sees half of it). Refused once the
+        original is gone (a purge raced the rendering): nothing outlives its original."""
+        folder = self._derived_dir(tenant_id, sha256)
+        if not self.path(tenant_id, sha256).exists():
+            raise NotFound(f"original file {sha256} is missing")
+        try:
+            folder.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._tmp)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, folder / _checked(name))
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write a derived file: {exc}") from exc
 
     def all(self) -> set[tuple[str, str]]:
         """Every stored ``(tenant_id, sha256)`` (for orphan checks)."""
@@ -72,5 +105,12 @@ class BlobStore:
             if tenant_dir.name.startswith(".") or not tenant_dir.is_dir():
                 continue
             for f in tenant_dir.glob("*/*"):
-                found.add((tenant_dir.name, f.name))
+                if not f.name.endswith(DERIVED):
+                    found.add((tenant_dir.name, f.name))
         return found
+
+
+def _checked(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not a derived file name: {name!r}")
+    return name

@@ -1067,3 +1067,54 @@ def test_signing_in_with_a_password_and_coming_back_from_single_sign_on(
     page.goto("/#sso-error=the%20provider%20refused%20the%20sign-in")
     page.locator("#login .error", has_text="the provider refused the sign-in").wait_for()
     assert page.locator("#sso").count() == 0  # no provider configured: no single sign-on button
+
+
+def test_a_scan_shows_its_pages_opens_a_citation_on_its_page_and_downloads_searchable(
+    page: Any, server: Server
+) -> None:
+    """Issue #16: a two-page TIFF scan shows its pages as thumbnails; one opens beside them; a
+    cited passage's link opens the document on the cited page; the scan downloads as a PDF with
+    its text layer; a text document shows no pages."""
+    key = new_tenant(server, "scans-console")
+    scan = FIXTURES / "scans" / "gd-0224-scan.tif"
+    doc_id = api_upload(server, key, scan.name, scan.read_bytes())["document_id"]
+    note_id = api_upload(server, key, "note.md", b"# Note\n\nNo pages here at all.\n")[
+        "document_id"
+    ]
+    sign_in(page, key)
+
+    page.goto(f"/#/documents/{doc_id}")
+    page.locator("#doc-title").wait_for()
+    thumbs = page.locator("#thumbs li")
+    expect(thumbs).to_have_count(2)
+    expect(page.locator("#thumbs img")).to_have_count(2)  # both pictures arrived
+    expect(page.locator("#page-view figcaption")).to_have_text("Page 1")
+    thumbs.nth(1).locator("button").click()
+    expect(page.locator("#page-view figcaption")).to_have_text("Page 2")
+    assert page.locator("#page-view img").evaluate("img => img.naturalWidth") == 1240
+    expect(thumbs.nth(1)).to_have_attribute("aria-current", "")
+    shot(page, "pages-1-scan")
+
+    with page.expect_download() as download:
+        page.locator("#download-searchable").click()
+    assert download.value.suggested_filename == "gd-0224-scan.searchable.pdf"
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+
+    page.get_by_role("link", name="Ask").click()
+    page.locator("#question").fill("Le Prestataire et le Client signent page 2 ?")
+    page.locator("#question").press("Enter")
+    answer = page.locator(".turn .answer").last
+    chip = answer.locator("button.citation").first
+    chip.wait_for(timeout=SLOW)
+    cited_page = chip.locator(".chip-page").inner_text().removeprefix("p. ")
+    chip.click()
+    link = page.locator("#passage-document")
+    assert link.get_attribute("href") == f"#/documents/{doc_id}/pages/{cited_page}"
+    link.click()
+    expect(page.locator("#page-view figcaption")).to_have_text(f"Page {cited_page}")
+    shot(page, "pages-2-cited-page")
+
+    page.goto(f"/#/documents/{note_id}")
+    expect(page.locator("#thumbs")).to_have_count(0)  # the note's own view, not the scan's
+    page.locator('#versions tr[data-version="1"]').wait_for()
+    expect(page.locator("#pages")).to_be_hidden()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+import pypdf
 import pytest
 import sqlalchemy as sa
 from PIL import Image
@@ -279,3 +280,40 @@ def test_a_scan_and_a_photo_are_read_by_ocr_searched_and_cited_by_page(
     ).json()["passages"]
     pages = {(p["document_id"], p["page_start"], p["page_end"]) for p in hits}
     assert any(d == docs["gd-0224-scan.tif"] and s <= 2 <= e for d, s, e in pages), pages
+
+    # Its pages as pictures (made once, kept), and the scan's searchable rendition.
+    tif, pdf = docs["gd-0224-scan.tif"], docs["gd-0189-scan.pdf"]
+    listed = api.client.get(f"/v1/documents/{tif}/pages", headers=api.h()).json()
+    assert (listed["pages"], listed["media_type"]) == (2, "image/tiff")
+    thumb = api.client.get(f"/v1/documents/{tif}/pages/2?size=thumb", headers=api.h())
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(thumb.content)).width == 240
+    again = api.client.get(f"/v1/documents/{tif}/pages/2?size=thumb", headers=api.h())
+    assert again.content == thumb.content
+    page = api.client.get(f"/v1/documents/{pdf}/pages/1", headers=api.h())
+    assert Image.open(io.BytesIO(page.content)).width == 1240
+    past = api.client.get(f"/v1/documents/{tif}/pages/3", headers=api.h())
+    assert past.status_code == 404 and "has 2" in past.json()["detail"]
+    other = api.client.get(f"/v1/documents/{tif}/pages/1", headers=api.h("globex"))
+    assert other.status_code == 404
+
+    original = api.client.get(f"/v1/documents/{pdf}/content", headers=api.h()).content
+    assert original == (SCANS / "gd-0189-scan.pdf").read_bytes()
+    rendition = api.client.get(f"/v1/documents/{pdf}/content?rendition=searchable", headers=api.h())
+    assert rendition.status_code == 200, rendition.text
+    assert rendition.headers["content-type"] == "application/pdf"
+    assert "searchable.pdf" in rendition.headers["content-disposition"]
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(rendition.content)).pages)
+    assert "DEV25-0277" in text.replace(" ", "")  # the scan had no text layer
+    assert api.client.get(f"/v1/documents/{pdf}/content", headers=api.h()).content == original
+    tiff_pdf = api.client.get(f"/v1/documents/{tif}/content?rendition=searchable", headers=api.h())
+    assert len(pypdf.PdfReader(io.BytesIO(tiff_pdf.content)).pages) == 2
+
+    note = api.upload("note.md", b"# Note\n\nNo pages here.\n")
+    assert api.wait(note.json()["job_id"])["state"] == "succeeded"
+    note_id = note.json()["document_id"]
+    assert api.client.get(f"/v1/documents/{note_id}/pages", headers=api.h()).json()["pages"] == 0
+    refused = api.client.get(f"/v1/documents/{note_id}/pages/1", headers=api.h())
+    assert refused.status_code == 422 and "no page images" in refused.json()["detail"]
+    bad = api.client.get(f"/v1/documents/{note_id}/content?rendition=bogus", headers=api.h())
+    assert bad.status_code == 422

@@ -47,6 +47,7 @@ INGESTION_PUBLIC = {
     "ingestion.indexing",
     "ingestion.records",
     "ingestion.access",
+    "ingestion.pages",
 }
 # The modules of sorting other packages may use (its classifier, rules and features are its own).
 SORTING_PUBLIC = {"sorting.service", "sorting.fields", "sorting.vocabulary"}

@@ -128,6 +128,10 @@ function takeSsoFragment() {
 
 const routes = [
   [/^#\/documents\/([^/]+)$/, (m) => renderDocument(main, decodeURIComponent(m[1]))],
+  [
+    /^#\/documents\/([^/]+)\/pages\/(\d+)$/,
+    (m) => renderDocument(main, decodeURIComponent(m[1]), { page: Number(m[2]) }),
+  ],
   [/^#\/documents\/?$/, () => renderDocuments(main)],
   [/^#\/ask\/?$/, () => renderAsk(main)],
   [/^#\/releases\/?$/, () => renderReleases(main)],

@@ -218,7 +218,8 @@ function passageDialog() {
     const highlighted = passage ? highlight(passage.text, citation.quote) : [];
     if (passage && highlighted.length > 1) replace(body, highlighted);
     else replace(body, h("mark", {}, citation.quote), passage ? ["\n\n", passage.text] : []);
-    link.href = `#/documents/${encodeURIComponent(citation.document_id)}`;
+    // On its page when the passage has one (the document's page images open there).
+    link.href = `#/documents/${encodeURIComponent(citation.document_id)}${page ? `/pages/${page}` : ""}`;
     link.onclick = () => dialog.close();
     dialog.showModal();
   };

@@ -1,6 +1,6 @@
 // Documents: drag-and-drop upload with live ingestion status, search inside the documents, the
 // filtered list, one document's detail (versions, counts, a failure's cause, download, new
-// version, edit title, tags and metadata, delete).
+// version, edit title, tags and metadata, delete, its pages and a scan's searchable PDF).
 import { api, download, upload } from "./api.js";
 import { badge, h, isCurrent, nextView, replace, toast } from "./dom.js";
 import { describe, describeCause } from "./errors.js";
@@ -385,7 +385,80 @@ function documentRow(d) {
 
 // -- one document -----------------------------------------------------------------------------
 
-export async function renderDocument(main, id) {
+/** A page image fetched with the caller's credentials (an <img src> cannot send them). */
+async function pageImage(path, alt) {
+  const img = h("img", { alt, loading: "lazy" });
+  const response = await api(path, { raw: true });
+  img.src = URL.createObjectURL(await response.blob());
+  img.onload = () => URL.revokeObjectURL(img.src);
+  return img;
+}
+
+// Thumbnails shown at once; a longer document shows the rest on demand.
+const THUMBS = 24;
+
+/** The document's pages (PDFs and images): thumbnails, and the page opened beside them. A
+ * citation opens here on its page (``#/documents/{id}/pages/{n}``). */
+function pagesCard(path, doc, opened) {
+  const card = h("section", { class: "card", id: "pages", hidden: true });
+  const viewer = h("figure", { class: "page-view", id: "page-view" });
+  const strip = h("ol", { class: "thumbs", id: "thumbs" });
+  const current = doc.versions.find((v) => v.number === doc.current_version);
+  const scanned = (current?.warnings || []).some((w) => w.includes("OCR"));
+  async function open(n) {
+    for (const li of strip.children) li.toggleAttribute("aria-current", Number(li.dataset.page) === n);
+    const caption = h("figcaption", {}, t("doc.page", { page: n }));
+    try {
+      replace(viewer, await pageImage(`${path}/pages/${n}?size=page`, t("doc.page", { page: n })), caption);
+      viewer.scrollIntoView({ block: "nearest" });
+    } catch (err) {
+      replace(viewer, h("p", { class: "error" }, t("error.generic", { detail: describe(err) })));
+    }
+  }
+  async function thumbs(from, to, count) {
+    for (let n = from; n <= to; n += 1) {
+      const li = h("li", { dataset: { page: n } });
+      const button = h("button", { type: "button", class: "thumb", onclick: () => open(n) });
+      li.append(button);
+      strip.append(li);
+      pageImage(`${path}/pages/${n}?size=thumb`, t("doc.page", { page: n }))
+        .then((img) => button.append(img, h("span", {}, String(n))))
+        .catch(() => button.append(h("span", {}, String(n))));
+    }
+    if (to < count) {
+      const more = h("li", {}, h("button", { type: "button", onclick: () => { more.remove(); thumbs(to + 1, count, count); } }, t("doc.morePages", { n: count - to })));
+      strip.append(more);
+    }
+  }
+  api(`${path}/pages`)
+    .then((info) => {
+      if (!info.pages) return;
+      card.hidden = false;
+      replace(
+        card,
+        h(
+          "div",
+          { class: "row between" },
+          h("h2", {}, t("doc.pages", { n: info.pages })),
+          scanned
+            ? h(
+                "button",
+                { type: "button", id: "download-searchable", onclick: () => save(`${path}/content?rendition=searchable`, `${doc.title}.pdf`) },
+                t("doc.downloadSearchable"),
+              )
+            : null,
+        ),
+        strip,
+        viewer,
+      );
+      thumbs(1, Math.min(info.pages, Math.max(THUMBS, opened || 0)), info.pages);
+      open(Math.min(Math.max(opened || 1, 1), info.pages));
+    })
+    .catch(() => {}); // no pages to show: the card stays hidden
+  return card;
+}
+
+export async function renderDocument(main, id, { page } = {}) {
   const current = nextView();
   let doc;
   try {
@@ -479,6 +552,7 @@ export async function renderDocument(main, id) {
     status,
     dialog,
     metadataCard(doc, path, () => isCurrent(current) && renderDocument(main, id)),
+    pagesCard(path, doc, page),
     h(
       "section",
       { class: "card" },
