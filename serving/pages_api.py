@@ -33,7 +33,10 @@ class PagesPublic(BaseModel):
 
 @router.get("/documents/{document_id}/pages")
 def document_pages(
-    rt: RT, tenant: Caller, document_id: str, version: Annotated[int | None, Query(ge=1)] = None
+    rt: RT,
+    tenant: Caller,
+    document_id: str,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> PagesPublic:
     """How many page images the version (default: the current one) has."""
     v = rt.catalog.versions.get(tenant.id, document_id, version)
@@ -50,9 +53,9 @@ def page_image(
     rt: RT,
     tenant: Caller,
     document_id: str,
-    number: Annotated[int, Path(ge=1)],
+    number: Annotated[int, Path(ge=1, le=2**31 - 1)],
     size: Size = "page",
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     """Page ``number`` of the version (default: the current one): ``thumb`` 240 pixels wide,
     ``page`` 1,240. 404 past the last page; 422 for a format without pages."""

@@ -189,13 +189,38 @@ class AccessRepository:
         return []  # sources: documents do not name their source yet
 
     def unreadable_documents(self, tenant_id: str, principals: Sequence[str]) -> list[str]:
-        """Documents of the tenant these principals may not read (searches leave them out)."""
+        """Documents of the tenant these principals may not read (searches leave them out):
+        the rule of :func:`readable_documents`, decided per collection first. Every question
+        asks this, so the principals (a user in 1,000 groups names 1,002) are matched once
+        against the tenant's entries, not once per document."""
+        e, h = AccessEntryRow, AccessListRow
         with self.db.session() as s:
-            q = select(DocumentRow.id).where(
-                DocumentRow.tenant_id == tenant_id,
-                not_(readable_documents(principals)),
+            restricted = set(
+                s.scalars(
+                    select(e.resource_id)
+                    .where(e.tenant_id == tenant_id, e.kind == ResourceKind.COLLECTION.value)
+                    .distinct()
+                )
             )
-            return list(s.scalars(q.order_by(DocumentRow.id)))
+            granted: dict[str, set[str]] = {}
+            for kind, resource in s.execute(
+                select(e.kind, e.resource_id).where(
+                    e.tenant_id == tenant_id,
+                    e.principal.in_(list(principals)),
+                    e.permission >= Permission.READ.value,
+                )
+            ):
+                granted.setdefault(kind, set()).add(resource)
+            closed = restricted - granted.get(ResourceKind.COLLECTION.value, set())
+            overriding = select(h.resource_id).where(
+                h.tenant_id == tenant_id,
+                h.kind == ResourceKind.DOCUMENT.value,
+                h.inherit.is_(False),
+            )
+            hidden = or_(DocumentRow.id.in_(overriding), DocumentRow.collection_id.in_(closed))
+            own = granted.get(ResourceKind.DOCUMENT.value, set())
+            q = select(DocumentRow.id).where(DocumentRow.tenant_id == tenant_id, hidden)
+            return sorted(doc for doc in s.scalars(q) if doc not in own)
 
     def restricted_documents(self, tenant_id: str) -> list[str]:
         """Documents someone cannot read (a list that does not let everyone read): the ones a

@@ -1118,3 +1118,78 @@ def test_a_scan_shows_its_pages_opens_a_citation_on_its_page_and_downloads_searc
     expect(page.locator("#thumbs")).to_have_count(0)  # the note's own view, not the scan's
     page.locator('#versions tr[data-version="1"]').wait_for()
     expect(page.locator("#pages")).to_be_hidden()
+
+
+def test_an_administrator_manages_people_groups_access_and_reads_the_audit_trail(
+    page: Any, server: Server
+) -> None:
+    """Issue #19 in the console: an administrator adds an HR user and a Legal user, an HR
+    group with its member, restricts the payslips collection to HR, and reads, verifies and
+    exports the audit trail; the Legal user, signed in with a password, sees no payslip and no
+    People page; a document's own access panel grants the memo to HR only."""
+    key = new_tenant(server, "people-console")
+    payslip = api_upload(
+        server,
+        key,
+        "payslip.md",
+        b"# Payslip\n\nMarie Curie is paid 4,200 EUR net.\n",
+        collection="payslips",
+    )["document_id"]
+    memo = api_upload(server, key, "memo.md", b"# Memo\n\nThe Lyon office moves in June.\n")[
+        "document_id"
+    ]
+    sign_in(page, key)
+    people = page.locator("#nav-people")
+    expect(people).to_be_visible()
+    people.click()
+    for name, role in (("hr-anna", "reader"), ("legal-ben", "reader")):
+        page.locator("#new-username").fill(name)
+        page.locator("#new-password").fill(f"{name}-secret-pw")
+        page.locator("#new-role").select_option(role)
+        page.locator("#new-user button[type=submit]").click()
+        page.locator(f'#users tr[data-user="{name}"]').wait_for()
+    page.locator("#new-group-name").fill("HR")
+    page.locator("#new-group button[type=submit]").click()
+    group = page.locator('#groups tr[data-group="HR"]')
+    group.locator("button[data-action=members]").click()
+    page.locator(".members-form label", has_text="hr-anna").locator("input").check()
+    page.locator(".members-form button[type=submit]").click()
+    expect(page.locator('#groups tr[data-group="HR"] .members')).to_have_text("hr-anna")
+
+    page.locator("#access-collection").select_option("payslips")
+    editor = page.locator("#collection-access")
+    editor.locator(".add-entry").click()
+    editor.locator(".principal").last.select_option(label="Group HR")
+    editor.locator("button[type=submit]").click()
+    page.locator("#toast", has_text="Access list saved").wait_for()
+    shot(page, "people-1-access")
+
+    page.locator("#audit-action").fill("access.*")
+    page.locator("#audit-filter button[type=submit]").click()
+    expect(page.locator('#audit tr[data-action="access.change"]')).to_have_count(1)
+    page.locator("#verify-audit").click()
+    expect(page.locator("#audit-verify")).to_contain_text("Chain intact")
+    with page.expect_download() as download:
+        page.locator("button[data-export=csv]").click()
+    assert "access.change" in Path(download.value.path()).read_text()
+
+    page.goto(f"/#/documents/{memo}")
+    panel = page.locator("#document-access")
+    expect(panel).to_be_visible()
+    panel.locator(".add-entry").click()
+    panel.locator(".principal").last.select_option(label="Group HR")
+    panel.locator("#access-inherit").uncheck()
+    panel.locator("button[type=submit]").click()
+    expect(page.locator("#effective-access")).to_contain_text("Group HR")
+    shot(page, "people-2-document-access")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.locator("#login-user").fill("legal-ben")
+    page.locator("#login-tenant").fill("people-console")
+    page.locator("#login-password").fill("legal-ben-secret-pw")
+    page.locator("#account-login button[type=submit]").click()
+    page.locator("#dropzone").wait_for()
+    page.locator(".empty", has_text="No document").wait_for()  # neither the payslip nor the memo
+    expect(page.locator(f'#documents tr[data-id="{payslip}"]')).to_have_count(0)
+    expect(page.locator("#nav-people")).to_be_hidden()
+    page.get_by_role("button", name="Sign out").click()

@@ -5,6 +5,7 @@ import { h, nextView, replace } from "./dom.js";
 import { renderDocument, renderDocuments } from "./documents.js";
 import { describe } from "./errors.js";
 import { initialLang, setLang, t } from "./i18n.js";
+import { renderPeople } from "./people.js";
 import { renderRecords } from "./records.js";
 import { renderReleases } from "./releases.js";
 import { renderSorting } from "./sorting.js";
@@ -139,7 +140,22 @@ const routes = [
   [/^#\/sources\/?$/, () => renderSources(main)],
   [/^#\/records\/?$/, () => renderRecords(main)],
   [/^#\/traces\/?$/, () => renderTraces(main)],
+  [/^#\/people\/?$/, () => renderPeople(main)],
 ];
+
+// People and access is an administrator's page: its link shows once the caller is known to be one.
+const peopleLink = document.getElementById("nav-people");
+let knownKey = null;
+function showAdminLinks() {
+  if (knownKey === session.key) return;
+  knownKey = session.key;
+  peopleLink.hidden = true;
+  api("/v1/auth/me")
+    .then((me) => {
+      peopleLink.hidden = !me.scopes.includes("admin");
+    })
+    .catch(() => {});
+}
 
 export function route() {
   if (!session.key) {
@@ -148,6 +164,7 @@ export function route() {
   }
   nav.hidden = false;
   logout.hidden = false;
+  showAdminLinks();
   const hash = location.hash || "#/documents";
   for (const link of nav.querySelectorAll("a")) {
     const current = hash.startsWith(`#/${link.dataset.route}`);

@@ -5,6 +5,7 @@ import { api, download, upload } from "./api.js";
 import { badge, h, isCurrent, nextView, replace, toast } from "./dom.js";
 import { describe, describeCause } from "./errors.js";
 import { formatBytes, formatDate, formatNumber, t } from "./i18n.js";
+import { accessCard } from "./people.js";
 import { contentSearch } from "./search.js";
 
 const POLL_MS = 600;
@@ -553,6 +554,7 @@ export async function renderDocument(main, id, { page } = {}) {
     dialog,
     metadataCard(doc, path, () => isCurrent(current) && renderDocument(main, id)),
     pagesCard(path, doc, page),
+    accessCard(id),
     h(
       "section",
       { class: "card" },

@@ -1,0 +1,39 @@
+"""The console's People and access page (``serving/console/static/people.js``) keeps its own
+labels: both languages have every one the page shows, for every permission the API takes."""
+
+from __future__ import annotations
+
+import re
+import typing
+
+import pytest
+
+from serving.console import STATIC
+from serving.people_api import EntryModel
+
+pytestmark = pytest.mark.unit
+
+SCRIPT = (STATIC / "people.js").read_text()
+
+
+def labels() -> dict[str, set[str]]:
+    body = SCRIPT[SCRIPT.index("const LABELS = {") : SCRIPT.index("\n};")]
+    _, en, fr = re.split(r"^  (?:en|fr): \{$", body, flags=re.M)
+    key = re.compile(r'^    (?:"([\w.]+)"|(\w+)): ', re.M)
+    return {
+        lang: {a or b for a, b in key.findall(block)} for lang, block in (("en", en), ("fr", fr))
+    }
+
+
+def test_french_and_english_have_the_same_labels() -> None:
+    found = labels()
+    assert found["en"] and found["en"] == found["fr"]
+
+
+def test_every_label_the_page_shows_exists() -> None:
+    used = set(re.findall(r'\btr\("([\w.]+)"', SCRIPT))
+    used |= set(re.findall(r'"(col\.\w+)"', SCRIPT))
+    permissions = typing.get_args(EntryModel.model_fields["permission"].annotation)
+    used |= {f"perm.{p}" for p in permissions}
+    assert {"title", "verify", "perm.manage", "col.actor", "saveAccess"} <= used
+    assert used <= labels()["en"], used - labels()["en"]
