@@ -687,6 +687,13 @@ class MonitoringSettings(BaseModel):
         '(counted in gedrag_traces_total{outcome="dropped"}), never waited for.',
     )
     batch_size: int = Field(default=200, ge=1, description="Traces written per transaction.")
+    linger_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="The writer gathers traces this long before a transaction (0: write each "
+        "at once): one commit for many answers.",
+    )
     retention_days: int = Field(
         default=30,
         ge=1,

@@ -9,6 +9,7 @@ retried; a batch that still fails is dropped, counted and logged, and the writer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -29,6 +30,7 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 
 Listener = Callable[[list[TraceRecord]], None]
 _STOP = object()
+_FLUSH = object()  # flush() is waiting: write what is gathered now, without lingering
 
 
 class TraceWriter:
@@ -43,6 +45,7 @@ class TraceWriter:
         count_tokens: Callable[[str], int],
         queue_size: int = 10_000,
         batch_size: int = 200,
+        linger_s: float = 0.0,
         exporters: Sequence[Listener] = (),
         listeners: Sequence[Listener] = (),
     ) -> None:
@@ -50,6 +53,7 @@ class TraceWriter:
         self.environment = environment
         self.count_tokens = count_tokens
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self.exporters = list(exporters)
         self.listeners = list(listeners)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -83,6 +87,9 @@ class TraceWriter:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
         deadline = time.monotonic() + timeout
+        if self.linger_s > 0:
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(_FLUSH)
         with self._idle:
             while self._pending:
                 left = deadline - time.monotonic()
@@ -111,12 +118,21 @@ class TraceWriter:
             item = self._queue.get()
             if item is _STOP:
                 return
+            if item is _FLUSH:
+                continue
             batch = [item]
+            # Gather for up to linger_s: one transaction for the traces of that while, not one
+            # per answer (the commit is most of a trace's cost on this thread).
+            until = time.monotonic() + self.linger_s
             while len(batch) < self.batch_size:
                 try:
-                    more = self._queue.get_nowait()
+                    wait = until - time.monotonic()
+                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if more is _FLUSH:
+                    until = 0.0  # someone waits: take what is queued, then write
+                    continue
                 if more is _STOP:
                     self._queue.put(_STOP)  # after this batch
                     break

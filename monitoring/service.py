@@ -257,6 +257,7 @@ class Monitor:
             count_tokens=lambda text: rt.models.embedder.count_tokens(text),
             queue_size=self.settings.queue_size,
             batch_size=self.settings.batch_size,
+            linger_s=self.settings.linger_s,
             exporters=list(exporters or ([self.otel] if self.otel else [])),
             listeners=[self.experiments.after_write],
         )

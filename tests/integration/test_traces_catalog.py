@@ -5,6 +5,7 @@ the background writer over a real catalog, and the 0010 migration down and up.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -244,6 +245,33 @@ def test_the_writer_batches_retries_and_drops_when_full(catalog: Catalog) -> Non
         assert tiny.flush(30)
     finally:
         tiny.close()
+
+
+def test_the_writer_gathers_a_while_into_one_transaction_and_a_flush_cuts_it_short(
+    catalog: Catalog,
+) -> None:
+    acme = tid(catalog, "acme")
+    seen: list[int] = []
+    writer = TraceWriter(
+        catalog.traces,
+        environment=Environment,
+        count_tokens=len,
+        batch_size=100,
+        linger_s=30.0,
+        listeners=[lambda records: seen.append(len(records))],
+    )
+    try:
+        for n in range(12):
+            assert writer.record(capture(acme, 900 + n))
+        time.sleep(0.3)
+        assert seen == []  # still gathering
+        started = time.monotonic()
+        assert writer.flush(10)
+        assert time.monotonic() - started < 5  # the flush did not wait out the 30 s
+        assert seen == [12]  # one transaction for the twelve
+        assert len(list(catalog.traces.iterate(acme, TraceFilter()))) == 12
+    finally:
+        writer.close()
 
 
 def test_the_0010_migration_downgrades_and_upgrades(catalog: Catalog) -> None:
