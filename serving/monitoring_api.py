@@ -10,9 +10,9 @@ job on Celery (with a ticker in the embedded mode).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -42,6 +42,9 @@ from stores.catalog.traces import (
     TraceFilter,
     TraceRecord,
 )
+
+T = TypeVar("T")
+WRITTEN_WAIT_S = 10.0  # at most this long for the writer to write a trace being rated or read
 
 router = APIRouter(
     prefix="/v1", responses={**ERRORS, 403: {"model": ErrorPublic}}, tags=["monitoring"]
@@ -284,17 +287,27 @@ def set_retention(body: RetentionUpdate, tenant: Caller, mon: Mon) -> RetentionP
     return RetentionPublic(retention_days=body.retention_days)
 
 
+def once_written(mon: Monitor, call: Callable[[], T]) -> T:
+    """``call``, and once more after the trace writer has written what it holds when the trace
+    is not found: an answer's trace reaches the catalog up to GEDRAG_MONITORING__LINGER_S after
+    the answer, and a user may rate it (or open it) before."""
+    try:
+        return call()
+    except NotFound:
+        mon.writer.flush(WRITTEN_WAIT_S)
+        return call()
+
+
 @router.get("/traces/{trace_id}", response_model=TracePublic)
 def get_trace(trace_id: str, tenant: Caller, mon: Mon) -> dict[str, Any]:
-    return trace_json(mon.rt.catalog.traces.get(tenant.id, trace_id))
+    return trace_json(once_written(mon, lambda: mon.rt.catalog.traces.get(tenant.id, trace_id)))
 
 
 def rate(mon: Monitor, tenant: Tenant, trace_id: str, body: FeedbackCreate) -> TraceRecord:
     """Record feedback on an answer (and re-check its canary's guardrails)."""
-    record = mon.rt.catalog.traces.set_feedback(
-        tenant.id,
-        trace_id,
-        Feedback(body.rating, body.reason, body.corrected_answer, utcnow()),
+    feedback = Feedback(body.rating, body.reason, body.corrected_answer, utcnow())
+    record = once_written(
+        mon, lambda: mon.rt.catalog.traces.set_feedback(tenant.id, trace_id, feedback)
     )
     mon.feedback_recorded(record)
     return record
@@ -312,7 +325,7 @@ def replay_trace(trace_id: str, tenant: Caller, mon: Mon) -> dict[str, Any]:
     """Ask the trace's question again under the same release; says which recorded inputs
     changed since (configuration, collection, models, code, document versions) and what
     differs in the passages and the answer."""
-    return mon.replay(mon.rt.catalog.traces.get(tenant.id, trace_id))
+    return mon.replay(once_written(mon, lambda: mon.rt.catalog.traces.get(tenant.id, trace_id)))
 
 
 # -- drift reports ------------------------------------------------------------------------
