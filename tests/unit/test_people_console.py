@@ -10,6 +10,7 @@ import pytest
 
 from serving.console import STATIC
 from serving.people_api import EntryModel
+from tests.support.console_labels import page_labels
 
 pytestmark = pytest.mark.unit
 
@@ -17,12 +18,7 @@ SCRIPT = (STATIC / "people.js").read_text()
 
 
 def labels() -> dict[str, set[str]]:
-    body = SCRIPT[SCRIPT.index("const LABELS = {") : SCRIPT.index("\n};")]
-    _, en, fr = re.split(r"^  (?:en|fr): \{$", body, flags=re.M)
-    key = re.compile(r'^    (?:"([\w.]+)"|(\w+)): ', re.M)
-    return {
-        lang: {a or b for a, b in key.findall(block)} for lang, block in (("en", en), ("fr", fr))
-    }
+    return page_labels(SCRIPT)
 
 
 def test_french_and_english_have_the_same_labels() -> None:
