@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from core.domain import Tenant
-from ingestion.pages import Pages, Size, is_paged
+from ingestion.pages import Pages, Size
 from runtime import Runtime
 from serving.api import ERRORS, current_tenant, runtime
 
@@ -40,7 +40,7 @@ def document_pages(
 ) -> PagesPublic:
     """How many page images the version (default: the current one) has."""
     v = rt.catalog.versions.get(tenant.id, document_id, version)
-    n = Pages(rt).count(tenant.id, v.sha256, v.media_type) if is_paged(v.media_type) else 0
+    n = Pages(rt).count(tenant.id, v.sha256, v.media_type)
     return PagesPublic(version=v.number, media_type=v.media_type, pages=n)
 
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain import Tenant
@@ -49,7 +48,6 @@ class Actor:
     name: str
     admin: bool
     readable_by: tuple[str, ...] | None = None
-    hidden: frozenset[str] = frozenset()  # documents this caller may not read (access lists)
 
     def require_admin(self, action: str) -> None:
         if not self.admin:
@@ -63,8 +61,7 @@ async def actor(request: Request, tenant: Annotated[Tenant, Depends(current_tena
     who = auth.caller(request)
     # A key is named as before people existed (key:<name>:<prefix>); a session by its user.
     name = who.via if who.key_name is not None else who.actor
-    hidden = await run_in_threadpool(auth.hidden_for, request)
-    return Actor(tenant, name, who.admin, who.read_filter, frozenset(hidden))
+    return Actor(tenant, name, who.admin, who.read_filter)
 
 
 Who = Annotated[Actor, Depends(actor)]
@@ -345,12 +342,13 @@ def list_holds(records: Records, who: Who, active: bool = False) -> list[HoldPub
 
 
 @router.get("/holds/{hold_id}", tags=["records"])
-def get_hold(records: Records, who: Who, hold_id: str) -> dict[str, Any]:
+def get_hold(request: Request, records: Records, who: Who, hold_id: str) -> dict[str, Any]:
     """The hold and the documents it covers now."""
     hold = _hold(records, who.tenant, hold_id, count=False)
     held = records.held_documents(who.tenant.id, records.records.hold(who.tenant.id, hold_id))
     # A hold covers documents the caller may not read: counted, never named.
-    found = [d for d in held if d.id not in who.hidden]
+    hidden = set(auth.hidden_for(request))
+    found = [d for d in held if d.id not in hidden]
     return {
         **hold.model_dump(mode="json"),
         "documents": len(held) if hold.active else None,
@@ -490,11 +488,14 @@ def run_daily(records: Records, who: Who) -> dict[str, Any]:
 
 
 @router.post("/subjects/search", tags=["records"])
-def subject_search(records: Records, who: Who, body: SubjectRequest) -> dict[str, Any]:
+def subject_search(
+    request: Request, records: Records, who: Who, body: SubjectRequest
+) -> dict[str, Any]:
     """Every document and chunk that mentions the person (entity graph, BM25 index, and a
     scan of every chunk record, title and metadata); the terms travel in the body, never in
     a URL."""
-    found = records.subjects.find(who.tenant.id, body.terms, actor=who.name, hidden=who.hidden)
+    hidden = auth.hidden_for(request)
+    found = records.subjects.find(who.tenant.id, body.terms, actor=who.name, hidden=hidden)
     return found.to_dict()
 
 
@@ -504,10 +505,13 @@ def subject_search(records: Records, who: Who, body: SubjectRequest) -> dict[str
     response_model=None,
     responses={200: {"content": {"application/zip": {}, "application/json": {}}}},
 )
-def subject_export(records: Records, who: Who, body: ExportRequest) -> Response | dict[str, Any]:
+def subject_export(
+    request: Request, records: Records, who: Who, body: ExportRequest
+) -> Response | dict[str, Any]:
     """What the tenant's documents hold about the person: a zip (report.json and the
     documents' originals) or the JSON report."""
-    report = records.subjects.find(who.tenant.id, body.terms, actor=who.name, hidden=who.hidden)
+    hidden = auth.hidden_for(request)
+    report = records.subjects.find(who.tenant.id, body.terms, actor=who.name, hidden=hidden)
     if body.format == "json":
         records.subjects.export(report, actor=who.name, originals=False)
         return report.to_dict()

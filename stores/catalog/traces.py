@@ -23,6 +23,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from stores.catalog import rows as conv
 from stores.catalog.database import Database
 from stores.catalog.models import (
+    CertificateRow,
     ChunkRow,
     DocumentRow,
     ExperimentRow,
@@ -171,6 +172,7 @@ class TraceRepository:
                 s.scalars(select(TraceRow.id).where(TraceRow.id.in_([r.id for r in records])))
             )
             new = [r for r in records if r.id not in known]
+            new = _without_purged(s, new)
             if new:
                 s.execute(insert(TraceRow), [_values(r) for r in new])
             links = [
@@ -653,3 +655,29 @@ def _experiment(row: ExperimentRow) -> Experiment:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _without_purged(s: Session, records: list[TraceRecord]) -> list[TraceRecord]:
+    """The records, less those citing a document purged since its answer: a trace reaches the
+    catalog after the answer (the writer gathers them), and the purge removed the traces it
+    found. A document still there is share-locked until this commits, so a purge finishing
+    meanwhile deletes these rows with its own (PostgreSQL; SQLite's writers take turns)."""
+    cited = {d for r in records for d in r.document_ids}
+    if not cited:
+        return records
+    alive = set(
+        s.scalars(
+            select(DocumentRow.id).where(DocumentRow.id.in_(cited)).with_for_update(read=True)
+        )
+    )
+    missing = cited - alive
+    if not missing:
+        return records
+    purged = set(
+        s.scalars(
+            select(CertificateRow.document_id).where(
+                CertificateRow.document_id.in_(missing), CertificateRow.kind == "purge"
+            )
+        )
+    )
+    return [r for r in records if purged.isdisjoint(r.document_ids)]

@@ -49,7 +49,9 @@ def test_a_runaway_regular_expression_stops_in_time_and_does_not_match() -> None
     started = time.monotonic()
     assert matches(rule("regex", r"(a|aa)+$"), hostile) is None
     took = time.monotonic() - started
-    assert REGEX_TIMEOUT_S <= took < REGEX_TIMEOUT_S + 2  # it ran, and was stopped
+    # It ran, and was stopped. The regex package checks its time limit against its own coarse
+    # clock: a clean-clone CI run saw it stop at 0.487 s of wall time for 0.5 s.
+    assert 0.9 * REGEX_TIMEOUT_S <= took < REGEX_TIMEOUT_S + 2
     assert search_user_pattern(r"a{3}b", hostile) is not None
 
 
