@@ -6,6 +6,11 @@ pipeline (HTTP upload, embedded Celery worker, parse, chunk, embed, Qdrant, grap
 Prints its figures, then one JSON line: documents/s, pages/s, chunks/s, seconds per stage,
 peak RSS. Stages are timed by wrapping the pipeline's own functions; the sum of stage seconds
 exceeds wall time because the vector and graph steps run in parallel.
+
+``--models`` (default: MiniLM and multilingual-e5-small) then embeds the same French passages
+(~120-word windows of the fiches, with their sentence vectors, as ingestion does) with each model
+in turn, in this one run, and prints texts/s and tokens/s (each model's own tokens) and e5's speed
+as a ratio of the first model's: compare speeds as ratios of one run, never across runs.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from serving.app import create_app
 from stores.graph.relational import RelationalGraphStore
 from stores.vectors.edge import EdgeVectorStore
 from stores.vectors.qdrant import QdrantVectorStore
+from textmodels.models import make_embedder
+from textmodels.sentences import sentence_spans
 
 STAGES: dict[str, float] = defaultdict(float)
 _lock = threading.Lock()
@@ -109,18 +116,89 @@ def pdf_pages(data: bytes) -> int:
     return len(pypdf.PdfReader(io.BytesIO(data)).pages)
 
 
+def windows(rows: list[dict[str, Any]], words: int = 120, limit: int = 400) -> list[str]:
+    """~``words``-word passages of the fiches, the first ``limit`` of them: 120 French words
+    are ~210 MiniLM tokens and ~170 of e5's, so both models read every passage whole, as they
+    read ingestion's chunks (254 tokens of each model at most)."""
+    out: list[str] = []
+    for r in rows:
+        tokens = r["text"].split()
+        out += [" ".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
+def model_throughput(models: list[str], texts: list[str], data_dir: Path) -> dict[str, Any]:
+    """Each model's speed on the same passages (passage vectors and sentence vectors from one
+    call, as ingestion embeds), timed after a warm-up batch."""
+    spans = [sentence_spans(t) for t in texts]
+    out: dict[str, Any] = {}
+    for model in models:
+        settings = Settings(data_dir=data_dir)
+        settings = settings.model_copy(
+            update={"embedding": settings.embedding.model_copy(update={"model": model})}
+        )
+        embedder = make_embedder(settings)
+        embedder.embed_spans(texts[:16], spans[:16])  # load, convert once, warm up
+        tokens = sum(embedder.count_tokens(t) for t in texts)
+        started, cpu = time.perf_counter(), time.process_time()
+        embedder.embed_spans(texts, spans)
+        seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu
+        out[model] = {
+            "texts": len(texts),
+            "tokens": tokens,
+            "seconds": round(seconds, 2),
+            "texts_per_s": round(len(texts) / seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "cpu_s_per_text": round(cpu_s / len(texts), 4),
+        }
+        print(
+            f"{model}: {len(texts)} passages, {tokens} tokens in {seconds:.1f}s = "
+            f"{out[model]['texts_per_s']} passages/s, {out[model]['tokens_per_s']} tokens/s"
+        )
+    first = out[models[0]]
+    for model in models[1:]:
+        out[model]["speed_vs_first"] = round(out[model]["texts_per_s"] / first["texts_per_s"], 3)
+        out[model]["tokens_per_s_vs_first"] = round(
+            out[model]["tokens_per_s"] / first["tokens_per_s"], 3
+        )
+        print(
+            f"{model} vs {models[0]} on the same passages: {out[model]['speed_vs_first']}x "
+            f"the passages/s, {out[model]['tokens_per_s_vs_first']}x the tokens/s"
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
     )
     parser.add_argument("--limit", type=int, default=None, help="corpus documents (default: all)")
+    parser.add_argument(
+        "--models",
+        default="all-MiniLM-L6-v2,multilingual-e5-small",
+        help="embedding models timed on the same passages (comma-separated; '' skips)",
+    )
+    parser.add_argument(
+        "--models-only", action="store_true", help="time the models alone, not the pipeline"
+    )
     args = parser.parse_args()
     fixtures = args.datasets / "doc_fixtures"
     corpus = args.datasets / "fr_service_public_qa" / "corpus.jsonl"
     if not fixtures.is_dir() or not corpus.is_file():
         print(f"datasets not found under {args.datasets}", file=sys.stderr)
         sys.exit(2)
+
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.models_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            speeds = model_throughput(models, windows(rows), Path(tmp))
+        print(json.dumps({"bench": "ingest", "models": speeds}))
+        return
 
     instrument()
     pdfs = [(p.name, p.read_bytes()) for p in sorted((fixtures / "pdf").glob("*.pdf"))]
@@ -132,7 +210,6 @@ def main() -> None:
         and p.parent.name != "expected_markdown"
         and p.name != "SOURCE.md"
     ]
-    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
     rows = rows[: args.limit] if args.limit else rows
     fiches = [(f"{r['_id']}.txt", r["text"].encode()) for r in rows]
 
@@ -153,6 +230,7 @@ def main() -> None:
             mixed = run(client, auth, others + fiches, "mixed")
             mixed_stages = dict(STAGES)
             model_calls = rt.models.batcher.calls - warm_calls
+        speeds = model_throughput(models, windows(rows), Path(tmp)) if models else {}
 
     pages = sum(pdf_pages(d) for _, d in pdfs)
     total_docs = pdf["documents"] + mixed["documents"]
@@ -182,6 +260,7 @@ def main() -> None:
         "chunks_per_model_call": round(total_chunks / max(1, model_calls), 1),
         "stage_seconds": dict(sorted(stages.items())),
         "peak_rss_mb": round(peak_rss_mb),
+        "models": speeds,
     }
     print(
         f"PDF fixtures: {len(pdfs)} files, {pages} pages in {pdf['seconds']:.1f}s "

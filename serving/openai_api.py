@@ -8,9 +8,10 @@ id or name: its retrieval and generation settings) and ``gedrag@<release>/<colle
 model this key cannot use answers 404 ``model_not_found``, as OpenAI does, instead of being
 served as ``gedrag``.
 
-``usage`` counts tokens with the embedding model's tokenizer (all-MiniLM-L6-v2's WordPiece by
-default), gedrag's own unit: prompt = the tokens of the messages' contents, completion = the
-answer's. A generative model's tokenizer would count somewhat differently.
+``usage`` counts tokens with the embedding model's tokenizer (XLM-R's SentencePiece for the
+default multilingual-e5-small), gedrag's own unit: prompt = the tokens of the messages'
+contents, completion = the answer's. A generative model's tokenizer would count somewhat
+differently.
 """
 
 from __future__ import annotations

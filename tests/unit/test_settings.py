@@ -64,7 +64,7 @@ def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
 
 def test_fusion_weights_follow_the_query_language(monkeypatch: pytest.MonkeyPatch) -> None:
     r = Settings().retrieval
-    assert weights_for(r, "en").sentence > 0  # the default model is English
+    assert weights_for(r, "en").sentence > 0  # sentence scores count on English questions
     fr = weights_for(r, "fr")
     assert (fr.dense, fr.sparse, fr.graph, fr.sentence, fr.sentence_terms) == (
         r.dense_weight,
@@ -79,7 +79,9 @@ def test_fusion_weights_follow_the_query_language(monkeypatch: pytest.MonkeyPatc
     )
     r = Settings().retrieval
     assert weights_for(r, "fr").dense == 0.5
-    assert weights_for(r, "en").sentence == r.sentence_weight == 0.0  # replaced, not merged
+    # Replaced, not merged: English questions now take the *_weight fields.
+    assert weights_for(r, "en").sentence == r.sentence_weight
+    assert weights_for(r, "en").sentence_terms == r.sentence_terms_weight
     with pytest.raises(ValidationError, match="sentence"):
         Settings(retrieval={"language_weights": {"en": {"dense": 1, "sparse": 1, "graph": 0}}})  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="greater than or equal"):

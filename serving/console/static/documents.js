@@ -242,7 +242,17 @@ export async function renderDocuments(main) {
   let timer = null;
   let latest = 0; // only the newest request's answer may fill the list
 
+  // The inputs are the truth: every request (a filter's, a refresh after an upload, the live
+  // status poll) reads them when it is made, so no request can carry filters from before a keystroke.
+  const readFilters = () => {
+    filters.collection = collectionFilter.value;
+    filters.status = statusFilter.value;
+    filters.tag = tagFilter.value.trim();
+    filters.title = titleFilter.value.trim();
+  };
+
   async function load(append) {
+    readFilters();
     const request = ++latest;
     const params = new URLSearchParams({ limit: "50" });
     for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
@@ -274,13 +284,7 @@ export async function renderDocuments(main) {
   }
   refreshList = () => isCurrent(current) && load(false);
 
-  const onFilter = () => {
-    filters.collection = collectionFilter.value;
-    filters.status = statusFilter.value;
-    filters.tag = tagFilter.value.trim();
-    filters.title = titleFilter.value.trim();
-    load(false);
-  };
+  const onFilter = () => load(false);
   let debounce = null;
   const later = () => {
     clearTimeout(debounce);
