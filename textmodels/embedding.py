@@ -29,7 +29,6 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from core.errors import ConfigurationError
-from core.settings import DEFAULT_EMBEDDING_MODEL
 from textmodels.sentences import Span
 
 # OpenMP threads that finish a parallel region spin before they sleep (libgomp's default). In a
@@ -167,7 +166,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(
         self,
-        model: str = DEFAULT_EMBEDDING_MODEL,
+        model: str = MINILM,  # the packaged one; e5 (the default model) is E5Embedder
         *,
         device: str = "cpu",
         batch_size: int = 64,
