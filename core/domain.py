@@ -17,6 +17,9 @@ class DocumentStatus(StrEnum):
 
     QUEUED = "queued"
     PROCESSING = "processing"
+    # Findable by its words, its entities and its graph; its meaning vectors are being
+    # computed (progressive indexing, issue #22). Readers already see this version.
+    SEARCHABLE = "searchable"
     READY = "ready"
     FAILED = "failed"
     DELETING = "deleting"

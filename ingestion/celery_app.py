@@ -116,8 +116,11 @@ class GedragCelery(Celery):  # type: ignore[misc]
 
 def start_embedded_worker(app: GedragCelery) -> Any:
     """Run a Celery worker on threads in this process; returns the worker (``.stop()``)."""
+    from ingestion.tasks import embedding_queue
+
     worker = app.Worker(
         pool="threads",
+        queues=[app.settings.broker.queue, embedding_queue(app.settings)],
         concurrency=app.settings.broker.embedded_concurrency,
         without_heartbeat=True,
         without_mingle=True,

@@ -148,6 +148,15 @@ class Indexer:
             )
         return Prepared(capped.chunks, parsed.title, warnings)
 
+    def term_points(
+        self, chunks: Sequence[ChunkRecord], doc: Document, version: Version
+    ) -> list[VectorPoint]:
+        """The chunks as the first stage of progressive indexing stores them: sparse vectors
+        and payload, no dense or sentence vector yet (``dense_pending``: fusion scores them on
+        the signals they have). No model call: a version is findable by its words within a
+        second of being chunked; :meth:`vector_points` completes the same ids later."""
+        return [self._point(c, doc, version, dense=[], sentences=[], pending=True) for c in chunks]
+
     def vector_points(
         self, chunks: Sequence[ChunkRecord], doc: Document, version: Version, progress: Progress
     ) -> list[VectorPoint]:
@@ -162,19 +171,32 @@ class Indexer:
             spans = [self.spans_of(c.text) for c in batch]
             pooled = self.models.batcher.embed_spans([c.text for c in batch], spans)
             for c, (vector, sentence_vectors) in zip(batch, pooled, strict=True):
-                sparse = self.models.sparse.encode_document(c.text, c.language)
-                points.append(
-                    VectorPoint(
-                        id=c.id,
-                        dense=vector,
-                        sparse_indices=sparse.indices,
-                        sparse_values=sparse.values,
-                        payload=self.payload(c, doc, version),
-                        sentences=sentence_vectors,
-                    )
-                )
-            progress("embedding", 0.4 + 0.5 * min(1.0, (start + len(batch)) / len(chunks)))
+                points.append(self._point(c, doc, version, vector, sentence_vectors))
+            progress("embedding", 0.5 + 0.45 * min(1.0, (start + len(batch)) / len(chunks)))
         return points
+
+    def _point(
+        self,
+        c: ChunkRecord,
+        doc: Document,
+        version: Version,
+        dense: list[float],
+        sentences: list[list[float]],
+        *,
+        pending: bool = False,
+    ) -> VectorPoint:
+        sparse = self.models.sparse.encode_document(c.text, c.language)
+        payload = self.payload(c, doc, version)
+        if pending:
+            payload["dense_pending"] = True
+        return VectorPoint(
+            id=c.id,
+            dense=dense,
+            sparse_indices=sparse.indices,
+            sparse_values=sparse.values,
+            payload=payload,
+            sentences=sentences,
+        )
 
     def spans_of(self, text: str) -> list[Span]:
         """Where a chunk's sentences lie, to pool their vectors (none when they are off)."""

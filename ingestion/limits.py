@@ -671,8 +671,10 @@ def task_time_limits(limits: LimitsSettings) -> dict[str, tuple[float, float]]:
     graph = limits.embed_s + 60  # entity extraction reads the same chunks, without a model
     return {
         "prepare": (prepare, prepare + 30),
+        "terms": (120, 150),  # sparse vectors only: no model call
         "vectors": (vectors, vectors + 30),
         "graph": (graph, graph + 30),
+        "publish": (120, 150),
         "finalize": (120, 150),
         "delete": (300, 330),
     }

@@ -202,10 +202,14 @@ class IngestionService:
             JOBS.labels(job.kind, "failed").inc()
         # The document first: whoever sees the job failed (clients poll it) sees the document
         # failed too.
-        if job.version_id is not None:
+        if job.version_id is not None and not self._published(job.version_id):
             # NotFound: the document was deleted meanwhile, nothing left to mark.
             with contextlib.suppress(NotFound):
                 catalog.versions.set_status(job.version_id, DocumentStatus.FAILED)
+        elif job.version_id is not None:
+            # Its embedding failed after it was published: it stays searchable by its terms,
+            # entities and graph; a new upload of it (or a re-embed) completes it.
+            cause = f"{cause} (the version stays searchable by its words, without its meaning)"
         catalog.jobs.update(job_id, state=JobState.FAILED, error=cause)
         log.warning("job failed", extra={"job_id": job_id, "cause": cause})
 
@@ -216,10 +220,27 @@ class IngestionService:
         if job.state.finished:
             return
         self.rt.catalog.jobs.update(job_id, state=JobState.QUEUED, stage="requeued", progress=0)
-        if job.version_id is not None:
+        if job.version_id is not None and not self._published(job.version_id):
             with contextlib.suppress(NotFound):
                 self.rt.catalog.versions.set_status(job.version_id, DocumentStatus.QUEUED)
         log.info("job requeued: the worker is stopping", extra={"job_id": job_id})
+
+    def is_published(self, job_id: str) -> bool:
+        """Whether the job's version is already searchable, its embedding to come (a job
+        requeued between its two stages resumes at the second)."""
+        job = self.rt.catalog.jobs.load(job_id)
+        return (
+            not job.state.finished
+            and job.version_id is not None
+            and self._published(job.version_id)
+        )
+
+    def _published(self, version_id: str) -> bool:
+        """Whether readers already see the version (searchable, its embedding to come)."""
+        try:
+            return self.rt.catalog.versions.load(version_id).status == DocumentStatus.SEARCHABLE
+        except NotFound:
+            return False
 
     def note_retry(self, job_id: str, cause: str) -> None:
         """Show why a running job waits; a failed job keeps its cause (cleanup retries after)."""
@@ -293,18 +314,43 @@ class IngestionService:
             }:
                 self.rt.catalog.documents.update(tenant_id, document_id, title=title)
 
-    def index_vectors(self, job_id: str) -> None:
-        """Embed the version's chunks and upsert dense, sentence and sparse vectors."""
+    def index_terms(self, job_id: str) -> None:
+        """Store the version's chunks with their sparse vectors and payload, before any
+        embedding (progressive indexing): with the graph, what makes it searchable."""
         loaded = self._load(job_id)
         if loaded is None:
             return
         _, version, doc = loaded
+        chunks = self.rt.catalog.chunks.of_version(version.id)
+        with INGEST_STAGE.labels("vector_write").time():
+            if self.rt.vectors.dim() is None:  # the first document: the collection's size
+                self._load_model(job_id)
+                self.rt.vectors.ensure_collection(self.indexer.models.embedder.dim)
+            # Only chunks with no point yet: a redelivered step must not replace a chunk's
+            # embedded point by its terms-only one (same id, same text).
+            absent = self.rt.vectors.missing([c.id for c in chunks])
+            with INGEST_STAGE.labels("terms").time():
+                points = self.indexer.term_points(
+                    [c for c in chunks if c.id in absent], doc, version
+                )
+            self.rt.vectors.upsert(points)
+
+    def _load_model(self, job_id: str, stage: str = "loading model") -> None:
         models = self.indexer.models
         if not models.loaded:
             # The API starts loading the model at start, in the background (~7 s, ~30 s on a
             # busy machine); until it is in memory the job says what it waits for.
-            self.rt.catalog.jobs.update(job_id, stage="loading model")
+            self.rt.catalog.jobs.update(job_id, stage=stage)
             models.load()
+
+    def index_vectors(self, job_id: str) -> None:
+        """Embed the version's chunks and upsert dense, sentence and sparse vectors over the
+        points :meth:`index_terms` stored (same ids)."""
+        loaded = self._load(job_id)
+        if loaded is None:
+            return
+        _, version, doc = loaded
+        self._load_model(job_id, "embedding")  # searchable already: waiting to be embedded
         chunks = self.rt.catalog.chunks.of_version(version.id)
         with INGEST_STAGE.labels("embed").time():
             points = self.indexer.vector_points(chunks, doc, version, self._progress(job_id))
@@ -325,39 +371,76 @@ class IngestionService:
             self.rt.graph.upsert_version(graph)
         self.rt.catalog.versions.set_entity_count(version.id, len(graph.entities))
 
+    def publish(self, job_id: str) -> bool:
+        """Switch readers to the version as soon as it is searchable by its terms, entities
+        and graph (one catalog transaction: status ``searchable``), and remove what superseded
+        versions left in the stores. True when its embedding should follow."""
+        catalog = self.rt.catalog
+        job = catalog.jobs.load(job_id)
+        if job.version_id is None or (job.state.finished and job.state != JobState.FAILED):
+            return False
+        try:
+            version = catalog.versions.load(job.version_id)
+        except NotFound:
+            return False  # deleted meanwhile: the delete job removes everything
+        if job.state == JobState.FAILED:
+            # A store step failed: the version never became active; remove its partial writes.
+            self._drop_version(job.tenant_id, version)
+            return False
+        chunk_ids = [c.id for c in catalog.chunks.of_version(version.id)]
+        self._check_complete(job.tenant_id, version, chunk_ids)
+        # The stores' copies of who may read it, before anyone can (issue #19).
+        AccessService(self.rt).sync(job.tenant_id, [version.document_id])
+        doc = catalog.versions.activate(
+            version.id, chunk_count=len(chunk_ids), status=DocumentStatus.SEARCHABLE
+        )
+        if doc is None:
+            return False
+        self._drop_superseded(job.tenant_id, doc)
+        if doc.active_version != version.number:  # a newer version was published first
+            self._drop_version(job.tenant_id, version)
+            self._succeed(job, version, "superseded")
+            return False
+        catalog.jobs.update(job_id, stage="searchable", progress=0.5)
+        log.info("version searchable", extra={"job_id": job_id, "version": version.number})
+        return True
+
     def finalize(self, job_id: str) -> None:
-        """Switch readers to the version (one catalog transaction), then clean superseded
-        data."""
+        """The version's embedding is stored: it is ``ready``; then sort it."""
         catalog = self.rt.catalog
         job = catalog.jobs.load(job_id)
         if job.version_id is None or job.state == JobState.SUCCEEDED:
             return
         try:
             version = catalog.versions.load(job.version_id)
+            doc = catalog.documents.get(job.tenant_id, version.document_id)
         except NotFound:
             return  # deleted meanwhile: the delete job removes everything
+        active = doc.active_version == version.number
         if job.state == JobState.FAILED:
-            # A store step failed: the version never became active; remove its partial writes.
+            if not active:  # never published, or superseded meanwhile: nothing to keep
+                self._drop_version(job.tenant_id, version)
+            # Published: it stays searchable by its terms (fail_job kept its status).
+            return
+        if not active:  # a newer version was published while this one was embedded
             self._drop_version(job.tenant_id, version)
+            self._succeed(job, version, "superseded")
             return
-        chunk_ids = [c.id for c in catalog.chunks.of_version(version.id)]
-        self._check_complete(job.tenant_id, version, chunk_ids)
-        # The stores' copies of who may read it, before anyone can (issue #19).
-        AccessService(self.rt).sync(job.tenant_id, [version.document_id])
-        doc = catalog.versions.activate(version.id, chunk_count=len(chunk_ids))
-        if doc is None:
-            return
+        catalog.versions.set_status(version.id, DocumentStatus.READY)
+        self._succeed(job, version, "done")
+        self._sort(job.tenant_id, version)
+
+    def _succeed(self, job: Job, version: Version, stage: str) -> None:
+        self.rt.catalog.jobs.update(
+            job.id, state=JobState.SUCCEEDED, stage=stage, progress=1.0, error=""
+        )
+        JOBS.labels(job.kind, "succeeded").inc()
+        log.info("version indexed", extra={"job_id": job.id, "version": version.number})
+
+    def _drop_superseded(self, tenant_id: str, doc: Document) -> None:
         for old in doc.versions:
             if doc.active_version is not None and old.number < doc.active_version:
-                self._drop_version(job.tenant_id, old)
-        if doc.active_version != version.number:  # a newer version finished first
-            self._drop_version(job.tenant_id, version)
-        catalog.jobs.update(job_id, state=JobState.SUCCEEDED, stage="done", progress=1.0, error="")
-        JOBS.labels(job.kind, "succeeded").inc()
-        log.info("version active", extra={"job_id": job_id, "version": version.number})
-        if doc.active_version == version.number:
-            # Once the job is done: filing moves the document, which waits for its jobs.
-            self._sort(job.tenant_id, version)
+                self._drop_version(tenant_id, old)
 
     def _sort(self, tenant_id: str, version: Version) -> None:
         """Sort the version now readers see it (type, correspondents, tags, filing, fields:
@@ -430,32 +513,41 @@ class InProcessExecutor:
         self.run_all([job])
 
     def run_all(self, jobs: Sequence[Job], progress: BatchProgress | None = None) -> None:
-        """Every job's steps, stage by stage: parse and chunk them all, embed all their chunks
-        in large model calls (when the embedder keeps a memo: ``MemoEmbedder``), then index
-        and activate each. Per-document calls of ~10 chunks run at half the speed of batches
-        of 64+."""
+        """Every job's steps, stage by stage: parse and chunk them all and make each
+        searchable (terms, graph, publish), then embed all their chunks in large model calls
+        (when the embedder keeps a memo: ``MemoEmbedder``) and complete each. Per-document
+        calls of ~10 chunks run at half the speed of batches of 64+."""
         s = self.service
         report = progress or (lambda _stage, _done, _total: None)
         ingests = [j for j in jobs if j.kind == JobKind.INGEST]
         for j in jobs:
             if j.kind == JobKind.DELETE:
                 s.delete(j.id)
-        prepared = []
+        published = []
         for i, j in enumerate(ingests):
-            if s.prepare(j.id):
-                prepared.append(j)
+            if s.is_published(j.id) or (s.prepare(j.id) and self._first_stage(j)):
+                published.append(j)
             report("parse + chunk", i + 1, len(ingests))
-        self._embed_ahead(prepared, report)
-        for i, j in enumerate(prepared):
-            for what, step in (("vector store", s.index_vectors), ("graph store", s.index_graph)):
-                try:
-                    step(j.id)
-                except StoreUnavailable:
-                    raise
-                except GedragError as exc:
-                    s.fail_job(j.id, f"{what}: {exc.detail}")
+        self._embed_ahead(published, report)
+        for i, j in enumerate(published):
+            self._step(j, "embedding (vector store)", s.index_vectors)
             s.finalize(j.id)
-            report("index", i + 1, len(prepared))
+            report("index", i + 1, len(published))
+
+    def _first_stage(self, job: Job) -> bool:
+        """Terms and graph, then publish; True when the embedding should follow."""
+        s = self.service
+        self._step(job, "vector store (Qdrant)", s.index_terms)
+        self._step(job, "graph store", s.index_graph)
+        return s.publish(job.id)
+
+    def _step(self, job: Job, what: str, step: Callable[[str], None]) -> None:
+        try:
+            step(job.id)
+        except StoreUnavailable:
+            raise
+        except GedragError as exc:
+            self.service.fail_job(job.id, f"{what}: {exc.detail}")
 
     def _embed_ahead(self, jobs: Sequence[Job], report: BatchProgress) -> None:
         embedder = self.service.indexer.models.embedder

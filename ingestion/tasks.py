@@ -1,9 +1,12 @@
 """The Celery executor of the ingestion service: thin tasks that take ids, call the service's
 steps, and retry transient errors.
 
-An ingestion runs as ``prepare → chord([vectors, graph]) → finalize``: the two store writes run
-in parallel, on different workers when there are several. Job state lives in the catalog; the
-result backend only counts the chord's header.
+An ingestion runs in two stages (progressive indexing, issue #22). First
+``prepare → chord([terms, graph]) → publish``: the version's sparse vectors and its graph are
+written in parallel, then readers switch to it (``searchable``). Then
+``vectors → finalize`` on the embedding queue: its dense and sentence vectors complete the
+same points, and it is ``ready``. Job state lives in the catalog; the result backend only
+counts the chord's header.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery import chord
+from celery import chain, chord
 from celery.exceptions import Reject
 from celery.schedules import crontab
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -20,6 +23,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from core import observability
 from core.domain import Job, JobKind
 from core.errors import GedragError, Interrupted, StoreUnavailable, TransientError
+from core.settings import Settings
 from ingestion.limits import task_time_limits
 from ingestion.records import RecordsService
 from ingestion.service import IngestionService
@@ -30,14 +34,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INGEST = "gedrag.ingest_version"
+INDEX_TERMS = "gedrag.index_terms"
 INDEX_VECTORS = "gedrag.index_vectors"
 INDEX_GRAPH = "gedrag.index_graph"
+PUBLISH = "gedrag.publish_version"
 FINALIZE = "gedrag.finalize_version"
 DELETE = "gedrag.delete_document"
 SYNC = "gedrag.sync_document"
 RECORDS_DAILY = "gedrag.records_daily"
 
 Step = Callable[[str], Any]
+
+
+def embedding_queue(settings: Settings) -> str:
+    """The queue of the embedding step (``gedrag.embed``): the first stage's steps (parse,
+    terms, graph, publish) never wait behind a backlog of embeddings."""
+    return f"{settings.broker.queue}.embed"
 
 
 class CeleryExecutor:
@@ -70,6 +82,7 @@ def _tenant_of(service: IngestionService, job_id: str) -> str | None:
 def register(app: GedragCelery) -> None:
     """Attach gedrag's tasks to ``app`` (one Celery app per settings, so tests can have many)."""
     broker = app.settings.broker
+    embed_queue = embedding_queue(app.settings)
 
     def run(task: Any, step: Step, job_id: str, what: str) -> Any:
         """Run a step; retry transient errors with backoff, then fail the job naming ``what``.
@@ -118,26 +131,46 @@ def register(app: GedragCelery) -> None:
         for step, (soft, hard) in task_time_limits(app.settings.limits).items()
     }
 
+    def embed_then_finalize(job_id: str) -> None:
+        """The second stage: embedding, on its own queue (``<queue>.embed``: a GPU worker or
+        the model's one worker can take only these), then ``ready``."""
+        kwargs = {"job_id": job_id}
+        chain(
+            app.signature(INDEX_VECTORS, kwargs=kwargs, queue=embed_queue),
+            app.signature(FINALIZE, kwargs=kwargs),
+        ).apply_async()
+
     @app.task(name=INGEST, **options, **limits["prepare"])  # type: ignore[untyped-decorator]
     def ingest_version(self: Any, *, job_id: str) -> None:
-        if run(self, app.ingestion.prepare, job_id, "parsing"):
+        if app.ingestion.is_published(job_id):  # requeued after it became searchable
+            embed_then_finalize(job_id)
+        elif run(self, app.ingestion.prepare, job_id, "parsing"):
             kwargs = {"job_id": job_id}
             chord(
                 [
-                    app.signature(INDEX_VECTORS, kwargs=kwargs),
+                    app.signature(INDEX_TERMS, kwargs=kwargs),
                     app.signature(INDEX_GRAPH, kwargs=kwargs),
                 ],
                 app=app,
-            )(app.signature(FINALIZE, kwargs=kwargs))
+            )(app.signature(PUBLISH, kwargs=kwargs))
 
-    # The chord's header must store results: the backend counts them to fire finalize.
-    @app.task(name=INDEX_VECTORS, ignore_result=False, **options, **limits["vectors"])  # type: ignore[untyped-decorator]
-    def index_vectors(self: Any, *, job_id: str) -> None:
-        run(self, app.ingestion.index_vectors, job_id, "vector store (Qdrant)")
+    # The chord's header must store results: the backend counts them to fire publish.
+    @app.task(name=INDEX_TERMS, ignore_result=False, **options, **limits["terms"])  # type: ignore[untyped-decorator]
+    def index_terms(self: Any, *, job_id: str) -> None:
+        run(self, app.ingestion.index_terms, job_id, "vector store (Qdrant)")
 
     @app.task(name=INDEX_GRAPH, ignore_result=False, **options, **limits["graph"])  # type: ignore[untyped-decorator]
     def index_graph(self: Any, *, job_id: str) -> None:
         run(self, app.ingestion.index_graph, job_id, "graph store")
+
+    @app.task(name=PUBLISH, **options, **limits["publish"])  # type: ignore[untyped-decorator]
+    def publish_version(self: Any, *_results: Any, job_id: str) -> None:
+        if run(self, app.ingestion.publish, job_id, "activation"):
+            embed_then_finalize(job_id)
+
+    @app.task(name=INDEX_VECTORS, **options, **limits["vectors"])  # type: ignore[untyped-decorator]
+    def index_vectors(self: Any, *, job_id: str) -> None:
+        run(self, app.ingestion.index_vectors, job_id, "embedding (vector store)")
 
     @app.task(name=FINALIZE, **options, **limits["finalize"])  # type: ignore[untyped-decorator]
     def finalize_version(self: Any, *_results: Any, job_id: str) -> None:

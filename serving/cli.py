@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -190,6 +191,12 @@ def api(host: Host = None, port: Port = None) -> None:
     _serve(settings, embedded_worker=False)
 
 
+class WorkerStage(StrEnum):
+    ALL = "all"
+    INDEX = "index"
+    EMBED = "embed"
+
+
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Parallel tasks in this worker.")] = 1,
@@ -200,6 +207,13 @@ def worker(
             "in one worker)."
         ),
     ] = False,
+    stage: Annotated[
+        WorkerStage,
+        typer.Option(
+            help="Which steps this worker takes: 'all'; 'index' (parse, terms, graph: what "
+            "makes documents searchable); 'embed' (the embedding step alone: a GPU worker)."
+        ),
+    ] = WorkerStage.ALL,
 ) -> None:
     """Start a Celery worker consuming the broker named by GEDRAG_BROKER__URL."""
     settings = get_settings()
@@ -229,7 +243,15 @@ def worker(
     monitoring_api.register_daily(celery)  # drift reports and trace purge, daily under beat
     # Threads, not processes: one embedding model in memory per worker and one set of
     # metrics (torch and the parsers release the GIL while they work).
+    from ingestion.tasks import embedding_queue
+
+    queues = {
+        WorkerStage.ALL: [settings.broker.queue, embedding_queue(settings)],
+        WorkerStage.INDEX: [settings.broker.queue],
+        WorkerStage.EMBED: [embedding_queue(settings)],
+    }[stage]
     celery.Worker(
+        queues=queues,
         concurrency=concurrency,
         pool="threads" if concurrency > 1 else "solo",
         loglevel=settings.observability.log_level,

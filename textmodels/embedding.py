@@ -19,6 +19,7 @@ import contextlib
 import functools
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -359,15 +360,22 @@ class BatchingEmbedder(WrappedEmbedder):
     call (the model sorts them by length), hands every caller its vectors and goes on until its
     own request is served, then passes the lead to the oldest waiting caller. Nobody waits for
     company: a lone caller runs at once, and batches form while a batch runs.
+
+    Every text is embedded once: identical chunks in one batch (the same text in two documents
+    or versions) make one input, and the last ``recent`` distinct chunks' vectors are kept, so a
+    boilerplate paragraph or an unchanged section of a new version is not embedded again.
     """
 
-    def __init__(self, inner: Embedder, *, max_texts: int = 64) -> None:
+    def __init__(self, inner: Embedder, *, max_texts: int = 64, recent: int = 256) -> None:
         super().__init__(inner)
         self.max_texts = max_texts
         self._lock = threading.Lock()
         self._pending: list[_Request] = []
         self._leading = False
         self.calls = 0  # model calls made (tests and benchmarks read it)
+        self.reused = 0  # texts served without the model (duplicates, recently embedded)
+        self._recent: OrderedDict[tuple[str, tuple[Span, ...]], Pooled] = OrderedDict()
+        self._keep = recent
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return [vector for vector, _ in self.embed_spans(texts, [()] * len(texts))]
@@ -412,16 +420,28 @@ class BatchingEmbedder(WrappedEmbedder):
                 self._leading = False
 
     def _run(self, batch: list[_Request]) -> None:
-        self.calls += 1
+        keys = [(t, tuple(s)) for r in batch for t, s in zip(r.texts, r.spans, strict=True)]
+        with self._lock:
+            found = {k: self._recent[k] for k in keys if k in self._recent}
+        todo = [k for k in dict.fromkeys(keys) if k not in found]
         try:
-            vectors = self.inner.embed_spans(
-                [t for r in batch for t in r.texts], [s for r in batch for s in r.spans]
-            )
+            if todo:
+                self.calls += 1
+                vectors = self.inner.embed_spans([t for t, _ in todo], [s for _, s in todo])
+                found.update(zip(todo, vectors, strict=True))
         except Exception as exc:  # every caller of the batch sees the model's error
             for r in batch:
                 r.error = exc
             return
+        with self._lock:
+            self.reused += len(keys) - len(todo)
+            for k in todo:
+                self._recent[k] = found[k]
+            for k in keys:
+                self._recent.move_to_end(k)
+            while len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
         start = 0
         for r in batch:
-            r.vectors = vectors[start : start + len(r.texts)]
+            r.vectors = [found[k] for k in keys[start : start + len(r.texts)]]
             start += len(r.texts)

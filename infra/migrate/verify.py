@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.domain import DocumentStatus
 from core.errors import NotFound
 from infra.migrate.purged import purged_traces
 from ingestion.indexing import Indexer
@@ -162,6 +163,12 @@ def verify(rt: Runtime, *, progress: Progress | None = None) -> VerifyReport:
         if got != want:
             report.problems.append(_describe("vectors", want, got, expected, held))
             report.stores.add("vectors")
+        elif d.embedding_pending:
+            report.problems.append(
+                f"vectors: {want.count} chunks searchable by their terms only, never embedded "
+                "(the embedding step failed or was interrupted)"
+            )
+            report.stores.add("vectors")
         want_mentions: Side | None = None
         if recompute:
             g = expected_graph(rt, d.tenant_id, d.document_id)
@@ -285,6 +292,8 @@ def _reindex(rt: Runtime, d: DocumentDrift, graphs: dict[str, GraphStore]) -> No
         keep = {c.id for c in chunks}
         extra = [p for p in rt.vectors.point_versions(d.tenant_id, d.document_id) if p not in keep]
         rt.vectors.delete_ids(extra)
+        if version.status == DocumentStatus.SEARCHABLE:  # embedded now: complete
+            rt.catalog.versions.set_status(version.id, DocumentStatus.READY)
     names = d.stores & graphs.keys()
     if names:
         graph = indexer.version_graph(chunks, doc, version)

@@ -50,6 +50,9 @@ class LiveDocument:
     document_id: str
     active_version_id: str | None
     busy: bool  # a job is still queued or running for it: its stores may legitimately differ
+    # Its active version is searchable by its terms, its embedding never completed (failed or
+    # interrupted: progressive indexing). Repair embeds it.
+    embedding_pending: bool = False
 
 
 class DocumentRepository:
@@ -366,7 +369,7 @@ class DocumentRepository:
     def live(self, after: str | None = None, limit: int = 1000) -> list[LiveDocument]:
         """Documents not being deleted, by id, the first ``limit`` after ``after``."""
         q = (
-            select(DocumentRow.id, DocumentRow.tenant_id, VersionRow.id)
+            select(DocumentRow.id, DocumentRow.tenant_id, VersionRow.id, VersionRow.status)
             .outerjoin(
                 VersionRow,
                 (VersionRow.document_id == DocumentRow.id)
@@ -387,7 +390,10 @@ class DocumentRepository:
                     )
                 )
             )
-        return [LiveDocument(t, d, v, d in busy) for d, t, v in found]
+        return [
+            LiveDocument(t, d, v, d in busy, status == DocumentStatus.SEARCHABLE)
+            for d, t, v, status in found
+        ]
 
     def all_live(self) -> list[LiveDocument]:
         out: list[LiveDocument] = []

@@ -70,10 +70,17 @@ class VersionRepository:
             if row is not None:
                 row.entity_count = entity_count
 
-    def activate(self, version_id: str, *, chunk_count: int) -> Document | None:
-        """Mark the version ready and, unless a newer version is already active, make it the
-        one readers see: a single transaction, so readers switch from the old to the new
-        version at once. Returns the document afterwards (``None`` if it was deleted)."""
+    def activate(
+        self,
+        version_id: str,
+        *,
+        chunk_count: int,
+        status: DocumentStatus = DocumentStatus.READY,
+    ) -> Document | None:
+        """Mark the version ``status`` (ready, or searchable before its embedding) and,
+        unless a newer version is already active, make it the one readers see: a single
+        transaction, so readers switch from the old to the new version at once. Returns the
+        document afterwards (``None`` if it was deleted)."""
         with self.db.session() as s:
             vrow = s.get(VersionRow, version_id)
             if vrow is None:
@@ -81,12 +88,12 @@ class VersionRepository:
             doc = s.get(DocumentRow, vrow.document_id)
             if doc is None:
                 return None
-            vrow.status = DocumentStatus.READY
+            vrow.status = status
             vrow.chunk_count = chunk_count
             if doc.active_version is None or doc.active_version < vrow.number:
                 doc.active_version = vrow.number
             if doc.current_version == vrow.number and doc.status not in HIDDEN_STATUSES:
-                doc.status = DocumentStatus.READY
+                doc.status = status
             doc.updated_at = utcnow()
             s.flush()
             s.refresh(doc)

@@ -49,7 +49,7 @@ class VectorPoint:
     ``document_id``, ``version_id``, ``collection``, ``tags`` ...)."""
 
     id: str
-    dense: list[float]
+    dense: list[float]  # empty: not embedded yet (found by its terms only until it is)
     sparse_indices: list[int]
     sparse_values: list[float]
     payload: dict[str, Any] = field(default_factory=dict)

@@ -877,10 +877,9 @@ def _document_filter(tenant_id: str, document_id: str, version_id: str | None = 
 
 
 def _edge_point(p: VectorPoint, layout: Layout) -> qe.Point:
-    vector: dict[str, Any] = {
-        DENSE: p.dense,
-        SPARSE: qe.SparseVector(p.sparse_indices, p.sparse_values),
-    }
+    vector: dict[str, Any] = {SPARSE: qe.SparseVector(p.sparse_indices, p.sparse_values)}
+    if p.dense:  # none yet: searchable by its terms before its embedding (progressive indexing)
+        vector[DENSE] = p.dense
     if p.sentences and layout.sentences:  # a collection made before sentence vectors drops them
         vector[SENTENCES] = p.sentences
     return qe.Point(p.id, vector, p.payload)

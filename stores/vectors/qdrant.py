@@ -228,8 +228,10 @@ class QdrantVectorStore:
         return [
             models.PointStruct(
                 id=p.id,
+                # No dense vector yet (a chunk searchable by its terms before its embedding:
+                # progressive indexing): the point has the sparse vector only.
                 vector={
-                    DENSE: p.dense,
+                    **({DENSE: p.dense} if p.dense else {}),
                     SPARSE: models.SparseVector(indices=p.sparse_indices, values=p.sparse_values),
                     **({SENTENCES: p.sentences} if p.sentences and sentences else {}),
                 },

@@ -233,7 +233,16 @@ def test_upload_wait_ready_ask_and_open_a_cited_passage(page: Any, server: Serve
     memo_id = document_id_of(upload_row(page, memo.name))
     seen = page.evaluate("() => window.seen")
     # "loading the model" is shown inside indexing while the first job waits for the model.
-    rank = {"uploading": 0, "queued": 1, "parsing": 2, "indexing": 3, "loading": 3, "ready": 4}
+    # "searchable": found by its words while its embedding runs (progressive indexing).
+    rank = {
+        "uploading": 0,
+        "queued": 1,
+        "parsing": 2,
+        "indexing": 3,
+        "loading": 3,
+        "searchable": 4,
+        "ready": 5,
+    }
     for statuses in (seen[memo.name], seen[handbook.name]):
         assert statuses[:2] == ["uploading", "queued"] and statuses[-1] == "ready", statuses
         assert [rank[s] for s in statuses] == sorted(rank[s] for s in statuses)

@@ -18,9 +18,12 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from core import ids, media
 from core.domain import JobState
-from ingestion.service import IngestionService
+from infra.migrate import verify
+from ingestion.service import Incoming, IngestionService
 from runtime import Runtime
+from stores.vectors import SearchFilter
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import Api
 
@@ -111,16 +114,139 @@ def test_every_step_run_twice_changes_nothing(api: Api) -> None:
     service = IngestionService(rt)
     for step in (
         service.prepare,
+        service.index_terms,
+        service.index_graph,
+        service.publish,
         service.index_vectors,
+        service.index_terms,  # after the embedding: keeps the embedded points
         service.index_graph,
         service.index_vectors,
-        service.index_graph,
         service.finalize,
         service.finalize,
+        service.publish,  # after the job succeeded: nothing
     ):
         step(job_id)
     assert census(api) == before
     assert rt.catalog.jobs.load(job_id).state == JobState.SUCCEEDED
+    doc = api.client.get(f"/v1/documents/{up['document_id']}", headers=api.h()).json()
+    assert doc["status"] == "ready"
+    flt = SearchFilter(tenant_id=rt.catalog.tenants.authenticate(api.keys["acme"]).id)
+    hits = rt.vectors.fetch(sorted(before["points"]), flt)
+    assert hits and all(h.dense and "dense_pending" not in h.payload for h in hits)
+
+
+def _registered(api: Api, name: str, data: bytes) -> tuple[IngestionService, str, str]:
+    """A document registered, its job not run: the test runs its steps."""
+    rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    tenant_id = rt.catalog.tenants.authenticate(api.keys["acme"]).id
+    service = IngestionService(rt)
+    f = Incoming(io.BytesIO(data), name, media.MARKDOWN, ids.sha256_hex(data), len(data))
+    got = service.register(tenant_id, "default", f, title=name, tags=[], metadata={})
+    assert got.job is not None
+    return service, got.document.id, got.job.id
+
+
+def _search(api: Api, query: str) -> list[dict[str, Any]]:
+    r = api.client.post("/v1/search", headers=api.h(), json={"query": query})
+    assert r.status_code == 200, r.text
+    passages: list[dict[str, Any]] = r.json()["passages"]
+    return passages
+
+
+def test_a_version_is_searchable_by_its_words_before_its_embedding(api: Api) -> None:
+    """Progressive indexing (issue #22): once parsed, chunked, its terms and graph written,
+    the version is found by its words (status ``searchable``) while its dense vectors are
+    still to come; the embedding then completes the same points (``ready``)."""
+    service, document_id, job_id = _registered(api, "contrat.md", CONTRACT)
+    rt = service.rt
+    flt = SearchFilter(tenant_id=rt.catalog.tenants.authenticate(api.keys["acme"]).id)
+    assert service.prepare(job_id)
+    service.index_terms(job_id)
+    service.index_graph(job_id)
+    assert _search(api, "CTR-2024-0042") == []  # not published yet: nobody sees it
+    assert service.publish(job_id)
+    doc = api.client.get(f"/v1/documents/{document_id}", headers=api.h()).json()
+    assert doc["status"] == "searchable"
+    found = _search(api, "contrat CTR-2024-0042 montant annuel")
+    assert found and found[0]["document_id"] == document_id
+    version_id = rt.catalog.jobs.load(job_id).version_id
+    assert version_id is not None
+    chunk_ids = [c.id for c in rt.catalog.chunks.of_version(version_id)]
+    pending = rt.vectors.fetch(chunk_ids, flt)
+    assert len(pending) == len(chunk_ids)
+    assert all(not h.dense and h.payload["dense_pending"] for h in pending)
+    assert rt.vectors.search_dense(rt.models.embedder.embed_queries(["contrat"])[0], flt, 5) == []
+    job = rt.catalog.jobs.load(job_id)
+    assert job.state == JobState.RUNNING and job.stage == "searchable"
+
+    service.index_vectors(job_id)
+    service.finalize(job_id)
+    doc = api.client.get(f"/v1/documents/{document_id}", headers=api.h()).json()
+    assert doc["status"] == "ready"
+    assert rt.catalog.jobs.load(job_id).state == JobState.SUCCEEDED
+    dense = rt.vectors.search_dense(rt.models.embedder.embed_queries(["contrat"])[0], flt, 5)
+    assert {h.id for h in dense} == set(chunk_ids)
+    assert _search(api, "contrat CTR-2024-0042 montant annuel")[0]["document_id"] == document_id
+
+
+def test_an_embedding_that_fails_leaves_the_version_searchable_and_says_so(api: Api) -> None:
+    service, document_id, job_id = _registered(api, "contrat.md", CONTRACT)
+    assert service.prepare(job_id)
+    service.index_terms(job_id)
+    service.index_graph(job_id)
+    assert service.publish(job_id)
+    service.fail_job(job_id, "embedding (vector store): the model crashed")
+    service.finalize(job_id)
+    job = service.rt.catalog.jobs.load(job_id)
+    assert job.state == JobState.FAILED
+    assert "the model crashed" in (job.error or "") and "stays searchable" in (job.error or "")
+    doc = api.client.get(f"/v1/documents/{document_id}", headers=api.h()).json()
+    assert doc["status"] == "searchable"
+    assert _search(api, "contrat CTR-2024-0042")[0]["document_id"] == document_id
+    # `gedrag migrate verify` names it; `repair` embeds it and makes it ready.
+    found = verify.verify(service.rt)
+    [drift] = [d for d in found.drift if d.document_id == document_id]
+    assert drift.stores == {"vectors"} and "terms only" in drift.problems[0]
+    verify.repair(service.rt, found)
+    doc = api.client.get(f"/v1/documents/{document_id}", headers=api.h()).json()
+    assert doc["status"] == "ready"
+    assert all(d.document_id != document_id for d in verify.verify(service.rt).drift)
+    version_id = service.rt.catalog.jobs.load(job_id).version_id
+    assert version_id is not None
+    chunk_ids = [c.id for c in service.rt.catalog.chunks.of_version(version_id)]
+    tenant_id = service.rt.catalog.tenants.authenticate(api.keys["acme"]).id
+    hits = service.rt.vectors.fetch(chunk_ids, SearchFilter(tenant_id=tenant_id))
+    assert len(hits) == len(chunk_ids) and all(h.dense for h in hits)
+
+
+def test_a_new_version_searchable_replaces_the_old_at_once(api: Api) -> None:
+    """v2 published while v1 is ready: searches see v2's words only, never both versions."""
+    up = api.upload("contrat.md", CONTRACT).json()
+    assert api.wait(up["job_id"])["state"] == "succeeded"
+    rt: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    tenant_id = rt.catalog.tenants.authenticate(api.keys["acme"]).id
+    service = IngestionService(rt)
+    f = Incoming(
+        io.BytesIO(CONTRACT_V2),
+        "contrat.md",
+        media.MARKDOWN,
+        ids.sha256_hex(CONTRACT_V2),
+        len(CONTRACT_V2),
+    )
+    got = service.register_version(tenant_id, up["document_id"], f)
+    assert got.job is not None
+    job_id = got.job.id
+    assert service.prepare(job_id)
+    service.index_terms(job_id)
+    service.index_graph(job_id)
+    assert [p["version"] for p in _search(api, "Marie Dupont contrat")] == [1]
+    assert service.publish(job_id)
+    passages = _search(api, "Paul Martin contrat")
+    assert passages and {p["version"] for p in passages} == {2}
+    assert all("Marie Dupont" not in p["text"] for p in _search(api, "Marie Dupont"))
+    service.index_vectors(job_id)
+    service.finalize(job_id)
+    assert {p["version"] for p in _search(api, "Paul Martin contrat")} == {2}
 
 
 def test_new_version_replaces_the_old_in_every_store(api: Api) -> None:

@@ -82,7 +82,8 @@ def test_json_logs_carry_request_id_job_id_and_tenant(
     assert upload["duration_ms"] > 0
     # The worker's records of that job name the job and its tenant.
     worker = [r for r in records if r.get("job_id") == job_id]
-    assert any(r["message"] == "version active" for r in worker), worker
+    messages = [r["message"] for r in worker]
+    assert "version searchable" in messages and "version indexed" in messages, worker
     assert all(r.get("tenant") == tenant for r in worker), worker
 
 

@@ -165,6 +165,8 @@ class ExecutorConformance:
         hits = ingestion.rt.vectors.fetch(sorted(chunks), SearchFilter(tenant_id=tenant))
         assert {h.payload["title"] for h in hits} == {"Contract"}
         assert {tuple(h.payload["tags"]) for h in hits} == {("legal",)}
+        # Both stages ran: every point has its dense vector, none is still pending.
+        assert all(h.dense and "dense_pending" not in h.payload for h in hits)
         assert ingestion.rt.vectors.fetch(sorted(chunks), SearchFilter(tenant_id="other")) == []
 
     def test_a_new_version_replaces_the_old_one_in_every_store(

@@ -108,6 +108,35 @@ class VectorStoreConformance:
         assert hit.dense == pytest.approx([0.0, 0.0, 1.0, 0.0])
         assert store.count("t1", "d1") == 1
 
+    def test_a_point_without_its_dense_vector_is_found_by_terms_then_completed(
+        self, store: VectorStore
+    ) -> None:
+        """Progressive indexing (issue #22): a chunk is stored with its sparse vector before
+        its embedding exists; sparse search finds it, dense search does not, and the later
+        upsert of the same id adds its dense vector."""
+        store.ensure_collection(4)
+        flt = SearchFilter(tenant_id="t1")
+        embedded = point("t1", "d1", "v1", 0)
+        pending = replace(
+            point("t1", "d2", "v1", 1),
+            dense=[],
+            payload={**point("t1", "d2", "v1", 1).payload, "dense_pending": True},
+        )
+        store.upsert([embedded, pending])
+        assert store.count("t1", "d2") == 1
+        assert store.missing([pending.id]) == set()
+        assert [h.id for h in store.search_sparse([1001], [1.0], flt, 5)] == [pending.id]
+        assert [h.id for h in store.search_dense([1.0, 1.0, 0.5, 0.0], flt, 5)] == [embedded.id]
+        [hit] = store.fetch([pending.id], flt)
+        assert not hit.dense and hit.payload["dense_pending"] is True
+        store.upsert([point("t1", "d2", "v1", 1)])  # its embedding, under the same id
+        dense = {h.id for h in store.search_dense([1.0, 1.0, 0.5, 0.0], flt, 5)}
+        assert dense == {embedded.id, pending.id}
+        [hit] = store.fetch([pending.id], flt)
+        assert "dense_pending" not in hit.payload
+        assert hit.dense is not None
+        assert cosine(hit.dense, [1.0, 1.0, 0.5, 0.0]) == pytest.approx(1.0)
+
     def test_payload_update_merges_keys(self, store: VectorStore) -> None:
         store.ensure_collection(4)
         store.upsert([point("t1", "d1", "v1", i, ["old"], title="T") for i in range(3)])

@@ -74,7 +74,8 @@ def test_no_call_exceeds_max_texts_unless_one_caller_alone_does() -> None:
         sizes = [3, 3, 7, 2]
         futures = []
         for queued, n in enumerate(sizes, start=1):  # queued in this order
-            futures.append(pool.submit(batcher.embed, [f"t{n} {k}" for k in range(n)]))
+            texts = [f"caller{queued} t{n} {k}" for k in range(n)]  # distinct: none reused
+            futures.append(pool.submit(batcher.embed, texts))
             _wait_for(lambda q=queued: len(batcher._pending) == q)
         model.gate.set()
         first.result(10)
@@ -142,3 +143,29 @@ def test_callers_sharing_a_call_get_their_own_span_vectors() -> None:
         assert vector == words.embed([text])[0]
         assert parts == words.embed([text[a:b] for a, b in own])
     assert len(model.calls) == 2  # both callers in one call after the first
+
+
+def test_identical_and_recent_texts_are_embedded_once() -> None:
+    """The same chunk in two documents of one batch is one model input; a chunk embedded
+    recently (a new version's unchanged section) is not embedded again; the memo is bounded."""
+    model = GatedModel()
+    model.gate.set()
+    seen: list[str] = []
+    inner_embed = model.embed
+
+    def recording(texts: Sequence[str]) -> list[list[float]]:
+        seen.extend(texts)
+        return inner_embed(texts)
+
+    model.embed = recording  # type: ignore[method-assign]
+    batcher = BatchingEmbedder(model, max_texts=64, recent=3)
+    first = ["footer legal notice", "invoice one", "footer legal notice"]
+    assert batcher.embed(first) == WordsEmbedder().embed(first)
+    assert seen == ["footer legal notice", "invoice one"]
+    second = ["footer legal notice", "invoice two"]
+    assert batcher.embed(second) == WordsEmbedder().embed(second)
+    assert seen[2:] == ["invoice two"]
+    assert batcher.reused == 2
+    batcher.embed(["a", "b", "c"])  # pushes the older texts out of the memo (3 kept)
+    batcher.embed(["invoice one"])
+    assert seen[-1] == "invoice one"

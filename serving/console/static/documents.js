@@ -26,7 +26,9 @@ const PHASES = {
   chunking: "parsing",
   "loading model": "loading",
   indexing: "indexing",
-  embedding: "indexing",
+  // Findable by its words already; its meaning vectors are being computed (progressive indexing).
+  searchable: "searchable",
+  embedding: "searchable",
   removing: "removing",
 };
 
@@ -229,7 +231,7 @@ export async function renderDocuments(main) {
     "select",
     { id: "filter-status" },
     option("", t("docs.all"), filters.status),
-    ["queued", "processing", "ready", "failed", "deleting"].map((s) =>
+    ["queued", "processing", "searchable", "ready", "failed", "deleting"].map((s) =>
       option(s, t(`status.${s}`), filters.status),
     ),
   );
