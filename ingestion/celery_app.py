@@ -114,21 +114,46 @@ class GedragCelery(Celery):  # type: ignore[misc]
             return self._ingestion
 
 
-def start_embedded_worker(app: GedragCelery) -> Any:
-    """Run a Celery worker on threads in this process; returns the worker (``.stop()``)."""
+class EmbeddedWorkers:
+    """The in-process workers: one takes the first stage (parse, terms, graph, publish), one
+    the embeddings, each on its own threads, so a backlog of embeddings never holds up a new
+    upload's first stage, and concurrent embeddings share model calls (BatchingEmbedder)."""
+
+    def __init__(self, workers: list[Any]) -> None:
+        self.workers = workers
+
+    def stop(self, in_sighandler: bool = False) -> None:
+        for worker in self.workers:
+            worker.stop(in_sighandler=in_sighandler)
+
+
+def start_embedded_worker(app: GedragCelery) -> EmbeddedWorkers:
+    """Run the Celery workers on threads in this process; returns them (``.stop()``)."""
     from ingestion.tasks import embedding_queue
 
-    worker = app.Worker(
-        pool="threads",
-        queues=[app.settings.broker.queue, embedding_queue(app.settings)],
-        concurrency=app.settings.broker.embedded_concurrency,
-        without_heartbeat=True,
-        without_mingle=True,
-        without_gossip=True,
-        loglevel="WARNING",
-        quiet=True,
-    )
-    thread = threading.Thread(target=worker.start, name="gedrag-worker", daemon=True)
-    thread.start()
-    log.info("embedded worker started", extra={"queue": app.settings.broker.queue})
-    return worker
+    broker = app.settings.broker
+    # A worker's queues are its app's selection (app.amqp.queues): the embedding worker gets an
+    # app of its own over the same in-process broker (kombu's memory transport is one per
+    # process) and the same ingestion service (one model, one BatchingEmbedder).
+    sibling = GedragCelery(app.settings, app._runtime)
+    sibling._ingestion = app.ingestion
+    workers = []
+    for owner, queue, concurrency in (
+        (app, broker.queue, broker.embedded_concurrency),
+        (sibling, embedding_queue(app.settings), broker.embedded_embed_concurrency),
+    ):
+        worker = owner.Worker(
+            pool="threads",
+            queues=[queue],
+            concurrency=concurrency,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            loglevel="WARNING",
+            quiet=True,
+        )
+        thread = threading.Thread(target=worker.start, name=f"gedrag-worker-{queue}", daemon=True)
+        thread.start()
+        workers.append(worker)
+    log.info("embedded workers started", extra={"queue": broker.queue})
+    return EmbeddedWorkers(workers)

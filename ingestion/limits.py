@@ -666,15 +666,12 @@ def task_time_limits(limits: LimitsSettings) -> dict[str, tuple[float, float]]:
     what the step does around it (catalog and store writes, ~60 s at most), then 30 s more
     for the hard limit. Celery enforces them in prefork pools; gedrag's thread and solo
     workers rely on the child process and the deadlines above, which these only back up."""
-    prepare = limits.parse_s + limits.chunk_s + 60
+    # Parse and chunk, terms (no model), entities (rules or an LLM, within EMBED_S), publish.
+    first_stage = limits.parse_s + limits.chunk_s + limits.embed_s + 120
     vectors = limits.embed_s + 120
-    graph = limits.embed_s + 60  # entity extraction reads the same chunks, without a model
     return {
-        "prepare": (prepare, prepare + 30),
-        "terms": (120, 150),  # sparse vectors only: no model call
+        "first_stage": (first_stage, first_stage + 30),
         "vectors": (vectors, vectors + 30),
-        "graph": (graph, graph + 30),
-        "publish": (120, 150),
         "finalize": (120, 150),
         "delete": (300, 330),
     }

@@ -28,8 +28,10 @@ from core.errors import (
     Conflict,
     GedragError,
     IngestionError,
+    Interrupted,
     NotFound,
     StoreUnavailable,
+    TransientError,
     UnsupportedMediaType,
 )
 from core.metrics import INGEST_STAGE, JOBS
@@ -267,6 +269,43 @@ class IngestionService:
         return job, version, doc
 
     # -- the steps -----------------------------------------------------------------------
+
+    def first_stage(self, job_id: str) -> bool:
+        """Parse and chunk, write the terms and the graph, publish: what makes a version
+        searchable, in one step (no queue hops between them, so a document never waits behind
+        the other uploads' parsing to be published). True when its embedding should follow.
+
+        A store's permanent failure fails the job naming that store (the other writes still
+        run, then publish removes them all); a transient one propagates, named, to be retried."""
+        if not self._named("parsing", self.prepare, job_id):
+            return False
+        self._named("vector store (Qdrant)", self.index_terms, job_id)
+        self._named("graph store", self.index_graph, job_id)
+        return bool(self._named("activation", self.publish, job_id))
+
+    def discard_failed(self, job_id: str) -> None:
+        """Remove what a failed first stage wrote (its last retry ran out): a version readers
+        never saw leaves no chunk anywhere. Anything else is left as it is."""
+        job = self.rt.catalog.jobs.load(job_id)
+        if job.state != JobState.FAILED or job.version_id is None:
+            return
+        try:
+            version = self.rt.catalog.versions.load(job.version_id)
+        except NotFound:
+            return
+        if version.status == DocumentStatus.FAILED:
+            self._drop_version(job.tenant_id, version)
+
+    def _named(self, what: str, step: Callable[[str], bool | None], job_id: str) -> bool | None:
+        try:
+            return step(job_id)
+        except Interrupted:
+            raise
+        except TransientError as exc:
+            raise type(exc)(f"{what}: {exc.detail}") from exc
+        except GedragError as exc:
+            self.fail_job(job_id, f"{what}: {exc.detail}")
+            return None
 
     def prepare(self, job_id: str) -> bool:
         """Parse and chunk; True when the store steps should run."""
@@ -525,29 +564,19 @@ class InProcessExecutor:
                 s.delete(j.id)
         published = []
         for i, j in enumerate(ingests):
-            if s.is_published(j.id) or (s.prepare(j.id) and self._first_stage(j)):
+            if s.is_published(j.id) or s.first_stage(j.id):
                 published.append(j)
             report("parse + chunk", i + 1, len(ingests))
         self._embed_ahead(published, report)
         for i, j in enumerate(published):
-            self._step(j, "embedding (vector store)", s.index_vectors)
+            try:
+                s.index_vectors(j.id)
+            except StoreUnavailable:
+                raise
+            except GedragError as exc:
+                s.fail_job(j.id, f"embedding (vector store): {exc.detail}")
             s.finalize(j.id)
             report("index", i + 1, len(published))
-
-    def _first_stage(self, job: Job) -> bool:
-        """Terms and graph, then publish; True when the embedding should follow."""
-        s = self.service
-        self._step(job, "vector store (Qdrant)", s.index_terms)
-        self._step(job, "graph store", s.index_graph)
-        return s.publish(job.id)
-
-    def _step(self, job: Job, what: str, step: Callable[[str], None]) -> None:
-        try:
-            step(job.id)
-        except StoreUnavailable:
-            raise
-        except GedragError as exc:
-            self.service.fail_job(job.id, f"{what}: {exc.detail}")
 
     def _embed_ahead(self, jobs: Sequence[Job], report: BatchProgress) -> None:
         embedder = self.service.indexer.models.embedder

@@ -1,12 +1,11 @@
 """The Celery executor of the ingestion service: thin tasks that take ids, call the service's
 steps, and retry transient errors.
 
-An ingestion runs in two stages (progressive indexing, issue #22). First
-``prepare → chord([terms, graph]) → publish``: the version's sparse vectors and its graph are
-written in parallel, then readers switch to it (``searchable``). Then
-``vectors → finalize`` on the embedding queue: its dense and sentence vectors complete the
-same points, and it is ``ready``. Job state lives in the catalog; the result backend only
-counts the chord's header.
+An ingestion runs in two stages (progressive indexing, issue #22). First one task: parse and
+chunk, the version's sparse vectors and its graph, then readers switch to it (``searchable``):
+``IngestionService.first_stage``. Then ``vectors → finalize`` on the embedding queue: its
+dense and sentence vectors complete the same points, and it is ``ready``. Job state lives in
+the catalog.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery import chain, chord
+from celery import chain
 from celery.exceptions import Reject
 from celery.schedules import crontab
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -34,10 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INGEST = "gedrag.ingest_version"
-INDEX_TERMS = "gedrag.index_terms"
 INDEX_VECTORS = "gedrag.index_vectors"
-INDEX_GRAPH = "gedrag.index_graph"
-PUBLISH = "gedrag.publish_version"
 FINALIZE = "gedrag.finalize_version"
 DELETE = "gedrag.delete_document"
 SYNC = "gedrag.sync_document"
@@ -69,6 +65,11 @@ class CeleryExecutor:
             self.app.send_task(task, kwargs=kwargs)
         except KombuOperationalError as exc:
             raise StoreUnavailable(f"job queue unavailable: {exc}") from exc
+
+
+def named(what: str, exc: GedragError) -> str:
+    """``what: detail`` (the first stage's errors name their store themselves)."""
+    return f"{what}: {exc.detail}" if what else exc.detail
 
 
 def _tenant_of(service: IngestionService, job_id: str) -> str | None:
@@ -108,14 +109,14 @@ def register(app: GedragCelery) -> None:
         except TransientError as exc:
             if task.request.retries >= broker.max_retries:
                 attempts = task.request.retries + 1
-                service.fail_job(job_id, f"{what}: {exc.detail} ({attempts} attempts)")
+                service.fail_job(job_id, f"{named(what, exc)} ({attempts} attempts)")
                 return None
             delay = min(2**task.request.retries, broker.retry_backoff_max_s)
             log.warning("transient failure, retrying", extra={"job_id": job_id, "delay_s": delay})
-            service.note_retry(job_id, f"{what}: {exc.detail}")
+            service.note_retry(job_id, named(what, exc))
             raise task.retry(exc=exc, countdown=delay) from exc
         except GedragError as exc:
-            service.fail_job(job_id, f"{what}: {exc.detail}")
+            service.fail_job(job_id, named(what, exc))
         except Exception as exc:
             log.exception("step crashed", extra={"job_id": job_id, "step": what})
             service.fail_job(job_id, f"{what}: internal error {type(exc).__name__}: {exc}")
@@ -140,33 +141,14 @@ def register(app: GedragCelery) -> None:
             app.signature(FINALIZE, kwargs=kwargs),
         ).apply_async()
 
-    @app.task(name=INGEST, **options, **limits["prepare"])  # type: ignore[untyped-decorator]
+    @app.task(name=INGEST, **options, **limits["first_stage"])  # type: ignore[untyped-decorator]
     def ingest_version(self: Any, *, job_id: str) -> None:
-        if app.ingestion.is_published(job_id):  # requeued after it became searchable
+        service = app.ingestion
+        # A job requeued after it became searchable resumes at its embedding.
+        if service.is_published(job_id) or run(self, service.first_stage, job_id, ""):
             embed_then_finalize(job_id)
-        elif run(self, app.ingestion.prepare, job_id, "parsing"):
-            kwargs = {"job_id": job_id}
-            chord(
-                [
-                    app.signature(INDEX_TERMS, kwargs=kwargs),
-                    app.signature(INDEX_GRAPH, kwargs=kwargs),
-                ],
-                app=app,
-            )(app.signature(PUBLISH, kwargs=kwargs))
-
-    # The chord's header must store results: the backend counts them to fire publish.
-    @app.task(name=INDEX_TERMS, ignore_result=False, **options, **limits["terms"])  # type: ignore[untyped-decorator]
-    def index_terms(self: Any, *, job_id: str) -> None:
-        run(self, app.ingestion.index_terms, job_id, "vector store (Qdrant)")
-
-    @app.task(name=INDEX_GRAPH, ignore_result=False, **options, **limits["graph"])  # type: ignore[untyped-decorator]
-    def index_graph(self: Any, *, job_id: str) -> None:
-        run(self, app.ingestion.index_graph, job_id, "graph store")
-
-    @app.task(name=PUBLISH, **options, **limits["publish"])  # type: ignore[untyped-decorator]
-    def publish_version(self: Any, *_results: Any, job_id: str) -> None:
-        if run(self, app.ingestion.publish, job_id, "activation"):
-            embed_then_finalize(job_id)
+        else:
+            service.discard_failed(job_id)
 
     @app.task(name=INDEX_VECTORS, **options, **limits["vectors"])  # type: ignore[untyped-decorator]
     def index_vectors(self: Any, *, job_id: str) -> None:

@@ -204,6 +204,6 @@ def test_quotas_refuse_uploads_beyond_the_day() -> None:
 def test_celery_time_limits_follow_the_budgets() -> None:
     limits = task_time_limits(LimitsSettings(parse_s=100, chunk_s=20, embed_s=300))
 
-    assert limits["prepare"] == (180, 210)
+    assert limits["first_stage"] == (540, 570)  # parse + chunk + entities + 120 s of writes
     assert limits["vectors"] == (420, 450)
     assert all(soft < hard for soft, hard in limits.values())
