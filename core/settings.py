@@ -43,7 +43,8 @@ class BrokerSettings(BaseModel):
     )
     result_backend: str | None = Field(
         default=None,
-        description="Celery result backend for chords; unset means the broker URL "
+        description="Celery result backend (gedrag's tasks store no results since #22: kept "
+        "for Celery's own use); unset means the broker URL "
         "(cache+memory:// in embedded mode). Job state itself lives in the catalog.",
     )
     queue: str = Field(default="gedrag", description="Celery queue the workers consume.")
@@ -55,18 +56,10 @@ class BrokerSettings(BaseModel):
     )
     # 4: documents in flight together share the embedding model's calls (BatchingEmbedder);
     # measured on 2 cores (142 documents): 2 threads 163 s, 4 threads 103 s, 8 threads 108 s.
+    # 4: documents in flight together share the embedding model's calls (BatchingEmbedder);
+    # measured on 2 cores (142 documents): 2 threads 163 s, 4 threads 103 s, 8 threads 108 s.
     embedded_concurrency: int = Field(
-        default=4,
-        ge=1,
-        description="Threads of the in-process worker of the first stage: parse, terms, graph, "
-        "publish (embedded mode only).",
-    )
-    # Embedding threads mostly wait for the one model call in flight (BatchingEmbedder): more
-    # threads make larger batches, not more CPU work.
-    embedded_embed_concurrency: int = Field(
-        default=8,
-        ge=1,
-        description="Threads of the in-process worker of the embedding step (embedded mode only).",
+        default=4, ge=1, description="Threads of the in-process worker (embedded mode only)."
     )
     max_retries: int = Field(
         default=6, ge=0, description="Retries of a job step on transient store errors."

@@ -3,7 +3,7 @@
 Production: a Redis broker by URL and separate ``gedrag worker`` processes. Embedded (the
 default): the ``memory://`` broker, whose queues live in this process, and a real Celery worker on
 threads inside the ``gedrag up`` process, so a new user needs no Redis. Job state lives in the
-catalog, never in a result backend; the backend only serves chords.
+catalog, never in a result backend.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class GedragCelery(Celery):  # type: ignore[misc]
             broker_transport_options={
                 "visibility_timeout": settings.broker.visibility_timeout_s,
                 # The in-process broker is polled, 1 s by default: each document makes three
-                # hops (prepare, store chord, finalize). Polling memory costs nothing.
+                # hops (first stage, embedding, finalize). Polling memory costs nothing.
                 **({"polling_interval": 0.02} if settings.embedded_broker else {}),
             },
             result_backend_transport_options={
@@ -114,46 +114,22 @@ class GedragCelery(Celery):  # type: ignore[misc]
             return self._ingestion
 
 
-class EmbeddedWorkers:
-    """The in-process workers: one takes the first stage (parse, terms, graph, publish), one
-    the embeddings, each on its own threads, so a backlog of embeddings never holds up a new
-    upload's first stage, and concurrent embeddings share model calls (BatchingEmbedder)."""
-
-    def __init__(self, workers: list[Any]) -> None:
-        self.workers = workers
-
-    def stop(self, in_sighandler: bool = False) -> None:
-        for worker in self.workers:
-            worker.stop(in_sighandler=in_sighandler)
-
-
-def start_embedded_worker(app: GedragCelery) -> EmbeddedWorkers:
-    """Run the Celery workers on threads in this process; returns them (``.stop()``)."""
+def start_embedded_worker(app: GedragCelery) -> Any:
+    """Run a Celery worker on threads in this process, on both queues (the first stage's and
+    the embeddings'); returns the worker (``.stop()``)."""
     from ingestion.tasks import embedding_queue
 
-    broker = app.settings.broker
-    # A worker's queues are its app's selection (app.amqp.queues): the embedding worker gets an
-    # app of its own over the same in-process broker (kombu's memory transport is one per
-    # process) and the same ingestion service (one model, one BatchingEmbedder).
-    sibling = GedragCelery(app.settings, app._runtime)
-    sibling._ingestion = app.ingestion
-    workers = []
-    for owner, queue, concurrency in (
-        (app, broker.queue, broker.embedded_concurrency),
-        (sibling, embedding_queue(app.settings), broker.embedded_embed_concurrency),
-    ):
-        worker = owner.Worker(
-            pool="threads",
-            queues=[queue],
-            concurrency=concurrency,
-            without_heartbeat=True,
-            without_mingle=True,
-            without_gossip=True,
-            loglevel="WARNING",
-            quiet=True,
-        )
-        thread = threading.Thread(target=worker.start, name=f"gedrag-worker-{queue}", daemon=True)
-        thread.start()
-        workers.append(worker)
-    log.info("embedded workers started", extra={"queue": broker.queue})
-    return EmbeddedWorkers(workers)
+    worker = app.Worker(
+        pool="threads",
+        queues=[app.settings.broker.queue, embedding_queue(app.settings)],
+        concurrency=app.settings.broker.embedded_concurrency,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel="WARNING",
+        quiet=True,
+    )
+    thread = threading.Thread(target=worker.start, name="gedrag-worker", daemon=True)
+    thread.start()
+    log.info("embedded worker started", extra={"queue": app.settings.broker.queue})
+    return worker

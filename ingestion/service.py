@@ -1,12 +1,14 @@
 """The one ingestion service: it registers documents and versions, and runs the steps that
-index them. Celery (``ingestion.tasks``: a chord across workers) and this process
-(:class:`InProcessExecutor`: evaluation, benchmarks) are two executors of the same steps.
+index them. Celery (``ingestion.tasks``) and this process (:class:`InProcessExecutor`:
+evaluation, benchmarks) are two executors of the same steps.
 
-Ingesting a version is four steps. ``prepare`` parses and chunks and records the chunks in
-the catalog; then ``index_vectors`` (vector store) and ``index_graph`` (graph store) run in
-parallel; ``finalize`` then switches the document's active version in one catalog transaction,
-which is the moment readers see the new version, and removes what superseded versions left in
-the stores.
+Ingesting a version is two stages (progressive indexing, issue #22). :meth:`first_stage`:
+``prepare`` parses and chunks and records the chunks in the catalog; ``index_terms`` stores
+them in the vector store with their sparse vectors only, ``index_graph`` writes the graph;
+``publish`` then switches the document's active version in one catalog transaction (status
+``searchable``: readers find it by its words from that moment) and removes what superseded
+versions left in the stores. Then ``index_vectors`` adds the dense and sentence vectors to the
+same points and ``finalize`` marks the version ``ready`` and sorts it.
 
 Each step takes a job id, re-reads state from the catalog and exits early when the job already
 finished, and every write is an upsert by deterministic id, so a redelivered task (worker
@@ -496,9 +498,9 @@ class IngestionService:
             log.exception("sorting failed", extra={"document_id": version.document_id})
 
     def _check_complete(self, tenant_id: str, version: Version, chunk_ids: list[str]) -> None:
-        """Both stores hold every chunk, or a retry comes later: a redelivered header task can
-        make the chord fire before its sibling finished, and readers must never see half a
-        version. Vectors are checked by id (no filtered scan)."""
+        """Both stores hold every chunk, or a retry comes later: readers must never see half a
+        version (a store that acknowledged a write it lost, a step interrupted between two
+        writes). Vectors are checked by id (no filtered scan)."""
         missing = len(self.rt.vectors.missing(chunk_ids))
         graph = self.rt.graph.counts(tenant_id, version.document_id, version.id).chunks
         if missing or graph != len(chunk_ids):

@@ -88,8 +88,8 @@ def register(app: GedragCelery) -> None:
     def run(task: Any, step: Step, job_id: str, what: str) -> Any:
         """Run a step; retry transient errors with backoff, then fail the job naming ``what``.
 
-        Never raises out of a chord header: a failed job still reaches ``finalize``, which
-        removes the partial writes.
+        Never raises for a failed job: the task that follows (``finalize``, or the first
+        stage's clean-up) removes the partial writes.
         """
         service = app.ingestion
         with observability.bound(job_id=job_id, tenant=_tenant_of(service, job_id)):
@@ -119,7 +119,8 @@ def register(app: GedragCelery) -> None:
             service.fail_job(job_id, named(what, exc))
         except Exception as exc:
             log.exception("step crashed", extra={"job_id": job_id, "step": what})
-            service.fail_job(job_id, f"{what}: internal error {type(exc).__name__}: {exc}")
+            crash = GedragError(f"internal error {type(exc).__name__}: {exc}")
+            service.fail_job(job_id, named(what, crash))
         return None
 
     # shared=False: Celery's default adds every task to every app in the process, which would
