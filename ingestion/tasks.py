@@ -137,9 +137,11 @@ def register(app: GedragCelery) -> None:
         """The second stage: embedding, on its own queue (``<queue>.embed``: a GPU worker or
         the model's one worker can take only these), then ``ready``."""
         kwargs = {"job_id": job_id}
+        # finalize on the same queue: a version is ready when embedded, not after every first
+        # stage queued behind it
         chain(
             app.signature(INDEX_VECTORS, kwargs=kwargs, queue=embed_queue),
-            app.signature(FINALIZE, kwargs=kwargs),
+            app.signature(FINALIZE, kwargs=kwargs, queue=embed_queue),
         ).apply_async()
 
     @app.task(name=INGEST, **options, **limits["first_stage"])  # type: ignore[untyped-decorator]
