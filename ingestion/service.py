@@ -212,7 +212,7 @@ class IngestionService:
                 catalog.versions.set_status(job.version_id, DocumentStatus.FAILED)
         elif job.version_id is not None:
             # Its embedding failed after it was published: it stays searchable by its terms,
-            # entities and graph; a new upload of it (or a re-embed) completes it.
+            # entities and graph; `gedrag migrate repair` embeds it (verify lists it).
             cause = f"{cause} (the version stays searchable by its words, without its meaning)"
         catalog.jobs.update(job_id, state=JobState.FAILED, error=cause)
         log.warning("job failed", extra={"job_id": job_id, "cause": cause})
@@ -363,17 +363,15 @@ class IngestionService:
             return
         _, version, doc = loaded
         chunks = self.rt.catalog.chunks.of_version(version.id)
+        if self.rt.vectors.dim() is None:  # the first document: the collection's size
+            self._load_model(job_id)
+            self.rt.vectors.ensure_collection(self.indexer.models.embedder.dim)
+        # Only chunks with no point yet: a redelivered step must not replace a chunk's
+        # embedded point by its terms-only one (same id, same text).
+        absent = self.rt.vectors.missing([c.id for c in chunks])
+        with INGEST_STAGE.labels("terms").time():
+            points = self.indexer.term_points([c for c in chunks if c.id in absent], doc, version)
         with INGEST_STAGE.labels("vector_write").time():
-            if self.rt.vectors.dim() is None:  # the first document: the collection's size
-                self._load_model(job_id)
-                self.rt.vectors.ensure_collection(self.indexer.models.embedder.dim)
-            # Only chunks with no point yet: a redelivered step must not replace a chunk's
-            # embedded point by its terms-only one (same id, same text).
-            absent = self.rt.vectors.missing([c.id for c in chunks])
-            with INGEST_STAGE.labels("terms").time():
-                points = self.indexer.term_points(
-                    [c for c in chunks if c.id in absent], doc, version
-                )
             self.rt.vectors.upsert(points)
 
     def _load_model(self, job_id: str, stage: str = "loading model") -> None:
